@@ -1,0 +1,106 @@
+"""Machine credentials: API keys, browser MQTT tokens, service passwords.
+
+Shared by the HTTP server (issues them), the broker plugin and the storage
+layer (check them). Everything here is fast (SHA-256 / HMAC) and constant-time
+where it compares secrets: bcrypt is for human passwords only.
+
+API key: `hk_<prefix>_<secret>`; prefix is 10 lowercase base32 characters,
+public and unique (the O(1) look-up); the secret is 32 random bytes,
+urlsafe-base64. Only SHA-256 of the whole key is stored.
+
+Browser token: `hbt1.<payload>.<mac>`, payload = base64url(JSON {"u": user_id,
+"exp": unix_seconds}), mac = base64url(HMAC-SHA256(SECRET_KEY, "mqtt-token:" +
+payload)). It holds nothing secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+KEY_TAG = "hk"
+PREFIX_LEN = 10
+TOKEN_TAG = "hbt1"
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+# MQTT usernames of the hub's own processes; their passwords derive from SECRET_KEY.
+PERSISTER_USERNAME = "hub-persister"
+SERVICE_USERNAME = "hub-service"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: str  # shown once, never stored
+    prefix: str
+    secret_hash: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> NewKey:
+    prefix = "".join(secrets.choice(_B32) for _ in range(PREFIX_LEN))
+    key = f"{KEY_TAG}_{prefix}_{secrets.token_urlsafe(32)}"
+    return NewKey(key=key, prefix=prefix, secret_hash=hash_key(key))
+
+
+def key_prefix(key: str) -> str | None:
+    """The public prefix of a well-formed key, else None (no exception)."""
+    if not isinstance(key, str) or len(key) > 200:
+        return None
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_TAG or len(parts[1]) != PREFIX_LEN or len(parts[2]) < 20:
+        return None
+    return parts[1]
+
+
+def key_matches(key: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret_key: str, purpose: str, payload: str) -> str:
+    return _b64(hmac.new(secret_key.encode(), f"{purpose}:{payload}".encode(), hashlib.sha256).digest())
+
+
+def issue_token(secret_key: str, user_id: int, ttl: float, now: float | None = None) -> str:
+    exp = int((time.time() if now is None else now) + ttl)
+    payload = _b64(json.dumps({"u": user_id, "exp": exp}, separators=(",", ":")).encode())
+    return f"{TOKEN_TAG}.{payload}.{_mac(secret_key, 'mqtt-token', payload)}"
+
+
+def verify_token(secret_key: str, token: str, now: float | None = None) -> tuple[int, int] | None:
+    """(user_id, expiry) of a valid unexpired token, else None."""
+    if not isinstance(token, str) or len(token) > 500:
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_TAG:
+        return None
+    if not hmac.compare_digest(_mac(secret_key, "mqtt-token", parts[1]), parts[2]):
+        return None
+    try:
+        data = json.loads(_unb64(parts[1]))
+        user_id, exp = int(data["u"]), int(data["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if exp <= (time.time() if now is None else now):
+        return None
+    return user_id, exp
+
+
+def service_password(secret_key: str, username: str) -> str:
+    """Password of one of the hub's own MQTT clients (persister, HTTP service)."""
+    return hmac.new(secret_key.encode(), f"service:{username}".encode(), hashlib.sha256).hexdigest()

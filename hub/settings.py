@@ -1,0 +1,172 @@
+"""The hub's settings: one dataclass, defaults in code.
+
+Load order (later wins):
+1. the defaults below;
+2. the settings file, a Python file whose UPPERCASE names are settings
+   (`settings/config.py`, or the path in the environment variable
+   `HUB_SETTINGS`); an unknown name is an error, not a silent typo;
+3. environment variables `NAME` or `HUB_NAME` (the prefixed one wins), each
+   value parsed as YAML: `HUB_HTTP_PORT=8081`, `HUB_DEBUG=true`,
+   `HUB_ALLOWED_ORIGINS='[a, b]'`.
+
+`SECRET_KEY` has no default: on first run it is generated and appended to the
+settings file (mode 0600).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub.errors import SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_FILE = ROOT / "settings" / "config.py"
+ENV_PREFIX = "HUB_"
+
+
+def _s(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Settings:
+    # --- general -----------------------------------------------------------
+    DATA_DIR: str = _s("data", "Folder for the SQLite file, local bulk storage, Mosquitto's "
+                       "generated config and persistence (relative to the project root).")
+    DEBUG: bool = _s(False, "Verbose logs and tracebacks in the server log (never in responses).")
+    LOG_LEVEL: str = _s("INFO", "Python logging level for hub processes.")
+    SECRET_KEY: str = _s("", "Signs sessions and browser MQTT tokens and derives the internal "
+                         "service credentials. Generated on first run if empty; keep it secret.")
+    # --- storage -----------------------------------------------------------
+    DATABASE_URL: str = _s("", "SQLAlchemy URL. Empty: sqlite file DATA_DIR/hub.db. "
+                           "Production: 'postgresql+psycopg://user:pw@host/db' (quote it: it has a colon).")
+    BULK_STORAGE_URL: str = _s("", "Where large values go. Empty: file://DATA_DIR/bulk. "
+                               "Or 's3://bucket/prefix'.")
+    BULK_THRESHOLD: int = _s(16384, "Values larger than this many bytes are kept in bulk storage; "
+                             "the revision row keeps the key.")
+    S3_ENDPOINT_URL: str = _s("", "S3 endpoint for non-AWS stores (MinIO, moto). Empty: AWS.")
+    S3_REGION: str = _s("", "S3 region. Empty: boto3's usual sources.")
+    PASSWORD_HASH_ROUNDS: int = _s(12, "bcrypt cost for human passwords (4-16).")
+    MIN_PASSWORD_LENGTH: int = _s(10, "Shortest password accepted for a user.")
+    # --- MQTT --------------------------------------------------------------
+    MQTT_HOST: str = _s("127.0.0.1", "Host the hub's own clients (persister, HTTP) use to reach Mosquitto.")
+    MQTT_PORT: int = _s(1883, "Mosquitto's MQTT TCP port.")
+    MQTT_WS_PORT: int = _s(9001, "Mosquitto's MQTT-over-websockets port.")
+    MQTT_WS_URL: str = _s("", "Websocket URL browsers are told to use. Empty: ws://HTTP host:MQTT_WS_PORT.")
+    MQTT_MAX_PAYLOAD: int = _s(1048576, "Largest MQTT message in bytes (Mosquitto's max_packet_size).")
+    MQTT_TOKEN_TTL: int = _s(900, "Lifetime in seconds of a browser's MQTT token.")
+    MOSQUITTO_BIN: str = _s("mosquitto", "Mosquitto executable started by run.py.")
+    # --- HTTP --------------------------------------------------------------
+    HTTP_HOST: str = _s("127.0.0.1", "Address the HTTP server binds.")
+    HTTP_PORT: int = _s(8080, "Port the HTTP server binds.")
+    ALLOWED_ORIGINS: list = _s([], "Extra origins allowed to make cookie-authenticated writes.")
+    MAX_REQUEST_BYTES: int = _s(16 * 1024 * 1024, "Largest HTTP request body; larger gets 413.")
+    # --- persister ---------------------------------------------------------
+    AUTO_CREATE_SEQUENCES: bool = _s(True, "Create a sequence on its first update when the "
+                                     "publisher may write the folder.")
+    PERSISTER_BATCH_SIZE: int = _s(1000, "Most messages stored in one transaction.")
+    PERSISTER_BATCH_MS: int = _s(50, "Longest a message waits for its batch to fill, in ms.")
+
+    # ------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        p = Path(self.DATA_DIR)
+        return p if p.is_absolute() else ROOT / p
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite:///{self.data_path / 'hub.db'}"
+
+    @property
+    def bulk_storage_url(self) -> str:
+        return self.BULK_STORAGE_URL or f"file://{self.data_path / 'bulk'}"
+
+    @property
+    def mqtt_ws_url(self) -> str:
+        return self.MQTT_WS_URL or f"ws://{self.HTTP_HOST}:{self.MQTT_WS_PORT}"
+
+    @classmethod
+    def help_rows(cls) -> list[tuple[str, Any, str]]:
+        out = []
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            out.append((f.name, default, f.metadata.get("help", "")))
+        return out
+
+
+def _coerce(name: str, value: Any, target: Any) -> Any:
+    kinds = {"int": int, "bool": bool, "str": str, "list": list, "float": float, "dict": dict}
+    kind = kinds.get(target if isinstance(target, str) else getattr(target, "__name__", ""))
+    if kind is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is str and isinstance(value, (int, float)):
+        return str(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise SettingsError(f"setting {name} must be {kind.__name__}, got {value!r}")
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    scope: dict[str, Any] = {"__file__": str(path)}
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), scope)
+    except Exception as e:  # a broken settings file must say where
+        raise SettingsError(f"cannot read settings file {path}: {e}") from e
+    return {k: v for k, v in scope.items() if k.isupper()}
+
+
+def settings_path() -> Path:
+    return Path(os.environ.get(ENV_PREFIX + "SETTINGS", DEFAULT_SETTINGS_FILE))
+
+
+def load(path: Path | None = None, env: dict[str, str] | None = None,
+         generate_secret: bool = True) -> Settings:
+    """Build the settings; raise `SettingsError` on unknown names or bad types."""
+    env = os.environ if env is None else env
+    path = settings_path() if path is None else path
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    for name, value in read_file(path).items():
+        if name not in fields:
+            raise SettingsError(f"unknown setting {name} in {path}; known: {', '.join(sorted(fields))}")
+        values[name] = value
+    for name in fields:
+        for key in (name, ENV_PREFIX + name):
+            if key in env:
+                try:
+                    values[name] = yaml.safe_load(env[key]) if env[key] != "" else ""
+                except yaml.YAMLError as e:
+                    raise SettingsError(f"environment variable {key} is not valid YAML: {e}") from e
+                if values[name] is None:
+                    values[name] = ""
+    for name, value in values.items():
+        values[name] = _coerce(name, value, fields[name].type)
+    s = Settings(**values)
+    if not s.SECRET_KEY:
+        if not generate_secret:
+            raise SettingsError(f"SECRET_KEY is not set (in {path} or HUB_SECRET_KEY)")
+        s.SECRET_KEY = write_secret(path)
+    if len(s.SECRET_KEY) < 32:
+        raise SettingsError("SECRET_KEY must be at least 32 characters")
+    return s
+
+
+def write_secret(path: Path) -> str:
+    """Generate a SECRET_KEY and append it to the settings file (0600)."""
+    key = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write(f"\n# generated on first run; keep secret\nSECRET_KEY = {key!r}\n")
+    return key

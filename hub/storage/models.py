@@ -1,0 +1,202 @@
+"""The tables. Schema changes go through alembic (hub/storage/migrations)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class ResourceType(str, enum.Enum):
+    FOLDER = "folder"
+    ORGANIZATION = "organization"
+    CONTROLLER = "controller"
+    FILE = "file"
+    SEQUENCE = "sequence"
+
+    @property
+    def is_folder(self) -> bool:
+        return self in (ResourceType.FOLDER, ResourceType.ORGANIZATION, ResourceType.CONTROLLER)
+
+
+class DataType(str, enum.Enum):
+    NUMERIC = "numeric"
+    TEXT = "text"
+    JSON = "json"
+    IMAGE = "image"
+
+
+class Role(str, enum.Enum):
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+class Level(enum.IntEnum):
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(100))
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "organization_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(10), default=Role.MEMBER.value)
+
+
+class Resource(Base):
+    """A node of the tree. `path` is the full path; live paths are unique."""
+
+    __tablename__ = "resources"
+    __table_args__ = (
+        Index("ix_resources_live_path", "path", unique=True,
+              sqlite_where=text("deleted = 0"), postgresql_where=text("NOT deleted")),
+        Index("ix_resources_parent", "parent_id", "deleted", "name"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    path: Mapped[str] = mapped_column(String(500))
+    type: Mapped[str] = mapped_column(String(16))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Latest revision of a file or sequence: "latest value" is one PK look-up.
+    last_revision_id: Mapped[int | None] = mapped_column(BigId)
+    # Free-form attributes: a file's content type, a controller's status, ...
+    attributes: Mapped[str | None] = mapped_column(Text)
+
+
+class Sequence(Base):
+    __tablename__ = "sequences"
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    data_type: Mapped[str] = mapped_column(String(10), default=DataType.NUMERIC.value)
+    units: Mapped[str] = mapped_column(String(40), default="")
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    decimal_places: Mapped[int | None] = mapped_column(Integer)
+    max_history: Mapped[int | None] = mapped_column(Integer)
+
+
+class Revision(Base):
+    """One value of a sequence or one version of a file.
+
+    `timestamp_us` is microseconds since the epoch (UTC): integer buckets make
+    downsampling portable SQL, and (resource, timestamp) is unique, which is
+    what makes a redelivered update a no-op.
+    """
+
+    __tablename__ = "revisions"
+    __table_args__ = (
+        Index("ix_revisions_resource_ts", "resource_id", "timestamp_us", unique=True,
+              postgresql_include=["num"]),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    resource_id: Mapped[int] = mapped_column(Integer)
+    timestamp_us: Mapped[int] = mapped_column(BigInteger)
+    num: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    bulk_key: Mapped[str | None] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    controller_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Permission(Base):
+    """`level` on `resource` and below for exactly one subject."""
+
+    __tablename__ = "permissions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    controller_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class Change(Base):
+    """Append-only log of access-relevant changes (keys, users, permissions,
+    memberships, folders). The broker plugin polls max(id) to refresh."""
+
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(100), default="")
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DeadLetter(Base):
+    """The last bad messages the persister dropped, for operators."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    topic: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
