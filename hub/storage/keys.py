@@ -1,0 +1,90 @@
+"""API keys: create (secret returned once), revoke, verify."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import credentials
+from hub.access import Subject
+from hub.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from hub.storage import changes, resources, users
+from hub.storage.models import ApiKey, ResourceType, User, utcnow
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key per minute
+
+
+def create(s: Session, *, user_id: int | None = None, controller_path: str | None = None,
+           created_by: int | None = None, name: str = "") -> tuple[ApiKey, str]:
+    """A key for a user or for a controller folder. Returns (row, secret)."""
+    if (user_id is None) == (controller_path is None):
+        raise BadRequest("a key belongs to exactly one of: a user, a controller folder")
+    controller = org_id = None
+    if controller_path is not None:
+        controller = resources.get(s, controller_path, type=ResourceType.CONTROLLER.value)
+        org_id = controller.organization_id
+    else:
+        users.get_user(s, user_id)  # type: ignore[arg-type]
+    new = credentials.new_key()
+    row = ApiKey(prefix=new.prefix, secret_hash=new.secret_hash, name=name[:100], user_id=user_id,
+                 controller_id=controller.id if controller else None, organization_id=org_id,
+                 created_by=created_by)
+    s.add(row)
+    s.flush()
+    changes.record(s, "key", new.prefix)
+    return row, new.key
+
+
+def get(s: Session, prefix: str) -> ApiKey:
+    row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None:
+        raise NotFound(f"no key with prefix {prefix}")
+    return row
+
+
+def revoke(s: Session, prefix: str, *, by_user_id: int | None = None) -> ApiKey:
+    row = get(s, prefix)
+    if row.revoked_at is not None:
+        raise Conflict(f"key {prefix} is already revoked")
+    row.revoked_at, row.revoked_by = utcnow(), by_user_id
+    changes.record(s, "key", prefix)
+    return row
+
+
+def verify(s: Session, key: str) -> ApiKey:
+    """The live key row for a presented key, else Unauthenticated. Does not
+    say which check failed (the log may, with the prefix only)."""
+    prefix = credentials.key_prefix(key)
+    row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if row is None or not credentials.key_matches(key, row.secret_hash) or row.revoked_at is not None:
+        raise Unauthenticated("invalid or revoked API key")
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    return row
+
+
+def subject_for_key(s: Session, row: ApiKey) -> Subject:
+    if row.controller_id is not None:
+        controller = s.get(resources.Resource, row.controller_id)
+        if controller is None or controller.deleted:
+            raise Unauthenticated("the key's controller folder was deleted")
+        return Subject(controller_id=controller.id, controller_path=controller.path, key_prefix=row.prefix)
+    u = s.get(User, row.user_id)
+    if u is None or u.deleted:
+        raise Unauthenticated("the key's user was deleted")
+    return users.subject_for_user(s, u, key_prefix=row.prefix)
+
+
+def list_keys(s: Session, *, user_id: int | None = None, controller_ids: list[int] | None = None,
+              include_revoked: bool = True) -> list[ApiKey]:
+    q = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    if user_id is not None:
+        q = q.where(ApiKey.user_id == user_id)
+    if controller_ids is not None:
+        q = q.where(ApiKey.controller_id.in_(controller_ids))
+    if not include_revoked:
+        q = q.where(ApiKey.revoked_at.is_(None))
+    return list(s.scalars(q))

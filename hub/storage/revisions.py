@@ -1,0 +1,118 @@
+"""Revisions: batched appends, latest value, history ranges, downsampling.
+
+Rows only: uploading large values to bulk storage happens in `store.py`
+before these functions run, so a row never points at a missing object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence as Seq
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from hub.storage.models import Resource, Revision, utcnow
+
+
+@dataclass
+class NewRevision:
+    resource_id: int
+    timestamp_us: int
+    num: float | None = None
+    text: str | None = None
+    data: bytes | None = None
+    bulk_key: str | None = None
+    size: int = 0
+
+
+@dataclass
+class Bucket:
+    start_us: int
+    count: int
+    min: float | None
+    max: float | None
+    mean: float | None
+
+
+def _insert(s: Session):  # type: ignore[no-untyped-def]
+    dialect = s.get_bind().dialect.name
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return ins(Revision).on_conflict_do_nothing(index_elements=["resource_id", "timestamp_us"])
+
+
+def append(s: Session, items: Seq[NewRevision]) -> int:
+    """Insert many revisions in one statement; a (resource, timestamp) that is
+    already stored is skipped (redelivery). Returns how many were new. Keeps
+    each touched resource's latest-revision pointer current."""
+    if not items:
+        return 0
+    rows = [i.__dict__ for i in items]
+    stmt = _insert(s).returning(Revision.id)
+    inserted = len(s.execute(stmt, rows).all()) if len(rows) > 1 else len(s.execute(stmt, rows[0]).all())
+    touch_latest(s, {i.resource_id for i in items})
+    return inserted
+
+
+def touch_latest(s: Session, resource_ids: Iterable[int]) -> None:
+    ids = sorted(set(resource_ids))
+    if not ids:
+        return
+    newest = (select(Revision.id).where(Revision.resource_id == Resource.id)
+              .order_by(Revision.timestamp_us.desc()).limit(1).scalar_subquery())
+    s.execute(update(Resource).where(Resource.id.in_(ids))
+              .values(last_revision_id=newest, modified_at=utcnow()),
+              execution_options={"synchronize_session": False})
+
+
+def latest(s: Session, r: Resource) -> Revision | None:
+    return s.get(Revision, r.last_revision_id) if r.last_revision_id else None
+
+
+def get_at(s: Session, resource_id: int, revision_id: int) -> Revision | None:
+    rev = s.get(Revision, revision_id)
+    return rev if rev is not None and rev.resource_id == resource_id else None
+
+
+def history(s: Session, resource_id: int, *, start_us: int | None = None, end_us: int | None = None,
+            count: int = 1000, newest_first: bool = True) -> list[Revision]:
+    q = select(Revision).where(Revision.resource_id == resource_id)
+    if start_us is not None:
+        q = q.where(Revision.timestamp_us >= start_us)
+    if end_us is not None:
+        q = q.where(Revision.timestamp_us < end_us)
+    order = Revision.timestamp_us.desc() if newest_first else Revision.timestamp_us.asc()
+    return list(s.scalars(q.order_by(order).limit(count)))
+
+
+def time_range(s: Session, resource_id: int) -> tuple[int, int] | None:
+    lo, hi = s.execute(select(func.min(Revision.timestamp_us), func.max(Revision.timestamp_us))
+                       .where(Revision.resource_id == resource_id)).one()
+    return None if lo is None else (int(lo), int(hi))
+
+
+def downsample(s: Session, resource_id: int, start_us: int, end_us: int, points: int) -> list[Bucket]:
+    """About `points` buckets over [start, end): min/max/mean of numeric
+    values per bucket, computed by the database over the (resource, time)
+    index."""
+    width = max(1, -(-(end_us - start_us) // max(1, points)))
+    bucket = ((Revision.timestamp_us - start_us) // width).label("b")
+    q = (select(bucket, func.count(), func.min(Revision.num), func.max(Revision.num), func.avg(Revision.num))
+         .where(and_(Revision.resource_id == resource_id, Revision.timestamp_us >= start_us,
+                     Revision.timestamp_us < end_us))
+         .group_by(bucket).order_by(bucket))
+    return [Bucket(start_us + int(b) * width, int(n), lo, hi, float(mean) if mean is not None else None)
+            for b, n, lo, hi, mean in s.execute(q)]
+
+
+def trim(s: Session, resource_id: int, keep: int) -> list[str]:
+    """Delete all but the newest `keep` revisions; returns bulk keys freed."""
+    cutoff = s.scalar(select(Revision.timestamp_us).where(Revision.resource_id == resource_id)
+                      .order_by(Revision.timestamp_us.desc()).offset(keep).limit(1))
+    if cutoff is None:
+        return []
+    old = and_(Revision.resource_id == resource_id, Revision.timestamp_us <= cutoff)
+    keys = [k for k in s.scalars(select(Revision.bulk_key).where(old, Revision.bulk_key.is_not(None)))]
+    s.execute(delete(Revision).where(old))
+    return keys

@@ -1,0 +1,156 @@
+"""Users, organizations and memberships."""
+
+from __future__ import annotations
+
+import re
+
+import bcrypt
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hub import paths
+from hub.access import Subject
+from hub.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from hub.storage import changes
+from hub.storage.models import ApiKey, Membership, Organization, Resource, ResourceType, Role, User, utcnow
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[A-Za-z0-9-]{2,63}")
+# A valid bcrypt hash of a random password: checking an unknown email costs
+# the same as a known one, so timing does not reveal which emails exist.
+_DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(4))
+
+
+def normalize_email(email: str) -> str:
+    e = (email or "").strip().lower()
+    if not _EMAIL.fullmatch(e):
+        raise BadRequest(f"{email!r} is not an email address")
+    return e
+
+
+def check_password_strength(password: str, min_length: int) -> None:
+    if not isinstance(password, str) or len(password) < min_length:
+        raise BadRequest(f"password too short: use at least {min_length} characters")
+    if len(password.encode()) > 72:
+        raise BadRequest("password too long: at most 72 bytes")
+    if len(set(password)) < 4:
+        raise BadRequest("password too weak: use more different characters")
+
+
+def hash_password(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def create_user(s: Session, email: str, password: str, *, rounds: int, min_length: int = 10,
+                is_admin: bool = False, full_name: str = "") -> User:
+    e = normalize_email(email)
+    check_password_strength(password, min_length)
+    if s.scalar(select(User.id).where(User.email == e)) is not None:
+        raise Conflict(f"a user with email {e} already exists")
+    u = User(email=e, password_hash=hash_password(password, rounds), is_admin=is_admin, full_name=full_name)
+    s.add(u)
+    s.flush()
+    changes.record(s, "user", str(u.id))
+    return u
+
+
+def get_user(s: Session, user_id: int) -> User:
+    u = s.get(User, user_id)
+    if u is None or u.deleted:
+        raise NotFound(f"no user {user_id}")
+    return u
+
+
+def find_user_by_email(s: Session, email: str) -> User | None:
+    return s.scalar(select(User).where(User.email == email.strip().lower(), User.deleted.is_(False)))
+
+
+def authenticate(s: Session, email: str, password: str) -> User:
+    """The user with this email and password, else Unauthenticated (same
+    message and about the same time either way)."""
+    u = find_user_by_email(s, email or "")
+    stored = u.password_hash.encode() if u else _DUMMY_HASH
+    ok = bcrypt.checkpw((password or "").encode()[:72], stored)
+    if u is None or not ok:
+        raise Unauthenticated("wrong email or password")
+    return u
+
+
+def set_password(s: Session, u: User, password: str, *, rounds: int, min_length: int) -> None:
+    check_password_strength(password, min_length)
+    u.password_hash = hash_password(password, rounds)
+
+
+def delete_user(s: Session, user_id: int, *, by_user_id: int | None = None) -> None:
+    """Soft-delete a user and revoke every key they own (their MQTT
+    connections are kicked by the broker plugin)."""
+    u = get_user(s, user_id)
+    u.deleted = True
+    u.email = f"deleted-{u.id}-{u.email}"[:254]
+    s.execute(update(ApiKey).where(ApiKey.user_id == u.id, ApiKey.revoked_at.is_(None))
+              .values(revoked_at=utcnow(), revoked_by=by_user_id))
+    changes.record(s, "user", str(u.id))
+
+
+def subject_for_user(s: Session, u: User, *, key_prefix: str | None = None) -> Subject:
+    roles = dict(s.execute(select(Membership.organization_id, Membership.role)
+                           .where(Membership.user_id == u.id)).tuples().all())
+    return Subject(user_id=u.id, is_admin=u.is_admin, memberships=roles, key_prefix=key_prefix)
+
+
+# --- organizations -------------------------------------------------------------
+
+def create_organization(s: Session, name: str, full_name: str = "") -> Organization:
+    """An organization and its top-level folder of the same name."""
+    paths.check_segment(name)
+    if s.scalar(select(Organization.id).where(Organization.name == name)) is not None or \
+            s.scalar(select(Resource.id).where(Resource.path == name, Resource.deleted.is_(False))):
+        raise Conflict(f"organization {name} already exists")
+    org = Organization(name=name, full_name=full_name or name)
+    s.add(org)
+    s.flush()
+    s.add(Resource(name=name, path=name, type=ResourceType.ORGANIZATION.value, organization_id=org.id))
+    s.flush()
+    changes.record(s, "organization", name)
+    return org
+
+
+def get_organization(s: Session, name: str) -> Organization:
+    org = s.scalar(select(Organization).where(Organization.name == name))
+    if org is None:
+        raise NotFound(f"no organization {name}")
+    return org
+
+
+def list_organizations(s: Session, user: User | None = None) -> list[Organization]:
+    q = select(Organization).order_by(Organization.name)
+    if user is not None and not user.is_admin:
+        q = q.join(Membership, Membership.organization_id == Organization.id).where(
+            Membership.user_id == user.id)
+    return list(s.scalars(q))
+
+
+def set_membership(s: Session, org: Organization, user: User, role: str = Role.MEMBER.value) -> Membership:
+    if role not in {r.value for r in Role}:
+        raise BadRequest(f"role must be one of {', '.join(r.value for r in Role)}")
+    m = s.scalar(select(Membership).where(Membership.organization_id == org.id, Membership.user_id == user.id))
+    if m is None:
+        m = Membership(organization_id=org.id, user_id=user.id, role=role)
+        s.add(m)
+    m.role = role
+    s.flush()
+    changes.record(s, "membership", f"{org.name}:{user.id}")
+    return m
+
+
+def remove_membership(s: Session, org: Organization, user: User) -> None:
+    m = s.scalar(select(Membership).where(Membership.organization_id == org.id, Membership.user_id == user.id))
+    if m is None:
+        raise NotFound(f"user {user.id} is not a member of {org.name}")
+    s.delete(m)
+    changes.record(s, "membership", f"{org.name}:{user.id}")
+
+
+def members(s: Session, org: Organization) -> list[tuple[User, str]]:
+    return [(u, role) for u, role in s.execute(
+        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == org.id, User.deleted.is_(False)).order_by(User.email)).tuples()]
