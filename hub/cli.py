@@ -1,0 +1,110 @@
+"""`run.py`: admin commands, and with no command, the whole hub.
+
+Each command is a thin call into the storage layer; errors print one line
+that says what to do and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from hub import settings as settings_mod
+from hub.errors import HubError
+from hub.settings import Settings
+
+log = logging.getLogger("hub")
+
+
+def _settings_epilog() -> str:
+    rows = [f"  {name:<24} default {default!r}\n      {help}" for name, default, help in Settings.help_rows()]
+    return ("settings (in settings/config.py, or the environment as NAME or HUB_NAME, values as YAML):\n"
+            + "\n".join(rows))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The hub. With no command: start Mosquitto (with the auth plugin), the persister "
+                    "and the HTTP server, and stop them all on Ctrl-C / SIGTERM.",
+        epilog=_settings_epilog())
+    g = p.add_argument_group("database")
+    g.add_argument("--init-db", action="store_true", help="create or upgrade the database schema (safe to repeat)")
+    g.add_argument("--migrate", action="store_true", help="same as --init-db: apply pending migrations")
+    g = p.add_argument_group("admin")
+    g.add_argument("--create-admin", metavar="EMAIL[:PASSWORD]",
+                   help="create a system admin; without :PASSWORD, prompt for it (hidden)")
+    g.add_argument("--create-org", metavar="NAME", help="create an organization and its top folder")
+    g.add_argument("--create-key", action="store_true",
+                   help="create an API key for --user EMAIL or --controller PATH; prints the secret once")
+    g.add_argument("--user", metavar="EMAIL", help="the user for --create-key")
+    g.add_argument("--controller", metavar="PATH",
+                   help="the controller folder for --create-key (created if its parent exists)")
+    g.add_argument("--revoke-key", metavar="PREFIX", help="revoke the key with this prefix")
+    g = p.add_argument_group("processes")
+    g.add_argument("--persister", action="store_true", help="run only the persister daemon")
+    g.add_argument("--http", action="store_true", help="run only the HTTP server")
+    g.add_argument("--broker", action="store_true", help="run only Mosquitto with the hub's plugin")
+    g.add_argument("--check", action="store_true",
+                   help="check settings, database, bulk storage and broker; say what is wrong")
+    p.add_argument("--settings", metavar="FILE", help="settings file (default settings/config.py or $HUB_SETTINGS)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.settings:
+            os.environ[settings_mod.ENV_PREFIX + "SETTINGS"] = args.settings
+        s = settings_mod.load()
+        logging.basicConfig(level=getattr(logging, s.LOG_LEVEL.upper(), logging.INFO),
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        return _dispatch(args, s)
+    except HubError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, s: Settings) -> int:
+    from hub import admin
+
+    commands: list[tuple[bool, Callable[[], int]]] = [
+        (args.init_db or args.migrate, lambda: admin.init_db(s)),
+        (bool(args.create_org), lambda: admin.create_org(s, args.create_org)),
+        (bool(args.create_admin), lambda: admin.create_admin(s, *_email_password(args.create_admin))),
+        (args.create_key, lambda: admin.create_key(s, user=args.user, controller=args.controller)),
+        (bool(args.revoke_key), lambda: admin.revoke_key(s, args.revoke_key)),
+        (args.check, lambda: admin.check(s)),
+    ]
+    chosen = [fn for wanted, fn in commands if wanted]
+    for fn in chosen:
+        rc = fn()
+        if rc:
+            return rc
+    if chosen:
+        return 0
+    from hub import supervisor
+
+    if args.persister:
+        return supervisor.run_one(s, "persister")
+    if args.http:
+        return supervisor.run_one(s, "http")
+    if args.broker:
+        return supervisor.run_one(s, "broker")
+    return supervisor.run_all(s)
+
+
+def _email_password(value: str) -> tuple[str, str]:
+    email, sep, password = value.partition(":")
+    if not sep:
+        password = getpass.getpass(f"password for {email}: ")
+        if password != getpass.getpass("again: "):
+            raise HubError("the two passwords differ; nothing was created")
+    return email, password
