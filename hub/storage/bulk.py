@@ -83,7 +83,7 @@ class S3Bulk:
         try:
             return fn(Bucket=self.bucket, **kw)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if "Key" in kw and e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise NotFound(f"bulk object {kw.get('Key')} is missing") from None
             raise Unavailable(f"S3 {what} failed on bucket {self.bucket}: {e}") from None
         except BotoCoreError as e:

@@ -93,7 +93,7 @@ def delete_user(s: Session, user_id: int, *, by_user_id: int | None = None) -> N
 
 def subject_for_user(s: Session, u: User, *, key_prefix: str | None = None) -> Subject:
     roles = dict(s.execute(select(Membership.organization_id, Membership.role)
-                           .where(Membership.user_id == u.id)).tuples().all())
+                           .where(Membership.user_id == u.id)).all())
     return Subject(user_id=u.id, is_admin=u.is_admin, memberships=roles, key_prefix=key_prefix)
 
 
@@ -153,4 +153,4 @@ def remove_membership(s: Session, org: Organization, user: User) -> None:
 def members(s: Session, org: Organization) -> list[tuple[User, str]]:
     return [(u, role) for u, role in s.execute(
         select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == org.id, User.deleted.is_(False)).order_by(User.email)).tuples()]
+        .where(Membership.organization_id == org.id, User.deleted.is_(False)).order_by(User.email))]
