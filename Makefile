@@ -11,7 +11,7 @@ PLUGIN_SRC := $(wildcard hub/broker_auth/*.py hub/broker_auth/*.h)
 PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
+APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx chromium
 
 .PHONY: setup system-packages plugin run test lint clean constraints
 
@@ -19,8 +19,8 @@ setup: system-packages $(STAMP) plugin
 
 # Debian's mosquitto, its headers (for the plugin) and the CLI clients; only when missing.
 system-packages:
-	@if ! { command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; } \
-	    || [ ! -f /usr/include/mosquitto_broker.h ]; then \
+	@if ! [ -x /usr/sbin/mosquitto ] || [ ! -f /usr/include/mosquitto_broker.h ] \
+	    || ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/bin/chromium ]; then \
 	  echo "installing $(APT_PACKAGES)"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
