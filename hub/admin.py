@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 
 from hub import paths
 from hub.errors import BadRequest, HubError
@@ -62,6 +63,34 @@ def revoke_key(s: Settings, prefix: str) -> int:
     with _db(s).session() as sess:
         keys.revoke(sess, prefix)
     print(f"key {prefix} revoked; live MQTT connections using it are closed within seconds")
+    return 0
+
+
+def export_org(s: Settings, org: str, path: str) -> int:
+    from hub import transfer
+    from hub.storage.store import Store
+
+    store = Store.from_settings(s)
+    try:
+        c = transfer.export_org(store, org, path, progress=sys.stderr)
+    finally:
+        store.close()
+    print(f"exported {org}: {c['resources']} resources, {c['revisions']} revisions, "
+          f"{c['permissions']} permissions to {path}", file=sys.stderr if path == "-" else sys.stdout)
+    return 0
+
+
+def import_org(s: Settings, path: str) -> int:
+    from hub import transfer
+    from hub.storage.store import Store
+
+    store = Store.from_settings(s)
+    try:
+        c = transfer.import_org(store, path, progress=sys.stderr)
+    finally:
+        store.close()
+    print(f"imported {c['organization']}: {c['resources']} resources, {c['revisions']} revisions, "
+          f"{c['permissions']} permissions; create new API keys for its controllers (keys are not exported)")
     return 0
 
 

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--controller", metavar="PATH",
                    help="the controller folder for --create-key (created if its parent exists)")
     g.add_argument("--revoke-key", metavar="PREFIX", help="revoke the key with this prefix")
+    g.add_argument("--export", nargs=2, metavar=("ORG", "PATH"),
+                   help="write organization ORG's resources with full history (bulk values included) to "
+                        "PATH, JSON lines (.gz: compressed; -: stdout); progress on stderr")
+    g.add_argument("--import", dest="import_path", metavar="PATH",
+                   help="create the organization in an export file (from --export) with its history")
     g = p.add_argument_group("processes")
     g.add_argument("--persister", action="store_true", help="run only the persister daemon")
     g.add_argument("--http", action="store_true", help="run only the HTTP server")
@@ -81,6 +86,8 @@ def _dispatch(args: argparse.Namespace, s: Settings) -> int:
         (bool(args.create_admin), lambda: admin.create_admin(s, *_email_password(args.create_admin))),
         (args.create_key, lambda: admin.create_key(s, user=args.user, controller=args.controller)),
         (bool(args.revoke_key), lambda: admin.revoke_key(s, args.revoke_key)),
+        (bool(args.export), lambda: admin.export_org(s, *args.export)),
+        (bool(args.import_path), lambda: admin.import_org(s, args.import_path)),
         (args.check, lambda: admin.check(s)),
     ]
     chosen = [fn for wanted, fn in commands if wanted]
