@@ -152,6 +152,22 @@ class Revision(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Rollup(Base):
+    """Aggregates of a sequence's numeric revisions per fixed time bucket
+    (`width_s` seconds, bucket start `bucket_us`), kept by `revisions.append`
+    in the same transaction, so a chart over a year reads thousands of rollup
+    rows instead of millions of revisions."""
+
+    __tablename__ = "revision_rollups"
+    resource_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    sum: Mapped[float] = mapped_column(Float)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -6,13 +6,15 @@ before these functions run, so a row never points at a missing object.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence as Seq
+from collections.abc import Iterable
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hub.storage import rollups
 from hub.storage.models import Resource, Revision, utcnow
 
 
@@ -49,10 +51,11 @@ def append(s: Session, items: Seq[NewRevision]) -> int:
     if not items:
         return 0
     rows = [i.__dict__ for i in items]
-    stmt = _insert(s).returning(Revision.id)
-    inserted = len(s.execute(stmt, rows).all()) if len(rows) > 1 else len(s.execute(stmt, rows[0]).all())
+    stmt = _insert(s).returning(Revision.resource_id, Revision.timestamp_us, Revision.num)
+    new = s.execute(stmt, rows).all() if len(rows) > 1 else s.execute(stmt, rows[0]).all()
+    rollups.add(s, ((rid, ts, num) for rid, ts, num in new))
     touch_latest(s, {i.resource_id for i in items})
-    return inserted
+    return len(new)
 
 
 def touch_latest(s: Session, resource_ids: Iterable[int]) -> None:
@@ -93,17 +96,13 @@ def time_range(s: Session, resource_id: int) -> tuple[int, int] | None:
 
 
 def downsample(s: Session, resource_id: int, start_us: int, end_us: int, points: int) -> list[Bucket]:
-    """About `points` buckets over [start, end): min/max/mean of numeric
-    values per bucket, computed by the database over the (resource, time)
-    index."""
+    """About `points` buckets over [start, end): count/min/max/mean of numeric
+    values per bucket, from the rollups where they are fine enough (see
+    `rollups.py`), else from the (resource, time) index."""
     width = max(1, -(-(end_us - start_us) // max(1, points)))
-    bucket = ((Revision.timestamp_us - start_us) // width).label("b")
-    q = (select(bucket, func.count(), func.min(Revision.num), func.max(Revision.num), func.avg(Revision.num))
-         .where(and_(Revision.resource_id == resource_id, Revision.timestamp_us >= start_us,
-                     Revision.timestamp_us < end_us))
-         .group_by(bucket).order_by(bucket))
-    return [Bucket(start_us + int(b) * width, int(n), lo, hi, float(mean) if mean is not None else None)
-            for b, n, lo, hi, mean in s.execute(q)]
+    aggs = rollups.downsample(s, resource_id, start_us, end_us, width)
+    return [Bucket(start_us + i * width, a.count, a.min, a.max, a.sum / a.count)
+            for i, a in sorted(aggs.items())]
 
 
 def trim(s: Session, resource_id: int, keep: int) -> list[str]:
@@ -115,4 +114,5 @@ def trim(s: Session, resource_id: int, keep: int) -> list[str]:
     old = and_(Revision.resource_id == resource_id, Revision.timestamp_us <= cutoff)
     keys = [k for k in s.scalars(select(Revision.bulk_key).where(old, Revision.bulk_key.is_not(None)))]
     s.execute(delete(Revision).where(old))
+    rollups.after_trim(s, resource_id, cutoff)
     return keys
