@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert  # noqa: E402
 
-from hub.storage import resources, revisions, users  # noqa: E402
+from hub.storage import resources, revisions, rollups, users  # noqa: E402
 from hub.storage.db import Database, migrate  # noqa: E402
 from hub.storage.models import Revision  # noqa: E402
 from hub.storage.resources import SequenceSpec  # noqa: E402
@@ -67,6 +67,7 @@ def bulk_load(db: Database, rid: int, rows: int) -> None:
         print(f"\r  loading {start + n:,}/{rows:,} rows", end="", file=sys.stderr, flush=True)
     with db.session() as s:
         revisions.touch_latest(s, [rid])
+        rollups.rebuild(s, rid)
     print(f"\r  loaded {rows:,} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
 

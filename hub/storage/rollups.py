@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -123,3 +123,19 @@ def after_trim(s: Session, rid: int, cutoff_us: int) -> None:
         if left is not None:
             s.add(Rollup(resource_id=rid, width_s=width, bucket_us=edge, count=left.count,
                          min=left.min, max=left.max, sum=left.sum))
+
+
+def rebuild(s: Session, rid: int) -> None:
+    """Recompute a sequence's rollups from its revisions (after loading rows
+    without `revisions.append`, e.g. a bulk COPY)."""
+    s.execute(delete(Rollup).where(Rollup.resource_id == rid))
+    for width in WIDTHS_S:
+        us = width * 1_000_000
+        bucket = (Revision.timestamp_us - Revision.timestamp_us % us).label("bucket")
+        q = (select(bucket, func.count(Revision.num), func.min(Revision.num), func.max(Revision.num),
+                    func.sum(Revision.num))
+             .where(Revision.resource_id == rid, Revision.num.is_not(None)).group_by(bucket))
+        rows = [{"resource_id": rid, "width_s": width, "bucket_us": int(b), "count": int(n), "min": lo,
+                 "max": hi, "sum": total} for b, n, lo, hi, total in s.execute(q)]
+        if rows:
+            s.execute(insert(Rollup), rows)
