@@ -15,7 +15,7 @@ from hub.errors import BadPath
 MAX_PATH_LENGTH = 500
 MAX_SEGMENT_LENGTH = 100
 MAX_DEPTH = 20
-_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % MAX_SEGMENT_LENGTH)
+_SEGMENT = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_SEGMENT_LENGTH}}}")
 
 
 def check_segment(name: str) -> str:

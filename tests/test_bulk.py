@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from hub.errors import NotFound, SettingsError, Unavailable
-from hub.storage import resources, revisions, users
+from hub.storage import resources, revisions, users, values
 from hub.storage.bulk import open_bulk
 from hub.storage.resources import SequenceSpec
 from hub.storage.store import Store
-from hub.storage import values
 
 
 @pytest.fixture(params=["file", "s3"])

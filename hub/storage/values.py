@@ -12,13 +12,13 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.errors import BadValue
 from hub.storage.models import DataType, Sequence
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_FUTURE_SECONDS = 300  # a timestamp further ahead than this is refused
 
 
@@ -99,7 +99,7 @@ def guess_type(value: Any) -> str:
 
 def to_us(dt: datetime) -> int:
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return (dt - EPOCH) // timedelta(microseconds=1)
 
 
@@ -112,7 +112,7 @@ def iso(us: int) -> str:
 
 
 def now_us() -> int:
-    return to_us(datetime.now(timezone.utc))
+    return to_us(datetime.now(UTC))
 
 
 def parse_timestamp(value: Any, *, now: int | None = None) -> int:
