@@ -75,6 +75,17 @@ class Settings:
                                      "publisher may write the folder.")
     PERSISTER_BATCH_SIZE: int = _s(1000, "Most messages stored in one transaction.")
     PERSISTER_BATCH_MS: int = _s(50, "Longest a message waits for its batch to fill, in ms.")
+    PERSISTER_GROUP: str = _s("persist", "Shared-subscription group ($share/GROUP/#): persisters in one "
+                              "group split the messages, each stored once.")
+    PERSISTER_CLIENT_ID: str = _s("", "MQTT client id of this persister; Mosquitto queues its messages "
+                                  "under it while it is down. Empty: hub-persister-<hostname>. "
+                                  "Give each persister its own.")
+    PERSISTER_SESSION_EXPIRY: int = _s(604800, "Seconds Mosquitto keeps a stopped persister's session "
+                                       "(and queues its share of the messages).")
+    PERSISTER_DEAD_LETTERS: int = _s(1000, "How many of the last rejected messages the dead_letters "
+                                     "table keeps.")
+    PERSISTER_TRIM_SECONDS: float = _s(10.0, "How often the persister trims sequences over their max "
+                                       "history (in the background, not on the write path).")
 
     # ------------------------------------------------------------------------
     @property
