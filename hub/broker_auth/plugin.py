@@ -1,0 +1,83 @@
+"""The plugin's life cycle, in plain Python: settings, database, first snapshot,
+policy, background reloader; `tick` applies what the reloader found.
+
+`glue` makes one `Plugin` in `mosquitto_plugin_init`. Anything failing there raises,
+and Mosquitto refuses to start (fail closed): no settings, no database, no broker.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hub import settings as settings_mod
+from hub.broker_auth.policy import LOG_ERR, LOG_NOTICE, Log, Policy
+from hub.broker_auth.reloader import Reloader
+from hub.broker_auth.snapshot import load
+from hub.broker_auth.stats import Counters, stats_path
+from hub.errors import SettingsError
+from hub.storage.db import Database
+
+# Under load Mosquitto ticks once per loop iteration: look for a new snapshot at most this often.
+TICK_INTERVAL_NS = 100_000_000
+
+
+class Plugin:
+    def __init__(self, options: dict[str, str], log: Log) -> None:
+        self.log = log
+        path = options.get("settings")
+        if not path:
+            raise SettingsError("plugin_opt_settings is missing from the Mosquitto config: "
+                                "set it to the hub's settings file (run.py writes it)")
+        if not Path(path).is_file():
+            raise SettingsError(f"plugin_opt_settings: {path} is not a readable file "
+                                "(does the broker's user have read access?)")
+        self.settings = settings_mod.load(Path(path), generate_secret=False)
+        # A CPU-bound reload must not hold the GIL for long while the broker waits for it.
+        sys.setswitchinterval(0.001)
+        self.db = Database(self.settings.database_url)
+        with self.db.session() as s:
+            snap = load(s)
+        counters = Counters()
+        self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters)
+        self.reloader = Reloader(self.db, snap.change_id, counters,
+                                 stats_file=stats_path(self.settings), extra_stats=self._extra_stats)
+        self.reloader.stats_file.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        self.reloader.write_stats()
+        self.reloader.start()
+        self._next_tick_ns = 0
+        log(LOG_NOTICE, f"hub-auth: ready ({self.db.safe_url}; {len(snap.keys)} live keys, "
+                        f"{len(snap.folders)} folders, change {snap.change_id})")
+
+    def _extra_stats(self) -> dict[str, object]:
+        return {"clients_online": self.policy.online, "clients_known": len(self.policy.clients)}
+
+    def tick(self, kick: Callable[[str], None]) -> None:
+        """On Mosquitto's thread: apply a new snapshot and kick revoked clients."""
+        now_ns = time.monotonic_ns()
+        if now_ns < self._next_tick_ns:
+            return
+        self._next_tick_ns = now_ns + TICK_INTERVAL_NS
+        while self.reloader.messages:
+            level, msg = self.reloader.messages.popleft()
+            self.log(level, msg)
+        snap = self.reloader.take()
+        if snap is None:
+            return
+        for client_id in self.policy.install(snap):
+            kick(client_id)
+
+    def close(self) -> None:
+        try:
+            self.reloader.stop()
+            self.reloader.write_stats()
+        finally:
+            self.db.dispose()
+
+
+def describe_failure(e: BaseException) -> tuple[int, str]:
+    """The log line for a plugin that cannot start."""
+    msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+    return LOG_ERR, f"hub-auth: cannot start, so Mosquitto will not either: {msg}"

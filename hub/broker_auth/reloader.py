@@ -1,0 +1,100 @@
+"""The plugin's background thread: polls `changes.latest()` a few times a second, loads
+a new `Snapshot` when it moved, and writes the stats file.
+
+It never touches client state and never calls Mosquitto: it leaves the new snapshot in
+`pending` and its log lines in `messages`; the broker thread takes both on tick.
+Database errors keep the last good snapshot (the hub keeps running on it) and are logged
+once per outage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from hub.broker_auth import snapshot as snapshot_mod
+from hub.broker_auth.policy import LOG_NOTICE, LOG_WARNING
+from hub.broker_auth.snapshot import Snapshot
+from hub.broker_auth.stats import WRITE_INTERVAL, Counters, write_stats
+from hub.storage import changes
+from hub.storage.db import Database
+
+POLL_INTERVAL = 0.25
+
+
+class Reloader:
+    def __init__(self, db: Database, change_id: int, counters: Counters, *,
+                 stats_file: Path | None = None, extra_stats: Callable[[], dict[str, object]] | None = None,
+                 interval: float = POLL_INTERVAL) -> None:
+        self.db = db
+        self.change_id = change_id
+        self.counters = counters
+        self.stats_file = stats_file
+        self.extra_stats = extra_stats or dict
+        self.interval = interval
+        self.messages: deque[tuple[int, str]] = deque(maxlen=1000)
+        self.loaded_at = time.time()
+        self._pending: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, name="hub-auth-reloader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def take(self) -> Snapshot | None:
+        """The newest snapshot not yet taken, if any (broker thread)."""
+        with self._lock:
+            snap, self._pending = self._pending, None
+        return snap
+
+    def poll_once(self) -> bool:
+        """Load a new snapshot if the change log moved; True if one was loaded."""
+        with self.db.session() as s:
+            if changes.latest(s) == self.change_id:
+                return False
+            snap = snapshot_mod.load(s)
+        with self._lock:
+            self._pending = snap
+        self.change_id = snap.change_id
+        self.loaded_at = time.time()
+        self.counters.reloads += 1
+        return True
+
+    def _run(self) -> None:
+        next_stats = 0.0
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll_once()
+                if self._failing:
+                    self._failing = False
+                    self.messages.append((LOG_NOTICE, "hub-auth: database reachable again"))
+            except Exception as e:  # noqa: BLE001 - keep the last snapshot, say why once
+                self.counters.reload_errors += 1
+                if not self._failing:
+                    self._failing = True
+                    self.messages.append((LOG_WARNING, "hub-auth: cannot refresh keys and permissions "
+                                          f"from the database ({type(e).__name__}: {e}); still using "
+                                          "the last ones loaded, revocations wait until it is back"))
+            now = time.monotonic()
+            if self.stats_file is not None and now >= next_stats:
+                next_stats = now + WRITE_INTERVAL
+                self.write_stats()
+
+    def write_stats(self) -> None:
+        if self.stats_file is None:
+            return
+        try:
+            write_stats(self.stats_file, self.counters, change_id=self.change_id,
+                        snapshot_loaded_at=self.loaded_at, db_ok=not self._failing, **self.extra_stats())
+        except OSError as e:
+            self.messages.append((LOG_WARNING, f"hub-auth: cannot write {self.stats_file}: {e}"))
