@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx chromium
 
-.PHONY: setup system-packages plugin run test lint clean constraints
+.PHONY: setup system-packages plugin console run test lint clean constraints
 
-setup: system-packages $(STAMP) plugin
+setup: system-packages $(STAMP) plugin console
 
 # Debian's mosquitto, its headers (for the plugin) and the CLI clients; only when missing.
 system-packages:
@@ -45,6 +45,23 @@ plugin: $(STAMP)
 $(PLUGIN): $(PLUGIN_SRC) $(STAMP)
 	mkdir -p build
 	$(PY) -m hub.broker_auth.build build/
+
+# The web console (console/): npm ci when package-lock.json changes, esbuild when a
+# source changes; the bundle lands in hub/http/static/ (git-ignored, served at /).
+CONSOLE_DEPS  := console/node_modules/.installed
+CONSOLE_STAMP := hub/http/static/.built
+CONSOLE_SRC   := console/package.json console/package-lock.json console/build.mjs console/index.html \
+                 $(shell find console/src -type f 2>/dev/null)
+
+console: $(CONSOLE_STAMP)
+
+$(CONSOLE_DEPS): console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE_STAMP): $(CONSOLE_SRC) $(CONSOLE_DEPS)
+	cd console && node build.mjs
+	touch $@
 
 run: setup
 	$(PY) run.py --init-db

@@ -1,0 +1,74 @@
+// Every HTTP API call the console makes, in one place (see /api/v1/openapi.json).
+import { encodePath, get, patch, post, put, del, request, setCsrfToken } from "./http.js";
+
+const res = (path) => `/resources/${encodePath(path)}`;
+
+// -- session ----------------------------------------------------------------
+export async function login(email, password) {
+  const data = await post("/login", { email, password });
+  setCsrfToken(data?.csrf_token);
+  return data;
+}
+export const logout = () => post("/logout", {});
+export async function me() {
+  const data = await get("/me");
+  setCsrfToken(data?.csrf_token);
+  return data;
+}
+
+/** {token, url, username, expiresAt (ms)} for the broker's websocket listener. */
+export async function mqttToken() {
+  const data = await post("/mqtt-token", {});
+  let expiresAt = Date.now() + 60_000;
+  if (typeof data.expires_at === "number") expiresAt = data.expires_at * 1000;
+  else if (typeof data.expires_at === "string") expiresAt = Date.parse(data.expires_at);
+  else if (typeof data.expires_in === "number") expiresAt = Date.now() + data.expires_in * 1000;
+  let url = data.url || data.ws_url;
+  if (!url) url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:9001`;
+  return { token: data.token, url, username: data.username ?? "token", expiresAt };
+}
+
+// -- resources --------------------------------------------------------------
+export const roots = () => get("/resources");
+/** A folder (with a page of children), sequence (with its latest value) or a file's metadata. */
+export const resource = (path, query) => get(res(path), { meta: "true", ...(query || {}) });
+export const createResource = (path, body) => post(res(path), body);
+export const updateResource = (path, body) => patch(res(path), body);
+export const deleteResource = (path, recursive) => del(res(path), recursive ? { recursive: "true" } : undefined);
+export const setSequenceValue = (path, value) => put(res(path), { value });
+export const history = (path, query) => get(`/history/${encodePath(path)}`, query);
+export const historyCsvUrl = (path) => `/api/v1/history/${encodePath(path)}?format=csv`;
+export const revisions = (path, query) => get(`/revisions/${encodePath(path)}`, query);
+export const fileUrl = (path, revision) => `/api/v1${res(path)}${revision ? `?revision=${encodeURIComponent(revision)}` : ""}`;
+export const fileText = (path) => request("GET", res(path), { raw: true }).then((r) => r.text());
+export const uploadFile = (path, file) =>
+  request("POST", res(path), {
+    query: { type: "file" }, body: file, headers: { "Content-Type": file.type || "application/octet-stream" },
+  });
+export const replaceFile = (path, file) =>
+  request("PUT", res(path), { body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+export const sendMessage = (folder, type, parameters) => post("/messages", { folder, type, parameters });
+
+// -- keys -------------------------------------------------------------------
+export const keys = (query) => get("/keys", query);
+export const createKey = (body) => post("/keys", body);
+export const revokeKey = (prefix) => del(`/keys/${encodeURIComponent(prefix)}`);
+
+// -- permissions ------------------------------------------------------------
+export const permissions = (path) => get(`${res(path)}/permissions`);
+export const grant = (path, body) => post(`${res(path)}/permissions`, body);
+export const revokePermission = (path, id) => del(`${res(path)}/permissions/${encodeURIComponent(id)}`);
+
+// -- organizations and users ------------------------------------------------
+export const organizations = () => get("/organizations");
+export const createOrganization = (body) => post("/organizations", body);
+export const deleteOrganization = (name) => del(`/organizations/${encodeURIComponent(name)}`);
+export const members = (org) => get(`/organizations/${encodeURIComponent(org)}/members`);
+export const setMember = (org, userId, role) =>
+  put(`/organizations/${encodeURIComponent(org)}/members/${encodeURIComponent(userId)}`, { role });
+export const removeMember = (org, userId) =>
+  del(`/organizations/${encodeURIComponent(org)}/members/${encodeURIComponent(userId)}`);
+export const users = (query) => get("/users", query);
+export const createUser = (body) => post("/users", body);
+export const updateUser = (id, body) => patch(`/users/${encodeURIComponent(id)}`, body);
+export const deleteUser = (id) => del(`/users/${encodeURIComponent(id)}`);

@@ -1,0 +1,71 @@
+// The controller panel on a controller folder's page: connected or not (from
+// its status messages and last will, live), sending it a command, its keys.
+import * as api from "../api.js";
+import { formValues, formatTime, h, mount } from "../dom.js";
+import { live } from "../live.js";
+import { busy, field, notice } from "../ui.js";
+import { connectionStatus } from "../wire.js";
+import { keyTable, newKeyDialog } from "./keys.js";
+
+const LABELS = { true: "connected", false: "disconnected", null: "unknown" };
+
+export function controllerPanel(ctx, r) {
+  const attrs = r.attributes || {};
+  let connected = typeof attrs.connected === "boolean" ? attrs.connected : null;
+  const status = h("span#controller-status.status");
+  const seen = h("span#controller-seen.muted");
+  const show = (value, when) => {
+    connected = value;
+    status.dataset.connected = String(value);
+    status.textContent = LABELS[String(value)];
+    if (when) seen.textContent = ` since ${formatTime(when)}`;
+  };
+  show(connected, attrs.last_connect || attrs.last_seen || null);
+
+  const off = live.subscribe(r.path, (message) => {
+    const said = connectionStatus(message);
+    if (said !== null) show(said, Date.now());
+    else if (message && connected !== true) show(true, Date.now()); // it is talking, so it is connected
+  });
+  ctx.onLeave(off);
+
+  const result = h("p#command-result.muted", { role: "status" });
+  const form = h("form#command-form.inline-form",
+    field({ name: "type", label: "Message type", required: true, placeholder: "e.g. reboot", pattern: ".{1,40}" }),
+    field({ name: "parameters", label: "Parameters (JSON)", type: "textarea", rows: 2, value: "{}" }),
+    h("div.buttons", h("button#send-command.primary", { type: "submit" }, "Send")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const values = formValues(form);
+    let parameters;
+    try {
+      parameters = JSON.parse(values.parameters || "{}");
+      if (!parameters || typeof parameters !== "object" || Array.isArray(parameters)) throw new Error();
+    } catch {
+      notice('Parameters must be a JSON object, e.g. {"seconds": 5}.');
+      return;
+    }
+    await busy(form.querySelector("button"), async () => {
+      await live.publish(r.path, values.type.trim(), parameters);
+      result.textContent = `Sent "${values.type.trim()}" at ${formatTime(Date.now())}.`;
+    });
+  });
+
+  const keysBox = h("div#controller-keys");
+  const loadKeys = async () => {
+    const data = await api.keys({ controller: r.path });
+    if (!ctx.left()) mount(keysBox, keyTable(data.keys, loadKeys));
+  };
+  loadKeys().catch((e) => mount(keysBox, h("p.muted", e.status === 403
+    ? "Only people with admin access to this controller can see its keys." : e.message)));
+
+  return h("section.card.controller",
+    h("div.card-head", h("h2", "Controller"), h("div.status-line", status, seen)),
+    h("h3", "Send a command"),
+    form, result,
+    h("div.card-head", h("h3", "Keys"),
+      h("button#new-controller-key", { type: "button", onclick: () => newKeyDialog({ controller: r.path }).then(loadKeys) }, "New key")),
+    keysBox,
+  );
+}

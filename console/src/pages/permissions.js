@@ -1,0 +1,86 @@
+// #/permissions/<path>: who may read, write or administer a folder (and
+// everything below it); grant and revoke.
+import * as api from "../api.js";
+import { formValues, h, mount } from "../dom.js";
+import { breadcrumbs, busy, confirmDialog, emptyRow, field, notice, resourceHref, showError } from "../ui.js";
+
+const LEVEL_HELP = {
+  read: "see it and watch it live",
+  write: "also change values, upload files, send commands",
+  admin: "also manage permissions, controllers and their keys",
+};
+
+export async function permissionsPage(ctx) {
+  const path = ctx.params[0].replace(/^\/+|\/+$/g, "");
+  document.title = `Permissions of ${path} · hub`;
+  const tbody = h("tbody#permissions");
+  const load = async () => {
+    try {
+      const data = await api.permissions(path);
+      if (ctx.left()) return;
+      const rows = data.permissions.map((p) => h("tr", { dataset: { id: p.id } },
+        h("td", subjectLabel(p)),
+        h("td", h("span.level", p.level), h("small.muted", ` ${LEVEL_HELP[p.level] || ""}`)),
+        h("td", p.path === path ? "this folder" : h("a", { href: resourceHref(p.path) }, `inherited from ${p.path}`)),
+        h("td", p.path === path && h("button.danger.small", {
+          type: "button",
+          onclick: async (ev) => {
+            if (!(await confirmDialog("Revoke this permission?", `${subjectLabel(p)} loses ${p.level} access to ${path}.`,
+              { confirmLabel: "Revoke" }))) return;
+            const done = await busy(ev.target, () => api.revokePermission(path, p.id));
+            if (done !== undefined) {
+              notice("Permission revoked.", "ok");
+              load();
+            }
+          },
+        }, "Revoke")),
+      ));
+      mount(tbody, rows.length ? rows : emptyRow(4, "No permissions on this folder: only organization admins can see it."));
+    } catch (e) {
+      if (ctx.left()) return;
+      mount(tbody, emptyRow(4, e.status === 403 ? "You need admin access to this folder to see and change its permissions." : e.message));
+      if (e.status !== 403) showError(e);
+    }
+  };
+
+  const form = h("form#grant-form.inline-form",
+    field({ name: "kind", label: "Grant to", options: [["user", "a user (email)"], ["organization", "every member of an organization"], ["controller", "a controller (folder path)"]], value: "user" }),
+    field({ name: "who", label: "Who", required: true, placeholder: "name@example.com" }),
+    field({ name: "level", label: "Access", options: [["read", "read"], ["write", "write"], ["admin", "admin"]], value: "read" }),
+    h("div.buttons", h("button#grant.primary", { type: "submit" }, "Grant")),
+  );
+  const kind = form.querySelector("[name=kind]");
+  const who = form.querySelector("[name=who]");
+  kind.addEventListener("change", () => {
+    who.placeholder = { user: "name@example.com", organization: path.split("/")[0], controller: `${path}/pi-01` }[kind.value];
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = formValues(form);
+    const body = { level: v.level, [v.kind]: v.who.trim() };
+    const done = await busy(form.querySelector("button"), () => api.grant(path, body));
+    if (done) {
+      notice("Permission granted.", "ok");
+      who.value = "";
+      load();
+    }
+  });
+
+  mount(ctx.main,
+    breadcrumbs(path),
+    h("div.page-head", h("h1", "Permissions of ", h("a", { href: resourceHref(path) }, path))),
+    h("p.muted", "A permission applies to this folder and everything below it. Organization admins always have admin access."),
+    h("table.listing", h("thead", h("tr", h("th", "Who"), h("th", "Access"), h("th", "Where"), h("th", ""))), tbody),
+    h("section.card", h("h2", "Grant access"), form),
+  );
+  await load();
+}
+
+function subjectLabel(p) {
+  if (p.user) return typeof p.user === "string" ? p.user : p.user.email;
+  if (p.email) return p.email;
+  if (p.organization) return `members of ${p.organization}`;
+  if (p.controller) return `controller ${p.controller}`;
+  if (p.user_id) return `user #${p.user_id}`;
+  return "?";
+}
