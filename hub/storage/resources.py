@@ -173,3 +173,8 @@ def update_sequence_spec(s: Session, r: Resource, **fields: Any) -> Sequence:
     for k, v in spec.__dict__.items():
         setattr(seq, k, v)
     return seq
+
+
+def by_id(s: Session, resource_id: int) -> Resource | None:
+    """A resource row by id, deleted or not (for showing what a key or grant is on)."""
+    return s.get(Resource, resource_id)

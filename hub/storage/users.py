@@ -154,3 +154,16 @@ def members(s: Session, org: Organization) -> list[tuple[User, str]]:
     return [(u, role) for u, role in s.execute(
         select(User, Membership.role).join(Membership, Membership.user_id == User.id)
         .where(Membership.organization_id == org.id, User.deleted.is_(False)).order_by(User.email))]
+
+
+def list_users(s: Session, *, organization_ids: list[int] | None = None) -> list[User]:
+    """Live users by email; with `organization_ids`, only members of those."""
+    q = select(User).where(User.deleted.is_(False)).order_by(User.email)
+    if organization_ids is not None:
+        q = q.where(User.id.in_(select(Membership.user_id).where(
+            Membership.organization_id.in_(organization_ids))))
+    return list(s.scalars(q))
+
+
+def get_organization_by_id(s: Session, organization_id: int) -> Organization | None:
+    return s.get(Organization, organization_id)
