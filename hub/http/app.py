@@ -1,0 +1,116 @@
+"""The one app factory: `init_app(settings) -> web.Application`.
+
+Middlewares (outermost first): metrics, errors (every failure as JSON),
+body limit (413 before a large body is read). Cleanup contexts own the
+executors, the Store, the change-log watcher and the MQTT publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from hub.errors import TooLarge
+from hub.http import console, metrics
+from hub.http.authcache import POLL_SECONDS, AuthCache
+from hub.http.errors import Handler, error_middleware
+from hub.http.publisher import Publisher
+from hub.http.ratelimit import LoginLimiter
+from hub.http.routes import all_routes
+from hub.http.typedefs import (
+    AUTH_CACHE,
+    DB_EXECUTOR,
+    HASH_EXECUTOR,
+    LOGIN_LIMITER,
+    PUBLISHER,
+    SETTINGS,
+    STORE,
+)
+from hub.settings import Settings
+from hub.storage import changes
+from hub.storage.store import Store
+
+log = logging.getLogger("hub.http")
+DB_THREADS = 8
+HASH_THREADS = 2
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limit = request.app[SETTINGS].MAX_REQUEST_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"request body of {request.content_length} bytes is over the limit of {limit} "
+                       "(MAX_REQUEST_BYTES)")
+    resp = await handler(request)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return resp
+
+
+async def _executors(app: web.Application) -> AsyncIterator[None]:
+    app[DB_EXECUTOR] = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="hub-db")
+    app[HASH_EXECUTOR] = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hub-bcrypt")
+    yield
+    app[DB_EXECUTOR].shutdown(wait=True)
+    app[HASH_EXECUTOR].shutdown(wait=True)
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    kw: dict[str, object] = {}
+    if not settings.database_url.startswith("sqlite"):
+        kw = {"pool_size": DB_THREADS + HASH_THREADS, "max_overflow": 4}
+    app[STORE] = Store.from_settings(settings, **kw)
+    yield
+    app[STORE].close()
+
+
+def _latest_change(store: Store) -> int:
+    with store.session() as s:
+        return changes.latest(s)
+
+
+async def _watch_changes(app: web.Application) -> None:
+    loop = asyncio.get_running_loop()
+    cache = app[AUTH_CACHE]
+    while True:
+        try:
+            cache.observe(await loop.run_in_executor(app[DB_EXECUTOR], _latest_change, app[STORE]))
+        except Exception as e:  # database away: trust nothing cached, try again
+            log.debug("change-log poll failed: %s", e)
+            cache.observe(-1)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _auth_cache(app: web.Application) -> AsyncIterator[None]:
+    app[AUTH_CACHE] = AuthCache()
+    task = asyncio.create_task(_watch_changes(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _publisher(app: web.Application) -> AsyncIterator[None]:
+    pub = Publisher(app[SETTINGS])
+    pub.start()
+    app[PUBLISHER] = pub
+    yield
+    await asyncio.get_running_loop().run_in_executor(None, pub.close)
+
+
+def init_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.MAX_REQUEST_BYTES,
+                          middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware])
+    app[SETTINGS] = settings
+    app[LOGIN_LIMITER] = LoginLimiter()
+    app.cleanup_ctx.extend([_executors, _store, _auth_cache, _publisher])
+    for table in all_routes():
+        app.router.add_routes(table)
+    metrics.setup(app)
+    console.setup(app)
+    return app

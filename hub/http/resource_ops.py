@@ -1,0 +1,185 @@
+"""The synchronous work behind the resource routes: each function runs in a
+thread, inside one `Store.session()` transaction, and calls only
+`hub.storage.*`. Values get the same checks as the persister
+(`hub.storage.values`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hub import paths
+from hub.errors import BadRequest, Conflict, NotFound
+from hub.http import views
+from hub.storage import resources, revisions, values
+from hub.storage.models import Resource, ResourceType, Revision
+from hub.storage.store import Store
+
+FILE = ResourceType.FILE.value
+SEQUENCE = ResourceType.SEQUENCE.value
+SPEC_FIELDS = ("data_type", "units", "min_value", "max_value", "decimal_places", "max_history")
+
+
+@dataclass
+class FileContent:
+    data: bytes
+    content_type: str
+    revision_id: int
+    timestamp: str
+
+
+def describe(s: Session, store: Store, path: str, *, limit: int, after: str | None) -> dict[str, Any]:
+    """Folder: its children (a page); sequence: spec and latest value; file: metadata."""
+    r = resources.get(s, path)
+    if r.type in resources.FOLDER_TYPES:
+        kids = resources.children(s, r, limit=limit + 1, after=after)
+        out = views.resource(r)
+        out["children"] = [views.resource(c) for c in kids[:limit]]
+        out["next"] = kids[limit - 1].name if len(kids) > limit else None
+        out["total"] = resources.count_children(s, r)
+        return out
+    if r.type == SEQUENCE:
+        seq = resources.sequence_of(s, r)
+        out = views.resource(r, seq=seq)
+        rev = revisions.latest(s, r)
+        out["value"] = store.value(seq.data_type, rev) if rev else None
+        out["timestamp"] = values.iso(rev.timestamp_us) if rev else None
+        out["revision"] = rev.id if rev else None
+        return out
+    out = views.resource(r)
+    rev = revisions.latest(s, r)
+    out["size"] = rev.size if rev else 0
+    out["revision"] = rev.id if rev else None
+    out["timestamp"] = values.iso(rev.timestamp_us) if rev else None
+    return out
+
+
+def _revision(s: Session, r: Resource, revision_id: int | None) -> Revision:
+    rev = revisions.get_at(s, r.id, revision_id) if revision_id is not None else revisions.latest(s, r)
+    if rev is None:
+        raise NotFound(f"{r.path} has no revision {revision_id}" if revision_id is not None
+                       else f"{r.path} has no content yet")
+    return rev
+
+
+def file_content(s: Session, store: Store, path: str, revision_id: int | None) -> FileContent:
+    r = resources.get(s, path, type=FILE)
+    rev = _revision(s, r, revision_id)
+    raw = store.raw(rev)
+    data = raw if isinstance(raw, bytes) else str(raw).encode() if raw is not None else b""
+    ctype = resources.attributes(r).get("content_type") or "application/octet-stream"
+    return FileContent(data, ctype, rev.id, values.iso(rev.timestamp_us))
+
+
+def sequence_value_at(s: Session, store: Store, path: str, revision_id: int) -> dict[str, Any]:
+    r = resources.get(s, path, type=SEQUENCE)
+    seq = resources.sequence_of(s, r)
+    rev = _revision(s, r, revision_id)
+    return {"path": r.path, "revision": rev.id, "timestamp": values.iso(rev.timestamp_us),
+            "value": store.value(seq.data_type, rev)}
+
+
+def resource_type(s: Session, path: str) -> str:
+    return resources.get(s, path).type
+
+
+def spec_from(body: dict[str, Any]) -> resources.SequenceSpec:
+    fields = {k: body[k] for k in SPEC_FIELDS if body.get(k) is not None}
+    for k in ("min_value", "max_value"):
+        if k in fields and (isinstance(fields[k], bool) or not isinstance(fields[k], (int, float))):
+            raise BadRequest(f"field {k!r} must be a number")
+    for k in ("decimal_places", "max_history"):
+        if k in fields and (isinstance(fields[k], bool) or not isinstance(fields[k], int)):
+            raise BadRequest(f"field {k!r} must be an integer")
+    for k in ("data_type", "units"):
+        if k in fields and not isinstance(fields[k], str):
+            raise BadRequest(f"field {k!r} must be a string")
+    if len(fields.get("units", "")) > 40:
+        raise BadRequest("units: at most 40 characters")
+    return resources.SequenceSpec(**fields)
+
+
+def create(s: Session, store: Store, path: str, type_: str, *, attributes: dict[str, Any] | None,
+           spec: resources.SequenceSpec | None, content: tuple[bytes, str] | None,
+           value: Any = None, timestamp: Any = None) -> dict[str, Any]:
+    if type_ == ResourceType.ORGANIZATION.value:
+        raise BadRequest("create organizations with POST /api/v1/organizations")
+    attrs = dict(attributes or {})
+    if content is not None:
+        attrs["content_type"] = content[1]
+    r = resources.create(s, path, type_, attributes=attrs or None, sequence=spec)
+    if content is not None:
+        _store_file(s, store, r, content[0])
+    if value is not None:
+        write_value(s, store, r.path, value, timestamp)
+    return describe(s, store, r.path, limit=1, after=None)
+
+
+def _store_file(s: Session, store: Store, r: Resource, data: bytes) -> Revision | None:
+    ts = values.now_us()
+    last = revisions.latest(s, r)
+    if last is not None and last.timestamp_us >= ts:
+        ts = last.timestamp_us + 1
+    new = store.new_revision(r.id, ts, values.Encoded(data=data))
+    revisions.append(s, [new])
+    return revisions.latest(s, r)
+
+
+def replace_file(s: Session, store: Store, path: str, data: bytes, content_type: str) -> dict[str, Any]:
+    r = resources.get(s, path, type=FILE)
+    resources.set_attributes(r, {"content_type": content_type})
+    _store_file(s, store, r, data)
+    return describe(s, store, path, limit=1, after=None)
+
+
+def write_value(s: Session, store: Store, path: str, value: Any, timestamp: Any) -> dict[str, Any]:
+    """Store one sequence value as the persister would; a value already stored
+    at that timestamp is left as it was (`stored: false`)."""
+    r = resources.get(s, path, type=SEQUENCE)
+    seq = resources.sequence_of(s, r)
+    enc = values.encode(seq, value)
+    ts = values.parse_timestamp(timestamp) if timestamp is not None else values.now_us()
+    stored = revisions.append(s, [store.new_revision(r.id, ts, enc)]) > 0
+    freed: list[str] = []
+    if stored and seq.max_history:
+        freed = revisions.trim(s, r.id, seq.max_history)
+    for key in freed:  # the rows are gone in this transaction; objects go now
+        store.bulk.delete(key)
+    return {"path": r.path, "timestamp": values.iso(ts), "stored": stored}
+
+
+def update(s: Session, store: Store, path: str, *, new_path: str | None,
+           attributes: dict[str, Any] | None, spec: dict[str, Any]) -> dict[str, Any]:
+    r = resources.get(s, path)
+    if spec:
+        if r.type != SEQUENCE:
+            raise BadRequest(f"{', '.join(spec)}: only sequences have these")
+        spec_from(spec)  # type checks
+        resources.update_sequence_spec(s, r, **spec)
+    if attributes is not None:
+        if "content_type" in attributes and r.type != FILE:
+            raise BadRequest("content_type is an attribute of files only")
+        resources.set_attributes(r, attributes)
+    if new_path is not None and paths.normalize(new_path) != r.path:
+        r = resources.move(s, r.path, new_path)
+    return describe(s, store, r.path, limit=1, after=None)
+
+
+def delete(s: Session, path: str, recursive: bool) -> int:
+    return resources.delete(s, path, recursive=recursive)
+
+
+def list_revisions(s: Session, path: str, *, limit: int, before: int | None) -> dict[str, Any]:
+    r = resources.get(s, path, type={FILE, SEQUENCE})
+    rows = revisions.history(s, r.id, end_us=before, count=limit + 1, newest_first=True)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"path": r.path, "revisions": [views.revision(x) for x in rows],
+            "next_before": values.iso(rows[-1].timestamp_us) if more else None}
+
+
+def ensure_absent(s: Session, path: str) -> None:
+    if resources.find(s, path) is not None:
+        raise Conflict(f"{paths.normalize(path)} already exists")

@@ -1,0 +1,105 @@
+"""/api/v1/login, /logout, /me: browser sessions.
+
+Login checks the password with bcrypt off the event loop, is rate-limited per
+account and per address (429 + Retry-After), and sets two cookies:
+`hub_session` (HttpOnly, SameSite=Lax, Secure behind TLS) and `hub_csrf`
+(readable by the page; send it back as `X-CSRF-Token` on writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from hub.errors import Forbidden, Unauthenticated
+from hub.http import sessions, views
+from hub.http.auth import Caller, caller_of, same_origin
+from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
+from hub.http.params import field, json_body
+from hub.http.routes import API
+from hub.http.typedefs import LOGIN_LIMITER, SETTINGS
+from hub.storage import resources, users
+from hub.storage.models import User
+
+routes = web.RouteTableDef()
+
+
+def behind_tls(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def client_address(request: web.Request) -> str:
+    """The peer; behind a local reverse proxy, the address it forwarded."""
+    remote = request.remote or "?"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and remote in ("127.0.0.1", "::1"):
+        return forwarded.split(",")[-1].strip() or remote
+    return remote
+
+
+@routes.post(API + "/login")
+async def login(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if not same_origin(request, settings):
+        raise Forbidden("login from another site refused: add its origin to ALLOWED_ORIGINS if it is yours")
+    body = await json_body(request)
+    email = field(body, "email", str, required=True)
+    password = field(body, "password", str, required=True)
+    account, address = email.strip().lower()[:254], client_address(request)
+    limiter = request.app[LOGIN_LIMITER]
+    limiter.check(account, address)
+    store = store_of(request)
+    try:
+        u: User = await in_hash_thread(request, run_in_session, store,
+                                       lambda s: users.authenticate(s, email, password))
+    except Unauthenticated:
+        limiter.failure(account, address)
+        raise
+    limiter.success(account)
+    secret = settings.SECRET_KEY
+    cookie = sessions.issue(secret, u.id, u.password_hash)
+    data = sessions.verify(secret, cookie)
+    assert data is not None
+    csrf = sessions.csrf_token(secret, data)
+    resp = web.json_response({"user": views.user(u), "csrf_token": csrf})
+    secure = behind_tls(request)
+    resp.set_cookie(sessions.SESSION_COOKIE, cookie, httponly=True, samesite="Lax", secure=secure,
+                    max_age=sessions.SESSION_TTL, path="/")
+    resp.set_cookie(sessions.CSRF_COOKIE, csrf, httponly=False, samesite="Lax", secure=secure,
+                    max_age=sessions.SESSION_TTL, path="/")
+    return resp
+
+
+@routes.post(API + "/logout")
+async def logout(request: web.Request) -> web.Response:
+    """Clears the session cookies (works without a valid session)."""
+    resp = web.Response(status=204)
+    resp.del_cookie(sessions.SESSION_COOKIE, path="/")
+    resp.del_cookie(sessions.CSRF_COOKIE, path="/")
+    return resp
+
+
+def _me(s: Session, caller: Caller) -> dict[str, Any]:
+    subject = caller.subject
+    out: dict[str, Any] = {"via": caller.via, "user": None, "controller": None, "memberships": []}
+    if subject.user_id is not None:
+        u = users.get_user(s, subject.user_id)
+        out["user"] = views.user(u)
+        out["memberships"] = [{"organization": o.name, "role": subject.memberships.get(o.id, "member")}
+                              for o in users.list_organizations(s, u)
+                              if o.id in subject.memberships]
+    else:
+        r = resources.find(s, subject.controller_path or "")
+        out["controller"] = r.path if r else subject.controller_path
+    return out
+
+
+@routes.get(API + "/me")
+async def me(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    out = await in_session(request, _me, caller)
+    if caller.session is not None:
+        out["csrf_token"] = sessions.csrf_token(request.app[SETTINGS].SECRET_KEY, caller.session)
+    return web.json_response(out)

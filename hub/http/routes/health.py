@@ -1,0 +1,67 @@
+"""/api/v1/health: can this server do its job, and how are its neighbours.
+
+Checks the database (a query), bulk storage (reachable, writable), the broker
+(the publisher's connection, else a TCP connect) and includes the persister's
+and broker plugin's counters when those components publish them. 200 when
+the database and bulk storage work ("degraded" if only the broker is away),
+503 otherwise. Public: it names no secrets and no data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from aiohttp import web
+
+from hub.http.deps import in_thread
+from hub.http.metrics import component_stats
+from hub.http.routes import API
+from hub.http.typedefs import PUBLISHER, SETTINGS, STORE
+from hub.storage import changes
+
+routes = web.RouteTableDef()
+CHECK_TIMEOUT = 5.0
+
+
+def _database(request: web.Request) -> str:
+    store = request.app[STORE]
+    t = time.perf_counter()
+    with store.session() as s:
+        latest = changes.latest(s)
+    return f"{store.db.engine.dialect.name} ok in {1000 * (time.perf_counter() - t):.1f} ms (change log at {latest})"
+
+
+def _bulk(request: web.Request) -> str:
+    request.app[STORE].bulk.check()
+    return "reachable"
+
+
+def _broker(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    if request.app[PUBLISHER].connected.is_set():
+        return f"{settings.MQTT_HOST}:{settings.MQTT_PORT} connected as hub-service"
+    with socket.create_connection((settings.MQTT_HOST, settings.MQTT_PORT), timeout=2):
+        pass
+    return f"{settings.MQTT_HOST}:{settings.MQTT_PORT} accepts connections (hub-service not logged in yet)"
+
+
+async def _check(request: web.Request, fn: Any) -> dict[str, Any]:
+    try:
+        detail = await asyncio.wait_for(in_thread(request, fn, request), CHECK_TIMEOUT)
+        return {"ok": True, "detail": detail}
+    except Exception as e:  # report, never raise: that is the point of a health check
+        text = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+        return {"ok": False, "detail": str(text)[:300]}
+
+
+@routes.get(API + "/health")
+async def health(request: web.Request) -> web.Response:
+    checks = dict(zip(("database", "bulk", "broker"), await asyncio.gather(
+        _check(request, _database), _check(request, _bulk), _check(request, _broker)), strict=True))
+    stats = await in_thread(request, component_stats, request.app[SETTINGS])
+    essential = checks["database"]["ok"] and checks["bulk"]["ok"]
+    status = "ok" if essential and checks["broker"]["ok"] else "degraded" if essential else "down"
+    return web.json_response({"status": status, "checks": checks, **stats}, status=200 if essential else 503)

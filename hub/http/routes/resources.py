@@ -1,0 +1,195 @@
+"""/api/v1/resources/{path}: read, create, update, rename/move, delete; and
+/api/v1/revisions/{path}: a file's or sequence's revisions.
+
+Access: read needs READ on the path; create needs WRITE on the parent folder
+(ADMIN for a controller folder); update, move and delete need WRITE (ADMIN
+for controller folders); a move also needs WRITE on the new parent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hub import paths
+from hub.errors import BadRequest
+from hub.http import resource_ops as ops
+from hub.http.auth import caller_of, forget_access, level_of, require_level
+from hub.http.deps import in_session, store_of
+from hub.http.params import bool_param, field, int_param, is_json, json_body, time_param
+from hub.http.routes import API
+from hub.http.uploads import read_upload
+from hub.storage import resources as res_store
+from hub.storage.models import Level, ResourceType
+
+routes = web.RouteTableDef()
+PATH = API + "/resources/{path:.+}"
+CONTROLLER = ResourceType.CONTROLLER.value
+CHUNK = 256 * 1024
+
+
+def _path(request: web.Request) -> str:
+    return paths.normalize(request.match_info["path"])
+
+
+@routes.get(API + "/resources")
+async def list_top(request: web.Request) -> web.Response:
+    """The top-level (organization) folders the caller can read."""
+    from hub.http.routes.organizations import visible_organizations
+
+    caller = await caller_of(request)
+    orgs = await visible_organizations(request, caller)
+    out = []
+    for org in orgs:
+        if await level_of(request, caller, org["name"]) >= Level.READ:
+            out.append({"path": org["name"], "name": org["name"], "type": "organization"})
+    return web.json_response({"children": out})
+
+
+@routes.get(PATH)
+async def get_resource(request: web.Request) -> web.StreamResponse:
+    caller = await caller_of(request)
+    path = _path(request)
+    await require_level(request, caller, path, Level.READ)
+    store = store_of(request)
+    revision = int_param(request, "revision", None, 1, 2**62)
+    if revision is not None or not bool_param(request, "meta"):
+        kind = await in_session(request, ops.resource_type, path)
+        if kind == ops.FILE:
+            content = await in_session(request, ops.file_content, store, path, revision)
+            return await _stream(request, content)
+        if revision is not None:
+            if kind != ops.SEQUENCE:
+                raise BadRequest("revision= applies to files and sequences only")
+            return web.json_response(await in_session(request, ops.sequence_value_at, store, path, revision))
+    limit = int_param(request, "limit", 100, 1, 1000)
+    after = request.query.get("after") or None
+    return web.json_response(await in_session(request, ops.describe, store, path, limit=limit, after=after))
+
+
+async def _stream(request: web.Request, content: ops.FileContent) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={
+        "Content-Type": content.content_type, "X-Revision": str(content.revision_id),
+        "Last-Modified-Timestamp": content.timestamp, "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox"})
+    resp.content_length = len(content.data)
+    await resp.prepare(request)
+    view = memoryview(content.data)
+    for i in range(0, len(view), CHUNK):
+        await resp.write(view[i:i + CHUNK])
+    await resp.write_eof()
+    return resp
+
+
+async def _need(request: web.Request, path: str, *, controller: bool) -> None:
+    caller = await caller_of(request)
+    await require_level(request, caller, path, Level.ADMIN if controller else Level.WRITE)
+
+
+@routes.post(PATH)
+async def create_resource(request: web.Request) -> web.Response:
+    """JSON `{type, ...}` creates a folder, controller, sequence or (with
+    `content`) file; any other body (raw or multipart) creates a file."""
+    caller = await caller_of(request)
+    path = _path(request)
+    parent, _ = paths.split(path)
+    if parent is None:
+        raise BadRequest("top-level folders are organizations: POST /api/v1/organizations")
+    store = store_of(request)
+    content: tuple[bytes, str] | None = None
+    body: dict[str, Any] = {}
+    if request.body_exists and is_json(request) and request.query.get("type") != "file":
+        body = await json_body(request)
+        type_ = field(body, "type", str, required=True)
+        if type_ == ops.FILE:
+            text = field(body, "content", str, default="")
+            content = (text.encode(), field(body, "content_type", str, default="text/plain; charset=utf-8"))
+    else:
+        type_ = ops.FILE
+    level = Level.ADMIN if type_ == CONTROLLER else Level.WRITE
+    await require_level(request, caller, parent, level)
+    await in_session(request, ops.ensure_absent, path)  # before reading a large upload
+    if type_ == ops.FILE and content is None:
+        content = await read_upload(request)
+    spec = ops.spec_from(body) if type_ == ops.SEQUENCE else None
+    attributes = field(body, "attributes", dict)
+    out = await in_session(request, ops.create, store, path, type_, attributes=attributes, spec=spec,
+                           content=content, value=body.get("value"), timestamp=body.get("timestamp"))
+    if type_ in res_store.FOLDER_TYPES:
+        forget_access(request)
+    return web.json_response(out, status=201, headers={"Location": f"{API}/resources/{out['path']}"})
+
+
+@routes.put(PATH)
+async def put_resource(request: web.Request) -> web.Response:
+    """A file: new content (a new revision). A sequence: `{value, timestamp?}`."""
+    caller = await caller_of(request)
+    path = _path(request)
+    await require_level(request, caller, path, Level.WRITE)
+    store = store_of(request)
+    kind = await in_session(request, ops.resource_type, path)
+    if kind == ops.FILE:
+        data, ctype = await read_upload(request)
+        return web.json_response(await in_session(request, ops.replace_file, store, path, data, ctype))
+    if kind == ops.SEQUENCE:
+        body = await json_body(request)
+        if "value" not in body:
+            raise BadRequest("send {\"value\": ..., \"timestamp\": optional ISO 8601}")
+        return web.json_response(await in_session(request, ops.write_value, store, path, body["value"],
+                                                  body.get("timestamp")))
+    raise BadRequest(f"{path} is a {kind}: PUT sets a file's content or a sequence's value; "
+                     "use PATCH for attributes")
+
+
+@routes.patch(PATH)
+async def patch_resource(request: web.Request) -> web.Response:
+    """`{path?: new path, attributes?: {...}, <sequence fields>?}`."""
+    caller = await caller_of(request)
+    path = _path(request)
+    body = await json_body(request)
+    await require_level(request, caller, path, Level.WRITE)
+    kind = await in_session(request, ops.resource_type, path)
+    new_path = field(body, "path", str)
+    if new_path is not None:
+        new_path = paths.normalize(new_path)
+        parent, _ = paths.split(new_path)
+        await _need(request, path, controller=kind == CONTROLLER)
+        if parent is not None:
+            await require_level(request, caller, parent, Level.ADMIN if kind == CONTROLLER else Level.WRITE)
+    spec = {k: body[k] for k in ops.SPEC_FIELDS if k in body}
+    unknown = set(body) - {"path", "attributes", *ops.SPEC_FIELDS}
+    if unknown:
+        raise BadRequest(f"unknown fields {', '.join(sorted(unknown))}: PATCH takes path, attributes "
+                         f"and the sequence fields {', '.join(ops.SPEC_FIELDS)}")
+    out = await in_session(request, ops.update, store_of(request), path, new_path=new_path,
+                           attributes=field(body, "attributes", dict), spec=spec)
+    if new_path is not None:
+        forget_access(request)
+    return web.json_response(out)
+
+
+@routes.delete(PATH)
+async def delete_resource(request: web.Request) -> web.Response:
+    """Soft delete; a folder with children needs `recursive=true`."""
+    path = _path(request)
+    caller = await caller_of(request)
+    await require_level(request, caller, path, Level.WRITE)
+    kind = await in_session(request, ops.resource_type, path)
+    if kind == CONTROLLER:
+        await _need(request, path, controller=True)
+    n = await in_session(request, ops.delete, path, bool_param(request, "recursive"))
+    forget_access(request)
+    return web.json_response({"path": path, "deleted": n})
+
+
+@routes.get(API + "/revisions/{path:.+}")
+async def list_revisions(request: web.Request) -> web.Response:
+    """A file's or sequence's revisions, newest first; page with `before`."""
+    caller = await caller_of(request)
+    path = _path(request)
+    await require_level(request, caller, path, Level.READ)
+    limit = int_param(request, "limit", 100, 1, 1000) or 100
+    before = time_param(request, "before")
+    return web.json_response(await in_session(request, ops.list_revisions, path, limit=limit, before=before))
+
