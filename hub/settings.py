@@ -86,6 +86,33 @@ class Settings:
                                      "table keeps.")
     PERSISTER_TRIM_SECONDS: float = _s(10.0, "How often the persister trims sequences over their max "
                                        "history (in the background, not on the write path).")
+    # --- notifier: send_email, send_text_message, watchdog -------------------
+    NOTIFY_GROUP: str = _s("notify", "Shared-subscription group of the notifier ($share/GROUP/#): "
+                           "notifiers in one group split the messages, each handled once.")
+    NOTIFY_CLIENT_ID: str = _s("", "MQTT client id of this notifier. Empty: hub-notifier-<hostname>.")
+    NOTIFY_MAX_PER_HOUR: int = _s(10, "Emails plus text messages one sender (the folder a message is "
+                                  "published to) may send per hour; beyond it they are refused and logged.")
+    NOTIFY_ANY_RECIPIENT: bool = _s(False, "Let messages go to any address or number. Off: only to the "
+                                    "emails and phones of the sending folder's organization's users.")
+    SMTP_HOST: str = _s("", "SMTP server for send_email and watchdog alerts. Empty: email is off "
+                        "(requests are refused and logged).")
+    SMTP_PORT: int = _s(587, "SMTP server port (587 for STARTTLS, 465 for SSL, 25 for none).")
+    SMTP_USER: str = _s("", "SMTP login. Empty: no login.")
+    SMTP_PASSWORD: str = _s("", "SMTP password.")
+    SMTP_FROM: str = _s("", "From address of the hub's emails. Empty: SMTP_USER.")
+    SMTP_TLS: str = _s("starttls", "starttls, ssl or none (none only for a relay on the same host).")
+    SMS_URL: str = _s("", "Twilio-compatible endpoint for send_text_message, e.g. "
+                      "'https://api.twilio.com/2010-04-01/Accounts/{account}/Messages.json' "
+                      "({account} is replaced by SMS_ACCOUNT). Empty: text messages are off.")
+    SMS_ACCOUNT: str = _s("", "SMS provider account (Twilio: the account SID); the HTTP Basic user.")
+    SMS_TOKEN: str = _s("", "SMS provider token (Twilio: the auth token); the HTTP Basic password.")
+    SMS_FROM: str = _s("", "Sender number of text messages (E.164, e.g. +15551234567).")
+    WATCHDOG_CHECK_SECONDS: float = _s(30.0, "How often the notifier records when controllers were "
+                                       "last heard and checks their watchdogs.")
+    # --- provisioning ------------------------------------------------------------
+    PIN_TTL_SECONDS: int = _s(1800, "Lifetime of a provisioning PIN (POST /api/v1/pins).")
+    PIN_MAX_ATTEMPTS: int = _s(5, "Wrong pin codes before a PIN is dead (the controller starts over).")
+    PIN_CREATE_PER_HOUR: int = _s(30, "PINs one client address may ask for per hour (per HTTP worker).")
 
     # ------------------------------------------------------------------------
     @property

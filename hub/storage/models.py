@@ -81,6 +81,8 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # For text messages (send_text_message, watchdog alerts): E.164, e.g. +15551234567.
+    phone: Mapped[str | None] = mapped_column(String(32))
 
 
 class Membership(Base):
@@ -216,3 +218,53 @@ class DeadLetter(Base):
     topic: Mapped[str] = mapped_column(String(500))
     reason: Mapped[str] = mapped_column(String(500))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Pin(Base):
+    """A provisioning PIN: a controller asks for one (POST /pins), a user attaches it to a
+    controller folder, the controller trades PIN + pin code for a key, once."""
+
+    __tablename__ = "pins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pin: Mapped[str] = mapped_column(String(16), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the long pin code
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # wrong pin codes so far
+    controller_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    attached_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    attached_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
+
+
+class ControllerStatus(Base):
+    """What a controller last reported and when it was last heard, plus its watchdog."""
+
+    __tablename__ = "controller_status"
+    controller_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    client_version: Mapped[str | None] = mapped_column(String(40))
+    last_connect_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str | None] = mapped_column(Text)  # the JSON object of its last `status` message
+    status_at: Mapped[datetime | None] = mapped_column(DateTime)
+    watchdog_minutes: Mapped[int | None] = mapped_column(Integer)  # None: no watchdog
+    watchdog_recipients: Mapped[str] = mapped_column(Text, default="")  # comma-separated
+    watchdog_set_at: Mapped[datetime | None] = mapped_column(DateTime)
+    watchdog_alerted_at: Mapped[datetime | None] = mapped_column(DateTime)  # set while silent
+
+
+class OutgoingMessage(Base):
+    """Every email / text message asked for (sent, refused or throttled): the throttle
+    counts these, operators read them when a sender misbehaves."""
+
+    __tablename__ = "outgoing_messages"
+    __table_args__ = (Index("ix_outgoing_sender_at", "sender", "created_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sender: Mapped[str] = mapped_column(String(500))  # the folder the message was published to
+    kind: Mapped[str] = mapped_column(String(10))  # email | sms
+    recipients: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(12))  # sent | failed | throttled | refused
+    detail: Mapped[str] = mapped_column(String(500), default="")
