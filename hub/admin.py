@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 
 from hub import paths
-from hub.errors import BadRequest, HubError
+from hub.errors import BadRequest
 from hub.settings import Settings
 from hub.storage import keys, resources, users
 from hub.storage.db import Database, migrate
@@ -95,47 +94,7 @@ def import_org(s: Settings, path: str) -> int:
 
 
 def check(s: Settings) -> int:
-    """Reach every dependency; print one line each; non-zero if any failed."""
-    from hub.storage.bulk import open_bulk
+    """Reach every dependency; print one line each; non-zero if any failed (hub/checks.py)."""
+    from hub import checks
 
-    failures = 0
-
-    def report(name: str, fn) -> None:  # type: ignore[no-untyped-def]
-        nonlocal failures
-        try:
-            detail = fn()
-            print(f"ok    {name}: {detail}")
-        except (HubError, OSError, Exception) as e:  # noqa: BLE001 - we report whatever it is
-            failures += 1
-            print(f"FAIL  {name}: {getattr(e, 'message', e)}")
-
-    def database() -> str:
-        db = _db(s)
-        from sqlalchemy import text
-
-        try:
-            with db.engine.connect() as c:
-                c.execute(text("SELECT 1"))
-                head = c.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception as e:
-            raise HubError(f"{db.safe_url}: {str(getattr(e, 'orig', e)).strip().splitlines()[0]} "
-                           "(is the database running? run `run.py --init-db` for a new one)") from e
-        return f"{db.safe_url} (schema {head})"
-
-    def bulk() -> str:
-        open_bulk(s.bulk_storage_url, endpoint_url=s.S3_ENDPOINT_URL, region=s.S3_REGION).check()
-        return s.bulk_storage_url
-
-    def broker() -> str:
-        try:
-            with socket.create_connection((s.MQTT_HOST, s.MQTT_PORT), timeout=3):
-                return f"{s.MQTT_HOST}:{s.MQTT_PORT} accepts connections"
-        except OSError as e:
-            raise HubError(f"cannot reach Mosquitto at {s.MQTT_HOST}:{s.MQTT_PORT} ({e.strerror or e}); "
-                           "is it running? plain `run.py` starts it") from None
-
-    report("settings", lambda: "loaded")
-    report("database", database)
-    report("bulk storage", bulk)
-    report("broker", broker)
-    return 1 if failures else 0
+    return checks.run(s)
