@@ -124,6 +124,7 @@ def _store_file(s: Session, store: Store, r: Resource, data: bytes) -> Revision 
         ts = last.timestamp_us + 1
     new = store.new_revision(r.id, ts, values.Encoded(data=data))
     revisions.append(s, [new])
+    s.expire(r, ["last_revision_id", "modified_at"])  # append updated them in SQL
     return revisions.latest(s, r)
 
 
@@ -142,6 +143,7 @@ def write_value(s: Session, store: Store, path: str, value: Any, timestamp: Any)
     enc = values.encode(seq, value)
     ts = values.parse_timestamp(timestamp) if timestamp is not None else values.now_us()
     stored = revisions.append(s, [store.new_revision(r.id, ts, enc)]) > 0
+    s.expire(r, ["last_revision_id", "modified_at"])  # append updated them in SQL
     freed: list[str] = []
     if stored and seq.max_history:
         freed = revisions.trim(s, r.id, seq.max_history)

@@ -1,0 +1,160 @@
+"""Resources, revisions and history over HTTP (SQLite; the role matrix runs both databases)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from hub.settings import load
+from tests.fixtures.http import People, RunningHttp, seed_people, start_http_server
+from tests.support import free_port, write_settings_file
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHttp]:
+    root = tmp_path_factory.mktemp("http-res")
+    path = write_settings_file(root / "config.py", {
+        "DATA_DIR": str(root / "data"), "SECRET_KEY": "r" * 48, "PASSWORD_HASH_ROUNDS": 4,
+        "HTTP_PORT": free_port(), "MQTT_PORT": free_port(), "BULK_THRESHOLD": 1000})
+    with start_http_server(load(path, env={}), path) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def people(server: RunningHttp) -> People:
+    return seed_people(server.settings)
+
+
+class Api:
+    def __init__(self, server: RunningHttp, headers: dict[str, str]) -> None:
+        self.server, self.headers = server, headers
+
+    def __call__(self, method: str, path: str, **kw: object) -> requests.Response:
+        headers = {**self.headers, **kw.pop("headers", {})}  # type: ignore[dict-item]
+        return requests.request(method, self.server.api(path), headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def api(server: RunningHttp, people: People) -> Api:
+    return Api(server, people.auth("writer"))
+
+
+def test_folders_children_and_pages(api: Api) -> None:
+    assert api("POST", "/resources/acme/site/room", json={"type": "folder", "attributes": {"floor": 2}}
+               ).status_code == 201
+    for i in range(5):
+        assert api("POST", f"/resources/acme/site/room/s{i}", json={"type": "sequence"}).status_code == 201
+    page = api("GET", "/resources/acme/site/room?limit=2").json()
+    assert page["type"] == "folder" and page["attributes"] == {"floor": 2} and page["total"] == 5
+    assert [c["name"] for c in page["children"]] == ["s0", "s1"] and page["next"] == "s1"
+    page2 = api("GET", "/resources/acme/site/room?limit=2&after=s1").json()
+    assert [c["name"] for c in page2["children"]] == ["s2", "s3"]
+    last = api("GET", "/resources/acme/site/room?limit=2&after=s3").json()
+    assert [c["name"] for c in last["children"]] == ["s4"] and last["next"] is None
+    assert api("POST", "/resources/acme/site/room", json={"type": "folder"}).json()["error"]["code"] == "conflict"
+
+
+def test_sequence_values_checked_like_the_persister(api: Api) -> None:
+    r = api("POST", "/resources/acme/site/temp", json={
+        "type": "sequence", "data_type": "numeric", "units": "C", "min_value": -40, "max_value": 60,
+        "decimal_places": 1, "value": 20.04, "timestamp": "2024-01-01T00:00:00Z"})
+    assert r.status_code == 201, r.text
+    assert r.json()["value"] == 20.0 and r.json()["sequence"]["units"] == "C"
+    assert r.headers["Location"].endswith("/resources/acme/site/temp")
+    r = api("PUT", "/resources/acme/site/temp", json={"value": 21.5})
+    assert r.status_code == 200 and r.json()["stored"] is True
+    got = api("GET", "/resources/acme/site/temp").json()
+    assert got["value"] == 21.5 and got["timestamp"] > "2024"
+    assert api("PUT", "/resources/acme/site/temp", json={"value": 99}).json()["error"]["code"] == "bad_value"
+    assert api("PUT", "/resources/acme/site/temp", json={"value": "warm"}).status_code == 422
+    assert api("PUT", "/resources/acme/site/temp", json={"value": 1, "timestamp": "2999-01-01T00:00:00Z"}
+               ).status_code == 422
+    again = api("PUT", "/resources/acme/site/temp", json={"value": 5, "timestamp": "2024-01-01T00:00:00Z"})
+    assert again.json()["stored"] is False  # that timestamp is already stored: left as it was
+    assert api("PUT", "/resources/acme/site/temp", json={"nothing": 1}).status_code == 400
+    assert api("POST", "/resources/acme/site/bad", json={"type": "sequence", "data_type": "weird"}
+               ).status_code == 400
+
+
+def test_files_raw_multipart_revisions_and_bulk(api: Api) -> None:
+    r = api("POST", "/resources/acme/site/notes.txt", data=b"hello", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 201, r.text
+    got = api("GET", "/resources/acme/site/notes.txt")
+    assert got.content == b"hello" and got.headers["Content-Type"].startswith("text/plain")
+    big = bytes(range(256)) * 20  # over BULK_THRESHOLD: kept in bulk storage
+    r = api("PUT", "/resources/acme/site/notes.txt", files={"file": ("n.bin", big, "application/x-thing")})
+    assert r.status_code == 200, r.text
+    got = api("GET", "/resources/acme/site/notes.txt")
+    assert got.content == big and got.headers["Content-Type"] == "application/x-thing"
+    revs = api("GET", "/revisions/acme/site/notes.txt").json()["revisions"]
+    assert len(revs) == 2 and revs[0]["size"] == len(big) and revs[1]["size"] == 5
+    old = api("GET", f"/resources/acme/site/notes.txt?revision={revs[1]['id']}")
+    assert old.content == b"hello"
+    meta = api("GET", "/resources/acme/site/notes.txt?meta=true").json()
+    assert meta["type"] == "file" and meta["size"] == len(big) and meta["revision"] == revs[0]["id"]
+    assert api("GET", "/resources/acme/site/notes.txt?revision=999999").status_code == 404
+    r = api("POST", "/resources/acme/site/j.json?type=file", data=b'{"a":1}',
+            headers={"Content-Type": "application/json"})
+    assert r.status_code == 201 and api("GET", "/resources/acme/site/j.json").json() == {"a": 1}
+    r = api("POST", "/resources/acme/site/t.txt", json={"type": "file", "content": "text"})
+    assert api("GET", "/resources/acme/site/t.txt").text == "text"
+
+
+def test_patch_rename_move_attributes_and_delete(api: Api) -> None:
+    api("POST", "/resources/acme/site/a", json={"type": "folder"})
+    api("POST", "/resources/acme/site/a/x", json={"type": "sequence", "value": 1})
+    r = api("PATCH", "/resources/acme/site/a", json={"path": "acme/site/b", "attributes": {"k": "v"}})
+    assert r.status_code == 200 and r.json()["path"] == "acme/site/b" and r.json()["attributes"] == {"k": "v"}
+    assert api("GET", "/resources/acme/site/b/x").json()["value"] == 1
+    assert api("GET", "/resources/acme/site/a").status_code == 404
+    r = api("PATCH", "/resources/acme/site/b/x", json={"units": "%", "max_history": 10})
+    assert r.json()["sequence"]["units"] == "%" and r.json()["sequence"]["max_history"] == 10
+    assert api("PATCH", "/resources/acme/site/b", json={"units": "%"}).status_code == 400
+    assert api("PATCH", "/resources/acme/site/b", json={"colour": "red"}).status_code == 400
+    assert api("PATCH", "/resources/acme/site/b", json={"path": "other/b"}).status_code == 404
+    assert api("DELETE", "/resources/acme/site/b").json()["error"]["code"] == "conflict"
+    r = api("DELETE", "/resources/acme/site/b?recursive=true")
+    assert r.status_code == 200 and r.json()["deleted"] == 2
+    assert api("GET", "/resources/acme/site/b/x").status_code == 404
+
+
+def test_history_values_points_and_csv(api: Api) -> None:
+    api("POST", "/resources/acme/site/h", json={"type": "sequence"})
+    base = 1_700_000_000
+    for i in range(20):
+        r = api("PUT", "/resources/acme/site/h", json={"value": i, "timestamp": base + i * 60})
+        assert r.status_code == 200, r.text
+    h = api("GET", f"/history/acme/site/h?start={base}&count=5&order=asc").json()
+    assert [v["value"] for v in h["values"]] == [0, 1, 2, 3, 4]
+    h = api("GET", "/history/acme/site/h?count=3").json()
+    assert [v["value"] for v in h["values"]] == [19, 18, 17]
+    b = api("GET", "/history/acme/site/h?points=4").json()
+    assert sum(x["count"] for x in b["buckets"]) == 20
+    assert b["buckets"][0]["min"] == 0 and b["buckets"][-1]["max"] == 19
+    assert abs(sum(x["mean"] * x["count"] for x in b["buckets"]) - sum(range(20))) < 1e-6
+    r = api("GET", f"/history/acme/site/h?format=csv&order=asc&start={base + 600}")
+    assert r.headers["Content-Type"].startswith("text/csv") and "attachment" in r.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == ["timestamp", "value"] and [float(x[1]) for x in rows[1:]] == list(range(10, 20))
+    assert api("GET", "/history/acme/site/h?points=3&format=csv").status_code == 400
+    assert api("GET", "/history/acme/site/h?start=yesterday").status_code == 400
+    api("POST", "/resources/acme/site/words", json={"type": "sequence", "data_type": "text", "value": "hi"})
+    assert api("GET", "/history/acme/site/words?points=10").status_code == 400
+    assert api("GET", "/history/acme/site/words").json()["values"][0]["value"] == "hi"
+
+
+def test_csv_streams_many_pages(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.http.routes import history
+
+    monkeypatch.setattr(history, "CSV_PAGE", 7)
+    api("POST", "/resources/acme/site/many", json={"type": "sequence"})
+    for i in range(30):
+        api("PUT", "/resources/acme/site/many", json={"value": i, "timestamp": 1_600_000_000 + i})
+    rows = list(csv.reader(io.StringIO(api("GET", "/history/acme/site/many?format=csv").text)))
+    assert [float(x[1]) for x in rows[1:]] == list(range(29, -1, -1))
+    rows = list(csv.reader(io.StringIO(api("GET", "/history/acme/site/many?format=csv&count=10&order=asc").text)))
+    assert [float(x[1]) for x in rows[1:]] == list(range(10))
