@@ -18,6 +18,16 @@ the far future) where it is converted, `hub.storage.values.parse_timestamp`.
 Updates without a timestamp cannot be recognised when Mosquitto redelivers
 them, so clients that need exactly-once send one (`hub.controller` always does).
 
+The rhizo-server forms are read too (docs/rhizo-compat.md), so existing rhizo
+controllers work unchanged; `parse` turns each into its native twin:
+
+- `{"<type>": {parameters}}` (no "type" key) -> `Message(<type>, parameters)`;
+- `{"update": {"$t": "<ISO>Z", "<sequence>": value, ...}}` -> `update_sequence` with
+  `updates` (every value gets `$t`, or no timestamp without one);
+- the text line `s,<sequence>,<ISO>Z,<value>` -> `update_sequence` of that one value
+  (the value stays text: a numeric sequence converts it, as rhizo did);
+- `d,<sequence>,<ISO>Z,<value>` -> `display_value`: subscribers see it, nothing stores it.
+
 Stdlib only (plus `hub.paths` / `hub.errors`): the controller client imports it.
 """
 
@@ -34,6 +44,9 @@ from hub import paths
 from hub.errors import BadPath, BadRequest, TooLarge
 
 UPDATE_SEQUENCE = "update_sequence"
+DISPLAY_VALUE = "display_value"  # rhizo's `d,` line: shown live, never stored
+RHIZO_UPDATE = "update"
+RHIZO_TIME = "$t"
 MAX_TYPE_LENGTH = 40
 MAX_UPDATES = 10_000  # updates in one message, over all shapes
 MAX_TIMESTAMP_LENGTH = 40
@@ -64,11 +77,15 @@ def parse(payload: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Messag
         raise TooLarge(f"message of {len(payload)} bytes is over the limit of {max_bytes}")
     try:
         text = payload.decode() if isinstance(payload, (bytes, bytearray)) else payload
+        if text[:2] in ("s,", "d,"):
+            return _rhizo_line(text)
         obj = json.loads(text)
     except UnicodeDecodeError:
         raise BadRequest("message is not UTF-8 text") from None
     except (ValueError, RecursionError):
         raise BadRequest("message is not JSON: send {\"type\": ..., \"parameters\": {...}}") from None
+    if isinstance(obj, dict) and "type" not in obj and len(obj) == 1 and "parameters" not in obj:
+        return _rhizo_object(obj)
     if not isinstance(obj, dict):
         raise BadRequest("message is not a JSON object: send {\"type\": ..., \"parameters\": {...}}")
     kind = obj.get("type")
@@ -80,6 +97,36 @@ def parse(payload: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Messag
     if not isinstance(params, dict):
         raise BadRequest("message \"parameters\" must be a JSON object")
     return Message(kind, params)
+
+
+def _rhizo_object(obj: dict[str, Any]) -> Message:
+    """`{"<type>": {parameters}}`; `update` becomes `update_sequence`."""
+    ((kind, params),) = obj.items()
+    if not kind or len(kind) > MAX_TYPE_LENGTH:
+        raise BadRequest(f"message type must be 1-{MAX_TYPE_LENGTH} characters")
+    if not isinstance(params, dict):
+        raise BadRequest(f"message {{\"{kind[:40]}\": ...}} must hold a JSON object of parameters")
+    if kind != RHIZO_UPDATE:
+        return Message(kind, params)
+    stamp = params.get(RHIZO_TIME)
+    items = [{"sequence": name, "value": value} if stamp is None else
+             {"sequence": name, "value": value, "timestamp": stamp}
+             for name, value in params.items() if name != RHIZO_TIME]
+    if not items:
+        raise BadRequest("\"update\" message has no values: send {\"update\": {\"$t\": ..., \"<sequence>\": value}}")
+    return Message(UPDATE_SEQUENCE, {"updates": items})
+
+
+def _rhizo_line(text: str) -> Message:
+    """`s,<sequence>,<ISO time>,<value>` (store) or `d,...` (display only)."""
+    parts = text.split(",", 3)
+    if len(parts) != 4 or not parts[1]:
+        raise BadRequest(f"text message must be '{text[0]},<sequence>,<ISO time>Z,<value>'")
+    _, sequence, stamp, value = parts
+    params: dict[str, Any] = {"sequence": sequence, "value": value}
+    if stamp:
+        params["timestamp"] = stamp
+    return Message(UPDATE_SEQUENCE if text[0] == "s" else DISPLAY_VALUE, params)
 
 
 def folder_of_topic(topic: str) -> str:
