@@ -177,7 +177,10 @@ def _p(name: str, schema: dict[str, Any], description: str = "") -> dict[str, An
 
 PATH_PARAM = _p("path", {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$"},
                 "resource path, e.g. acme/greenhouse/pi-01/temperature (slashes unescaped)")
-USER_ID = _p("user_id", {"type": "integer"})
+INT32 = 2**31 - 1
+GRANT_ID = {**_q("id", {"type": "integer", "minimum": 1, "maximum": 2**62}), "required": True}
+USER_Q = _q("user_id", {"type": "integer", "minimum": 1, "maximum": INT32})
+USER_ID = _p("user_id", {"type": "integer", "minimum": 1, "maximum": INT32})
 ORG_NAME = _p("name", {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,100}$"})
 TIME = {"type": "string", "description": "ISO 8601 (UTC if no offset) or epoch seconds"}
 
@@ -226,7 +229,7 @@ PATHS: dict[str, Any] = {
             params=[PATH_PARAM, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                     _q("after", {"type": "string"}, "child name to continue after"),
                     _q("meta", {"type": "boolean"}, "a file's metadata instead of its content"),
-                    _q("revision", {"type": "integer", "minimum": 1}, "an older revision's id")]),
+                    _q("revision", {"type": "integer", "minimum": 1, "maximum": 2**62}, "an older revision's id")]),
         "post": op("Create a resource", "resources", {"201": _json(ref("Resource"), "created")},
                    params=[PATH_PARAM, _q("type", {"type": "string", "enum": ["file"]},
                                           "force a file upload even for a JSON body")],
@@ -264,7 +267,7 @@ PATHS: dict[str, Any] = {
         "post": op("Grant a permission", "permissions", {"201": _json(ref("Permission"), "granted")},
                    params=[PATH_PARAM], body=_body(ref("NewPermission"))),
         "delete": op("Revoke a permission", "permissions", {"204": {"description": "revoked"}},
-                     params=[PATH_PARAM, {**_q("id", {"type": "integer"}), "required": True}]),
+                     params=[PATH_PARAM, GRANT_ID]),
     },
     # --- users and organizations ----------------------------------------------
     "/api/v1/users": {
@@ -297,7 +300,7 @@ PATHS: dict[str, Any] = {
     # --- keys -------------------------------------------------------------------
     "/api/v1/keys": {
         "get": op("API keys: yours, a controller's, or a user's", "keys", {"200": _json(ref("ApiKeys"))},
-                  params=[_q("controller", {"type": "string"}), _q("user_id", {"type": "integer"}),
+                  params=[_q("controller", {"type": "string"}), USER_Q,
                           _q("include_revoked", {"type": "boolean"})]),
         "post": op("Create an API key (the secret is shown once)", "keys", {"201": _json(ref("ApiKey"), "created")},
                    body=_body(ref("NewApiKey"), required=False)),

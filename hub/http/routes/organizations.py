@@ -99,10 +99,10 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 def _user_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["user_id"])
-    except ValueError:
-        raise NotFound(f"no user {request.match_info['user_id']!r}") from None
+    raw = request.match_info["user_id"]
+    if not raw.isdigit() or not 0 < int(raw) < 2**31:
+        raise NotFound(f"no user {raw!r}")
+    return int(raw)
 
 
 @routes.put(ORG + "/members/{user_id}")

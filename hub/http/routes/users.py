@@ -45,10 +45,10 @@ def _visible_user(s: Session, caller: Caller, user_id: int) -> User:
 
 
 def _user_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["user_id"])
-    except ValueError:
-        raise NotFound(f"no user {request.match_info['user_id']!r}") from None
+    raw = request.match_info["user_id"]
+    if not raw.isdigit() or not 0 < int(raw) < 2**31:
+        raise NotFound(f"no user {raw!r}")
+    return int(raw)
 
 
 @routes.get(API + "/users")
