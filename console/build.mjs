@@ -2,7 +2,9 @@
 //   node build.mjs           one build (what `make console` runs)
 //   node build.mjs --watch   rebuild on change while developing
 // Output: index.html (from index.html here, with hashed asset names filled in),
-// assets/app-<hash>.js and assets/app-<hash>.css. Nothing is fetched at run time.
+// assets/app-<hash>.js and assets/style-<hash>.css. The HTTP server serves index.html
+// at / and this folder under /static/ (hub/http/console.py). Nothing is fetched from
+// elsewhere at run time.
 import * as esbuild from "esbuild";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -12,6 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.resolve(here, "..", "hub", "http", "static");
 const assets = path.join(out, "assets");
 const watch = process.argv.includes("--watch");
+const BASE = "static/"; // where index.html (served at /) finds the assets
 
 const options = {
   absWorkingDir: here,
@@ -37,8 +40,8 @@ async function writeIndex(metafile) {
   }
   // esbuild names a CSS entry's output .css; a JS entry importing no CSS has none.
   const html = (await readFile(path.join(here, "index.html"), "utf8"))
-    .replaceAll("%APP_JS%", `assets/${names.app}`)
-    .replaceAll("%APP_CSS%", `assets/${names.style}`);
+    .replaceAll("%APP_JS%", `${BASE}assets/${names.app}`)
+    .replaceAll("%APP_CSS%", `${BASE}assets/${names.style}`);
   await writeFile(path.join(out, "index.html"), html);
   // Drop assets of earlier builds (a stale file would be served forever otherwise).
   const keep = new Set(Object.keys(metafile.outputs).map((f) => path.basename(f)));

@@ -55,9 +55,11 @@ export const createKey = (body) => post("/keys", body);
 export const revokeKey = (prefix) => del(`/keys/${encodeURIComponent(prefix)}`);
 
 // -- permissions ------------------------------------------------------------
-export const permissions = (path) => get(`${res(path)}/permissions`);
-export const grant = (path, body) => post(`${res(path)}/permissions`, body);
-export const revokePermission = (path, id) => del(`${res(path)}/permissions/${encodeURIComponent(id)}`);
+const perm = (path) => `/permissions/${encodePath(path)}`;
+export const permissions = (path) => get(perm(path));
+/** body: {level: read|write|admin} and one of {user_id}, {organization}, {controller} */
+export const grant = (path, body) => post(perm(path), body);
+export const revokePermission = (path, id) => del(perm(path), { id });
 
 // -- organizations and users ------------------------------------------------
 export const organizations = () => get("/organizations");

@@ -15,6 +15,13 @@ export class ApiError extends Error {
   }
 }
 
+/** An error whose message is for the user (shown as is, not logged as a bug). */
+export function userError(message) {
+  const e = new Error(message);
+  e.userFacing = true;
+  return e;
+}
+
 /** Called with the ApiError of every 401 (the session has ended). */
 export function onUnauthenticated(fn) {
   listeners.add(fn);

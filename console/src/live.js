@@ -4,7 +4,7 @@
 // one), MQTT.js reconnects after a broker restart and resubscribes, and pages
 // hear "reconnected" so they can fill the gap from the HTTP API.
 import mqtt from "mqtt/dist/mqtt.esm";
-import { ApiError } from "./http.js";
+import { ApiError, userError } from "./http.js";
 import * as api from "./api.js";
 import { ancestors, parseMessage, sequenceUpdates } from "./wire.js";
 
@@ -22,6 +22,7 @@ class Live extends EventTarget {
     this.refreshTimer = null;
     this.everConnected = false;
     this.generation = 0;
+    this.refreshes = 0; // tokens fetched after the first (for the tests and the curious)
   }
 
   _setState(state, detail = "") {
@@ -95,6 +96,7 @@ class Live extends EventTarget {
 
   async refreshToken() {
     const token = await api.mqttToken();
+    this.refreshes++;
     if (this.client) {
       this.client.options.password = token.token;
       if (token.username !== undefined) this.client.options.username = token.username;
@@ -137,8 +139,11 @@ class Live extends EventTarget {
     const onMessage = (message, topic) => {
       for (const u of sequenceUpdates(topic, message)) if (u.path === path) handler(u);
     };
-    // An update may be published on any folder above the sequence.
-    const offs = ancestors(path).map((topic) => this.subscribe(topic, onMessage));
+    // An update may be published on any folder above the sequence (a controller
+    // publishes on its own folder). The organization's top folder is left out: few
+    // may read it, and the broker logs every refused subscription.
+    const topics = ancestors(path).filter((topic, i) => i === 0 || topic.includes("/"));
+    const offs = topics.map((topic) => this.subscribe(topic, onMessage));
     return () => offs.forEach((off) => off());
   }
 
@@ -146,14 +151,14 @@ class Live extends EventTarget {
   publish(folder, type, parameters) {
     const client = this.client;
     if (!client?.connected) {
-      return Promise.reject(new Error("The live connection to the broker is down; wait until it says 'live' and try again."));
+      return Promise.reject(userError("The live connection to the broker is down; wait until it says 'live' and try again."));
     }
     const payload = JSON.stringify({ type, parameters });
     return new Promise((resolve, reject) => {
       client.publish(folder, payload, { qos: 1 }, (err) => {
         if (!err) return resolve();
         const refused = err.code === 135 || /not authori/i.test(err.message);
-        reject(new Error(refused ? `You may not send messages to ${folder} (write access is needed).`
+        reject(userError(refused ? `You may not send messages to ${folder} (write access is needed).`
           : `The broker did not accept the message: ${err.message}`));
       });
     });

@@ -1,5 +1,6 @@
 // Shared pieces of every page: notices, dialogs, breadcrumbs, buttons that wait.
 import { $, formValues, h, mount } from "./dom.js";
+import { ApiError } from "./http.js";
 
 let noticeTimer = null;
 
@@ -17,7 +18,9 @@ export function notice(message, kind = "error") {
 export function showError(e) {
   if (e?.name === "AbortError") return;
   if (e?.status === 401) return; // the app sends the user to the log-in page
-  console.error(e);
+  // Refusals and bad input are the user's news, not a bug in the page.
+  if (e instanceof ApiError || e?.userFacing) console.warn(e.message);
+  else console.error(e);
   notice(e?.message || String(e), "error");
 }
 

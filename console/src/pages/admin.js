@@ -1,6 +1,7 @@
 // #/admin: organizations and users (system admins; organization admins see
 // their organizations). #/admin/org/<name>: an organization's members.
 import * as api from "../api.js";
+import { userError } from "../http.js";
 import { formValues, formatTime, h, mount } from "../dom.js";
 import { session } from "../session.js";
 import { breadcrumbs, busy, confirmDialog, emptyRow, field, formDialog, notice, resourceHref, showError } from "../ui.js";
@@ -152,6 +153,6 @@ function roleSelect(org, m, reload) {
 async function findUser(email) {
   const data = await api.users({ email });
   const user = data.users.find((u) => u.email.toLowerCase() === email.toLowerCase());
-  if (!user) throw new Error(`There is no user with the email ${email}. A system admin can create one.`);
+  if (!user) throw userError(`There is no user with the email ${email}. A system admin can create one.`);
   return user;
 }

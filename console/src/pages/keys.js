@@ -10,7 +10,7 @@ export async function keysPage(ctx) {
   const showRevoked = h("input#show-revoked", { type: "checkbox" });
   const load = async () => {
     try {
-      const data = await api.keys(showRevoked.checked ? { include_revoked: "true" } : {});
+      const data = await api.keys({ include_revoked: String(showRevoked.checked) });
       if (!ctx.left()) mount(box, keyTable(data.keys, load));
     } catch (e) {
       showError(e);

@@ -1,6 +1,7 @@
 // #/permissions/<path>: who may read, write or administer a folder (and
 // everything below it); grant and revoke.
 import * as api from "../api.js";
+import { userError } from "../http.js";
 import { formValues, h, mount } from "../dom.js";
 import { breadcrumbs, busy, confirmDialog, emptyRow, field, notice, resourceHref, showError } from "../ui.js";
 
@@ -14,10 +15,13 @@ export async function permissionsPage(ctx) {
   const path = ctx.params[0].replace(/^\/+|\/+$/g, "");
   document.title = `Permissions of ${path} · hub`;
   const tbody = h("tbody#permissions");
+  let emails = new Map(); // user id -> email, for the users this person may see
   const load = async () => {
     try {
-      const data = await api.permissions(path);
+      const [data, people] = await Promise.all([api.permissions(path), api.users().catch(() => ({ users: [] }))]);
       if (ctx.left()) return;
+      emails = new Map(people.users.map((u) => [u.id, u.email]));
+      const subjectLabel = (p) => label(p, emails);
       const rows = data.permissions.map((p) => h("tr", { dataset: { id: p.id } },
         h("td", subjectLabel(p)),
         h("td", h("span.level", p.level), h("small.muted", ` ${LEVEL_HELP[p.level] || ""}`)),
@@ -57,11 +61,16 @@ export async function permissionsPage(ctx) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const v = formValues(form);
-    const body = { level: v.level, [v.kind]: v.who.trim() };
-    const done = await busy(form.querySelector("button"), () => api.grant(path, body));
+    const who = v.who.trim().replace(/^\/+|\/+$/g, "");
+    const done = await busy(form.querySelector("button"), async () => {
+      const body = { level: v.level };
+      if (v.kind === "user") body.user_id = await userId(who, emails);
+      else body[v.kind] = who;
+      return api.grant(path, body);
+    });
     if (done) {
       notice("Permission granted.", "ok");
-      who.value = "";
+      form.querySelector("[name=who]").value = "";
       load();
     }
   });
@@ -76,11 +85,15 @@ export async function permissionsPage(ctx) {
   await load();
 }
 
-function subjectLabel(p) {
-  if (p.user) return typeof p.user === "string" ? p.user : p.user.email;
-  if (p.email) return p.email;
+function label(p, emails) {
   if (p.organization) return `members of ${p.organization}`;
   if (p.controller) return `controller ${p.controller}`;
-  if (p.user_id) return `user #${p.user_id}`;
+  if (p.user_id) return emails.get(p.user_id) || `user #${p.user_id}`;
   return "?";
+}
+
+async function userId(email, known) {
+  for (const [id, e] of known) if (e.toLowerCase() === email.toLowerCase()) return id;
+  if (/^\d+$/.test(email)) return Number(email);
+  throw userError(`There is no user ${email} that you can see. Check the spelling, or grant access to their organization instead.`);
 }
