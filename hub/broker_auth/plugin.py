@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hub import settings as settings_mod
-from hub.broker_auth.policy import LOG_ERR, LOG_NOTICE, Log, Policy
+from hub.broker_auth.policy import LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
 from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.snapshot import load
 from hub.broker_auth.stats import Counters, stats_path
@@ -66,8 +66,11 @@ class Plugin:
         snap = self.reloader.take()
         if snap is None:
             return
-        for client_id in self.policy.install(snap):
+        kicks = self.policy.install(snap)
+        for client_id in kicks:
             kick(client_id)
+        self.log(LOG_INFO, f"hub-auth: now at change {snap.change_id}: {len(snap.keys)} live keys, "
+                           f"{len(snap.folders)} folders, {len(kicks)} clients disconnected")
 
     def close(self) -> None:
         try:
@@ -79,5 +82,11 @@ class Plugin:
 
 def describe_failure(e: BaseException) -> tuple[int, str]:
     """The log line for a plugin that cannot start."""
-    msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+    orig = getattr(e, "orig", None)  # SQLAlchemy's wrapper around the driver's error
+    if orig is not None:
+        first = (str(orig).strip().splitlines() or [""])[0]
+        msg = (f"cannot read the database ({type(orig).__name__}: {first}); check DATABASE_URL, "
+               "and run `run.py --init-db` if the database is new")
+    else:
+        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
     return LOG_ERR, f"hub-auth: cannot start, so Mosquitto will not either: {msg}"

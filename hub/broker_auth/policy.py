@@ -155,13 +155,14 @@ class Policy:
             return True
         allowed = cache.get(topic)
         if allowed is None:
-            allowed, reason = self.decide(st, access, topic.decode("utf-8", "replace"))
+            text = topic.decode("utf-8", "replace")
+            allowed, reason = self.decide(st, access, text)
             if len(cache) >= CACHE_SIZE:
                 cache.clear()
             cache[topic] = allowed
             if not allowed:
                 what = {ACL_READ: "read", ACL_WRITE: "publish", ACL_SUBSCRIBE: "subscribe"}[access]
-                self.log(LOG_NOTICE, f"hub-auth: denied {what} {topic[:200]!r} to client "
+                self.log(LOG_NOTICE, f"hub-auth: denied {what} {text[:200]!r} to client "
                                      f"{st.client_id!r} ({st.label}): {reason}")
         if allowed:
             self.counters.acl_allowed += 1

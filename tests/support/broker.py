@@ -6,11 +6,12 @@ environment, and waits until both listeners accept. The broker's output (includi
 plugin refusal) goes to `log_path`; a failure to start raises with its tail.
 
 `mqtt_client(...)` connects a paho client (TCP or websockets, MQTT 3.1.1 or 5) and returns
-it with its CONNACK reason, running its network loop in a thread.
+it with its CONNACK reason, running its network loop in a thread (no automatic reconnect).
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import threading
@@ -23,6 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.broker_auth import runner
 from hub.settings import Settings, load
+from hub.storage import changes
+from hub.storage.db import Database
 from tests.support.settings import clean_env
 
 START_TIMEOUT = 30.0
@@ -102,6 +105,30 @@ class RunningBroker:
             time.sleep(0.05)
         return False
 
+    def sync(self, timeout: float = 5.0) -> None:
+        """Wait until the plugin has loaded every change committed to the database so far
+        (it logs the change id it is at; it polls about 4 times a second)."""
+        db = Database(self.settings.database_url)
+        try:
+            with db.session() as s:
+                latest = changes.latest(s)
+        finally:
+            db.dispose()
+        deadline = time.monotonic() + timeout
+        while self.plugin_change_id() < latest:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the plugin did not load change {latest} within {timeout} s:\n"
+                                   f"{self.log_tail()}")
+            time.sleep(0.05)
+
+    def plugin_change_id(self) -> int:
+        """The newest change id the plugin says it has loaded (-1 before it is ready)."""
+        ids = [int(m) for m in _CHANGE_LINE.findall(self.log_text())]
+        return max(ids, default=-1)
+
+
+_CHANGE_LINE = re.compile(r"hub-auth: (?:ready \(.*?change|now at change) (\d+)")
+
 
 def start_broker(settings_path: Path) -> RunningBroker:
     """Start Mosquitto with the plugin for this settings file (MQTT_PORT and MQTT_WS_PORT
@@ -124,17 +151,20 @@ class Client:
         self.connected = threading.Event()
         self.answered = threading.Event()
         self.disconnected = threading.Event()
-        self.subacks: dict[int, list[Any]] = {}
-        self.pubacks: dict[int, Any] = {}
+        self.thread: threading.Thread | None = None
+        self.subacks: dict[int, list[int]] = {}
+        self.pubacks: dict[int, int] = {}
         self._cv = threading.Condition()
 
-    def subscribe(self, topic: str, qos: int = 1, timeout: float = 5.0) -> list[Any]:
-        """Subscribe; return the SUBACK's reason codes (MQTT 5) or granted QoS (3.1.1)."""
+    def subscribe(self, topic: str, qos: int = 1, timeout: float = 5.0) -> list[int]:
+        """Subscribe; return the SUBACK's reason codes (MQTT 5: 135 not authorized) or
+        granted QoS (3.1.1: 128 refused)."""
         _, mid = self.paho.subscribe(topic, qos)
         return self._wait(self.subacks, mid, timeout)
 
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1, timeout: float = 5.0) -> Any:
-        """Publish; for QoS 1 return the PUBACK's reason code (MQTT 5) or 0 (3.1.1)."""
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, timeout: float = 5.0) -> int | None:
+        """Publish; for QoS 1 return the PUBACK's reason code (MQTT 5: 135 not authorized;
+        3.1.1: always 0)."""
         info = self.paho.publish(topic, payload, qos)
         if qos == 0:
             return None
@@ -152,10 +182,9 @@ class Client:
             return list(self.messages)
 
     def close(self) -> None:
-        try:
-            self.paho.disconnect()
-        finally:
-            self.paho.loop_stop()
+        self.paho.disconnect()
+        if self.thread is not None:
+            self.thread.join(5)
 
 
 def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | None = "key",
@@ -164,7 +193,8 @@ def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | 
     """Connect and wait for the CONNACK; `client.connected` tells whether it was accepted."""
     version = mqtt.MQTTv5 if protocol == 5 else mqtt.MQTTv311
     paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version,
-                       transport="websockets" if transport == "websockets" else "tcp")
+                       transport="websockets" if transport == "websockets" else "tcp",
+                       reconnect_on_failure=False)
     c = Client(paho)
     if username is not None or password is not None:
         paho.username_pw_set(username, password)
@@ -186,21 +216,24 @@ def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | 
 
     def on_subscribe(_c: Any, _u: Any, mid: int, reasons: Any, _props: Any) -> None:
         with c._cv:
-            c.subacks[mid] = list(reasons)
+            c.subacks[mid] = [int(getattr(r, "value", r)) for r in reasons]
             c._cv.notify_all()
 
     def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _props: Any) -> None:
         with c._cv:
-            c.pubacks[mid] = reason
+            c.pubacks[mid] = int(getattr(reason, "value", reason))
             c._cv.notify_all()
 
     paho.on_connect, paho.on_disconnect, paho.on_message = on_connect, on_disconnect, on_message
     paho.on_subscribe, paho.on_publish = on_subscribe, on_publish
     paho.connect(broker.host, broker.ws_port if transport == "websockets" else broker.port, keepalive=30)
-    paho.loop_start()
+    # paho's loop_start() polls once a second, which makes every close() take up to 1 s: run
+    # the same loop with a short poll, and tell paho it is threaded (else publish() writes to
+    # the socket from the caller's thread, racing the loop: corrupt websocket frames).
+    c.thread = threading.Thread(target=paho.loop_forever, kwargs={"timeout": 0.05}, daemon=True)
+    paho._thread = c.thread
+    c.thread.start()
     if not c.answered.wait(timeout):
         c.close()
         raise TimeoutError(f"no CONNACK within {timeout} s:\n{broker.log_tail()}")
-    if not c.connected.is_set():
-        paho.loop_stop()  # refused: no automatic reconnect
     return c

@@ -1,0 +1,327 @@
+"""The plugin inside a real Mosquitto: who connects, who publishes and reads what,
+revocation kicks, live grants. Paho clients over TCP and websockets, MQTT 3.1.1 and 5.
+
+One broker for the module (its data is set up once, before it starts); tests that change
+access make their own users and keys so they do not disturb the others.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hub import credentials
+from hub.storage import keys, permissions, resources, users
+from hub.storage.db import Database, migrate
+from hub.storage.models import Level
+from tests.support import free_port, write_settings_file
+from tests.support.broker import Client, RunningBroker, mqtt_client, start_broker
+
+NOT_AUTHORIZED = 135  # MQTT 5 reason code
+SUBACK_FAILURE = 128  # MQTT 3.1.1
+NO_SUBSCRIBERS = 16  # MQTT 5: accepted, nobody listening
+TRANSPORTS = [pytest.param(t, p, id=f"{t}-v{p}") for t in ("tcp", "websockets") for p in (5, 4)]
+
+
+@dataclass
+class World:
+    broker: RunningBroker
+    db: Database
+    ctl_key: str  # controller acme/greenhouse/pi-01
+    other_ctl_key: str  # controller other/pi-x
+    alice_key: str  # member of acme, read on acme/greenhouse
+    alice_id: int
+    revoked_key: str
+
+    def token(self, user_id: int, ttl: float = 60) -> str:
+        return credentials.issue_token(self.broker.settings.SECRET_KEY, user_id, ttl)
+
+    def service(self, name: str = credentials.SERVICE_USERNAME, **kw: object) -> Client:
+        password = credentials.service_password(self.broker.settings.SECRET_KEY, name)
+        return mqtt_client(self.broker, password, username=name, **kw)  # type: ignore[arg-type]
+
+    def sync(self) -> None:
+        """Wait until the plugin has loaded every change made so far."""
+        self.broker.sync()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("broker")
+    url = f"sqlite:///{tmp / 'hub.db'}"
+    path = write_settings_file(tmp / "config.py", {
+        "DATA_DIR": str(tmp / "data"), "SECRET_KEY": secrets.token_hex(24), "DATABASE_URL": url,
+        "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(), "PASSWORD_HASH_ROUNDS": 4})
+    migrate(url)
+    db = Database(url)
+    with db.session() as s:
+        acme = users.create_organization(s, "acme")
+        users.create_organization(s, "other")
+        for folder in ("acme/greenhouse", "acme/office"):
+            resources.create(s, folder, "folder")
+        resources.create(s, "acme/greenhouse/pi-01", "controller")
+        resources.create(s, "other/pi-x", "controller")
+        alice = users.create_user(s, "alice@example.com", "correct horse battery", rounds=4)
+        users.set_membership(s, acme, alice)
+        permissions.grant(s, "acme/greenhouse", Level.READ, user_id=alice.id)
+        _, ctl_key = keys.create(s, controller_path="acme/greenhouse/pi-01")
+        _, other_key = keys.create(s, controller_path="other/pi-x")
+        _, alice_key = keys.create(s, user_id=alice.id)
+        row, revoked = keys.create(s, user_id=alice.id)
+        keys.revoke(s, row.prefix)
+        alice_id = alice.id
+    broker = start_broker(path)
+    try:
+        yield World(broker, db, ctl_key, other_key, alice_key, alice_id, revoked)
+    finally:
+        broker.stop()
+        db.dispose()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def connect(world: World, clients: list[Client], password: str | None, **kw: object) -> Client:
+    c = mqtt_client(world.broker, password, **kw)  # type: ignore[arg-type]
+    clients.append(c)
+    return c
+
+
+def tampered(token: str) -> str:
+    tag, payload, mac = token.split(".")
+    forged = credentials._b64(b'{"u":1,"exp":9999999999}')  # a different user, never expiring
+    return ".".join((tag, forged, mac))
+
+
+# -- authentication -----------------------------------------------------------
+@pytest.mark.parametrize(("transport", "protocol"), TRANSPORTS)
+def test_good_credentials_connect(world: World, clients: list[Client], transport: str, protocol: int) -> None:
+    kw = {"transport": transport, "protocol": protocol}
+    for password in (world.ctl_key, world.alice_key, world.token(world.alice_id)):
+        c = connect(world, clients, password, **kw)
+        assert c.connected.is_set(), (c.connack, world.broker.log_tail())
+    # the username is informational: none at all (MQTT 5) or anything
+    c = connect(world, clients, world.ctl_key, username="pi-01", **kw)
+    assert c.connected.is_set()
+
+
+@pytest.mark.parametrize(("transport", "protocol"), TRANSPORTS)
+def test_bad_credentials_refused(world: World, clients: list[Client], transport: str, protocol: int) -> None:
+    prefix = credentials.key_prefix(world.ctl_key)
+    wrong = f"hk_{prefix}_{secrets.token_urlsafe(32)}"
+    expired = credentials.issue_token(world.broker.settings.SECRET_KEY, world.alice_id, -10)
+    cases = {
+        "wrong secret": wrong,
+        "revoked": world.revoked_key,
+        "unknown prefix": credentials.new_key().key,
+        "expired token": expired,
+        "tampered token": tampered(world.token(world.alice_id)),
+        "token of another hub": credentials.issue_token("x" * 48, world.alice_id, 60),
+        "empty": "",
+        "not a credential": "hunter2",
+    }
+    for case, password in cases.items():
+        c = connect(world, clients, password, transport=transport, protocol=protocol)
+        assert not c.connected.is_set(), case
+        assert c.connack is None or c.connack.is_failure, case
+    anonymous = connect(world, clients, None, username=None, transport=transport, protocol=protocol)
+    assert not anonymous.connected.is_set()
+
+
+def test_refusals_logged_with_prefix_never_secret(world: World, clients: list[Client]) -> None:
+    prefix = credentials.key_prefix(world.ctl_key)
+    secret_part = secrets.token_urlsafe(32)
+    c = connect(world, clients, f"hk_{prefix}_{secret_part}", client_id="log-probe")
+    assert not c.connected.is_set()
+    assert world.broker.wait_log(f"refused connection of client 'log-probe': key {prefix}: wrong secret")
+    log = world.broker.log_text()
+    assert secret_part not in log
+    assert world.ctl_key.split("_", 2)[2] not in log
+
+
+# -- publish / subscribe ------------------------------------------------------
+@pytest.mark.parametrize("protocol", [5, 4])
+def test_publish_to_own_folder_delivered_to_readers(world: World, clients: list[Client], protocol: int) -> None:
+    reader = connect(world, clients, world.alice_key, protocol=protocol)
+    assert reader.subscribe("acme/greenhouse/#") == [1]
+    ctl = connect(world, clients, world.ctl_key, protocol=protocol)
+    assert ctl.publish("acme/greenhouse/pi-01", b'{"type":"update_sequence","parameters":{}}') == 0
+    got = reader.wait_messages(1)
+    assert got == [("acme/greenhouse/pi-01", b'{"type":"update_sequence","parameters":{}}')]
+
+
+def test_publish_outside_own_folder_refused(world: World, clients: list[Client]) -> None:
+    watcher = world.service()
+    clients.append(watcher)
+    assert watcher.subscribe("#") == [1]
+    ctl = connect(world, clients, world.ctl_key, protocol=5)
+    for topic in ("other/pi-x", "acme/greenhouse", "acme/office", "acme/greenhouse/pi-01/no-such-folder",
+                  "nowhere", "$SYS/broker/uptime", "/acme/greenhouse/pi-01"):
+        assert ctl.publish(topic, b"x") == NOT_AUTHORIZED, topic
+    old = connect(world, clients, world.ctl_key, protocol=4)
+    assert old.publish("other/pi-x", b"y") == 0  # 3.1.1 has no reason code: dropped silently
+    ctl.publish("acme/greenhouse/pi-01", b"marker")
+    got = watcher.wait_messages(1)
+    assert got == [("acme/greenhouse/pi-01", b"marker")]
+
+
+@pytest.mark.parametrize("protocol", [5, 4])
+def test_subscriptions_outside_readable_folders_denied(world: World, clients: list[Client],
+                                                       protocol: int) -> None:
+    alice = connect(world, clients, world.alice_key, protocol=protocol)
+    for topic in ("#", "+/#", "+", "$SYS/#", "$share/g/#", "other/#", "other/pi-x", "acme/#",
+                  "acme/office/#", "acme/+/pi-01", "acme/nowhere/#"):
+        assert alice.subscribe(topic) == [NOT_AUTHORIZED if protocol == 5 else SUBACK_FAILURE], topic
+    for topic in ("acme/greenhouse/#", "acme/greenhouse/+", "acme/greenhouse/pi-01"):
+        assert alice.subscribe(topic) == [1], topic
+
+
+def test_reader_gets_only_its_folders(world: World, clients: list[Client]) -> None:
+    alice = connect(world, clients, world.token(world.alice_id), transport="websockets")
+    assert alice.subscribe("acme/greenhouse/#") == [1]
+    assert alice.subscribe("acme/office/#") == [NOT_AUTHORIZED]
+    service = world.service()
+    clients.append(service)
+    for topic in ("acme/office", "acme", "other/pi-x", "acme/greenhouse"):
+        assert service.publish(topic, topic.encode()) in (0, NO_SUBSCRIBERS)
+    assert alice.publish("acme/greenhouse", b"read-only") == NOT_AUTHORIZED
+    got = alice.wait_messages(1)
+    time.sleep(0.2)
+    assert alice.messages == got == [("acme/greenhouse", b"acme/greenhouse")]
+
+
+def test_persister_reads_everything_through_a_shared_subscription(world: World, clients: list[Client]) -> None:
+    persister = world.service(credentials.PERSISTER_USERNAME)
+    clients.append(persister)
+    assert persister.subscribe("#") == [NOT_AUTHORIZED]
+    assert persister.subscribe("$share/persist/#") == [1]
+    assert persister.publish("acme/greenhouse/pi-01", b"z") == NOT_AUTHORIZED
+    ctl = connect(world, clients, world.ctl_key)
+    ctl.publish("acme/greenhouse/pi-01", b"to-persist")
+    assert persister.wait_messages(1) == [("acme/greenhouse/pi-01", b"to-persist")]
+    other = connect(world, clients, world.other_ctl_key)
+    assert other.subscribe("$share/persist/#") == [NOT_AUTHORIZED]
+
+
+# -- live changes -------------------------------------------------------------
+def _new_user_with_key(world: World, email: str) -> tuple[int, str]:
+    with world.db.session() as s:
+        u = users.create_user(s, email, "correct horse battery", rounds=4)
+        users.set_membership(s, users.get_organization(s, "acme"), u)
+        _, key = keys.create(s, user_id=u.id)
+        uid = u.id
+    world.sync()
+    return uid, key
+
+
+@pytest.mark.parametrize("how", ["revoke key", "delete user"])
+def test_revocation_kicks_live_connection_within_2s(world: World, clients: list[Client], how: str) -> None:
+    uid, key = _new_user_with_key(world, f"kick-{how.replace(' ', '-')}@example.com")
+    victim = connect(world, clients, key, client_id=f"victim-{uid}")
+    by_token = connect(world, clients, world.token(uid), client_id=f"victim-token-{uid}")
+    bystander = connect(world, clients, world.alice_key)
+    assert victim.connected.is_set() and by_token.connected.is_set() and bystander.connected.is_set()
+    with world.db.session() as s:
+        if how == "revoke key":
+            keys.revoke(s, credentials.key_prefix(key) or "")
+        else:
+            users.delete_user(s, uid)
+    t0 = time.monotonic()
+    assert victim.disconnected.wait(2.0), world.broker.log_tail()
+    assert time.monotonic() - t0 < 2.0
+    if how == "delete user":
+        assert by_token.disconnected.wait(1.0)
+    else:
+        assert not by_token.disconnected.is_set()  # the token still stands for a live user
+    assert not bystander.disconnected.is_set()
+    victim.paho.loop_stop()
+    assert world.broker.wait_log(f"disconnecting client 'victim-{uid}'")
+    again = connect(world, clients, key)
+    assert not again.connected.is_set()
+
+
+def test_grant_and_removal_take_effect_without_reconnect(world: World, clients: list[Client]) -> None:
+    uid, key = _new_user_with_key(world, "grantee@example.com")
+    bob = connect(world, clients, key)
+    assert bob.publish("acme/office", b"before") == NOT_AUTHORIZED
+    assert bob.subscribe("acme/office/#") == [NOT_AUTHORIZED]
+    with world.db.session() as s:
+        perm_id = permissions.grant(s, "acme/office", Level.WRITE, user_id=uid).id
+    t0 = time.monotonic()
+    while bob.publish("acme/office", b"after") == NOT_AUTHORIZED:
+        assert time.monotonic() - t0 < 2.0, world.broker.log_tail()
+        time.sleep(0.05)
+    assert bob.subscribe("acme/office/#") == [1]
+    service = world.service()
+    clients.append(service)
+    service.publish("acme/office", b"first")
+    bob.wait_messages(1)
+    assert ("acme/office", b"first") in bob.messages
+    with world.db.session() as s:
+        permissions.revoke(s, perm_id)
+    world.sync()
+    count = len(bob.messages)
+    service.publish("acme/office", b"second")
+    time.sleep(0.3)
+    assert len(bob.messages) == count  # the subscription stays, its deliveries stop
+    assert bob.publish("acme/office", b"x") == NOT_AUTHORIZED
+    assert not bob.disconnected.is_set()
+
+
+def test_new_folder_and_key_usable_without_restart(world: World, clients: list[Client]) -> None:
+    with world.db.session() as s:
+        resources.create(s, "acme/greenhouse/pi-02", "controller")
+        _, key = keys.create(s, controller_path="acme/greenhouse/pi-02")
+    world.sync()
+    pi = connect(world, clients, key)
+    assert pi.publish("acme/greenhouse/pi-02", b"hello") in (0, NO_SUBSCRIBERS)
+    assert pi.publish("acme/greenhouse/pi-01", b"not mine") == NOT_AUTHORIZED
+
+
+def test_stats_file_counts_decisions(world: World, clients: list[Client]) -> None:
+    from hub.broker_auth.stats import WRITE_INTERVAL, read_stats
+
+    connect(world, clients, "nope")
+    deadline = time.monotonic() + WRITE_INTERVAL * 3
+    stats = read_stats(world.broker.settings)
+    while (stats is None or stats["connects_refused"] == 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        stats = read_stats(world.broker.settings)
+    assert stats is not None
+    assert stats["connects_refused"] >= 1 and stats["connects_allowed"] >= 0
+    assert stats["acl_allowed"] >= 0 and stats["age_s"] < WRITE_INTERVAL * 3
+    assert stats["db_ok"] is True
+
+
+# -- fail closed --------------------------------------------------------------
+@pytest.mark.parametrize("breakage", ["unreadable settings", "database not migrated"])
+def test_plugin_that_cannot_start_stops_mosquitto(tmp_path: Path, breakage: str) -> None:
+    from tests.support.broker import BrokerFailed
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24), "DATABASE_URL": url,
+        "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port()})
+    if breakage == "database not migrated":
+        Database(url).dispose()
+    else:
+        migrate(url)
+    broker = RunningBroker(path)
+    if breakage == "unreadable settings":
+        path.write_text("SECRET_KEY = (\n")
+    with pytest.raises(BrokerFailed) as e:
+        broker.start(timeout=20)
+    assert "hub-auth: cannot start" in str(e.value)
+    if breakage == "database not migrated":
+        assert "run `run.py --init-db`" in str(e.value)
+    assert not broker.is_running()
