@@ -128,9 +128,28 @@ export async function organizationPage(ctx) {
       load();
     }
   });
+  const newUser = async (ev) => {
+    const v = await formDialog(`New user in ${name}`, [
+      { name: "email", label: "Email", type: "email", required: true },
+      { name: "full_name", label: "Full name" },
+      { name: "password", label: "Password", type: "password", required: true, autocomplete: "new-password", help: "Tell them to change it." },
+      { name: "role", label: "Role", options: [["member", "member"], ["admin", "organization admin"]], value: "member" },
+    ], { submitLabel: "Create" });
+    if (!v) return;
+    const done = await busy(ev.target, () => api.createUser({
+      email: v.email.trim(), full_name: v.full_name.trim(), password: v.password, organization: name, role: v.role,
+    }));
+    if (done) {
+      notice(`Created ${v.email.trim()} in ${name}.`, "ok");
+      load();
+    }
+  };
   mount(ctx.main,
     breadcrumbs(name),
-    h("div.page-head", h("h1", `Members of ${name}`), h("a.button", { href: "#/admin" }, "All organizations")),
+    h("div.page-head", h("h1", `Members of ${name}`),
+      h("div.actions",
+        canManage && h("button#new-org-user", { type: "button", onclick: newUser }, "New user"),
+        h("a.button", { href: "#/admin" }, "All organizations"))),
     h("table.listing", h("thead", h("tr", h("th", "Email"), h("th", "Name"), h("th", "Role"), h("th", ""))), tbody),
     canManage && h("section.card", h("h2", "Add a member"), form),
   );

@@ -37,11 +37,12 @@ export async function folderPage(ctx, r) {
     if (rows.size && tbody.querySelector("tr.empty")) tbody.querySelector("tr.empty").remove();
   };
 
-  const showValue = (path, value, timestamp) => {
+  const showValue = (path, value, timestamp, { flash = false } = {}) => {
     const entry = rows.get(path);
     if (!entry) return;
     entry.valueCell.textContent = formatValue(value, entry.spec, { short: true });
     entry.timeCell.textContent = timestamp ? formatTime(timestamp) : "";
+    if (!flash) return;
     entry.row.classList.remove("flash");
     void entry.row.offsetWidth; // restart the highlight
     entry.row.classList.add("flash");
@@ -50,7 +51,7 @@ export async function folderPage(ctx, r) {
   const loadValues = async (children) => {
     const seqs = children.filter((c) => c.type === "sequence");
     for (const c of seqs) {
-      if (!watching.has(c.path)) watching.set(c.path, live.watchSequence(c.path, (u) => showValue(u.path, u.value, u.timestamp ?? Date.now())));
+      if (!watching.has(c.path)) watching.set(c.path, live.watchSequence(c.path, (u) => showValue(u.path, u.value, u.timestamp ?? Date.now(), { flash: true })));
     }
     const queue = [...seqs];
     const worker = async () => {
