@@ -29,7 +29,7 @@ def _settings_epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The hub. With no command: start Mosquitto (with the auth plugin), the persister "
+        description="The hub. With no command: start Mosquitto (with the auth plugin), the persister, the notifier "
                     "and the HTTP server, and stop them all on Ctrl-C / SIGTERM.",
         epilog=_settings_epilog())
     g = p.add_argument_group("database")
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create the organization in an export file (from --export) with its history")
     g = p.add_argument_group("processes")
     g.add_argument("--persister", action="store_true", help="run only the persister daemon")
+    g.add_argument("--notifier", action="store_true",
+                   help="run only the notifier (send_email, send_text_message, controller status, watchdog)")
     g.add_argument("--http", action="store_true", help="run only the HTTP server")
     g.add_argument("--broker", action="store_true", help="run only Mosquitto with the hub's plugin")
     g.add_argument("--check", action="store_true",
@@ -101,6 +103,8 @@ def _dispatch(args: argparse.Namespace, s: Settings) -> int:
 
     if args.persister:
         return supervisor.run_one(s, "persister")
+    if args.notifier:
+        return supervisor.run_one(s, "notifier")
     if args.http:
         return supervisor.run_one(s, "http")
     if args.broker:

@@ -1,4 +1,4 @@
-"""Plain `run.py`: Mosquitto, the persister and the HTTP server as child
+"""Plain `run.py`: Mosquitto, the persister, the notifier and the HTTP server as child
 processes, for development and single-box installs. Ctrl-C or SIGTERM stops
 them all; if one dies, the others are stopped too and the exit says which.
 """
@@ -17,7 +17,7 @@ from hub.settings import Settings
 
 log = logging.getLogger("hub.supervisor")
 RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
-ORDER = ("broker", "persister", "http")
+ORDER = ("broker", "persister", "notifier", "http")
 
 
 def run_one(s: Settings, name: str) -> int:
@@ -30,6 +30,10 @@ def run_one(s: Settings, name: str) -> int:
         from hub import persister
 
         return persister.main(s) or 0
+    if name == "notifier":
+        from hub import notify
+
+        return notify.main(s) or 0
     if name == "http":
         from hub import http
 

@@ -1,0 +1,233 @@
+"""The notifier: one MQTT subscriber that sends emails and text messages, keeps
+controller status and runs the watchdog.
+
+- Subscribes with the `hub-persister` service credential to `$share/<NOTIFY_GROUP>/#`
+  (QoS 1, a persistent session of SESSION_EXPIRY s), so it sees every message once per
+  notifier group, independently of the persisters' group.
+- paho's thread only notes "topic heard at t" and queues the few messages it acts on
+  (`send_email`, `send_text_message` / `send_sms`, `status`, `connected`); worker
+  threads do the slow part (SMTP, HTTP, the database). Messages are acknowledged when
+  queued: an email in flight when the notifier is killed is not sent (at most once).
+- Every WATCHDOG_CHECK_SECONDS the watchdog thread writes the last-heard times to the
+  controllers' status rows, then sends the alerts that are due (claimed atomically,
+  so several notifiers never send one twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from hub import credentials, wire
+from hub.errors import HubError
+from hub.notify import parse
+from hub.notify.dispatch import Dispatcher, Stats
+from hub.settings import Settings
+from hub.storage import controllers, outgoing
+from hub.storage.models import utcnow
+from hub.storage.store import Store
+
+log = logging.getLogger("hub.notify")
+
+SESSION_EXPIRY = 3600  # s Mosquitto queues messages for a stopped notifier
+WORKERS = 4
+STATUS, CONNECTED, WATCHDOG = "status", "connected", "watchdog"
+SEND_TYPES = frozenset({parse.SEND_EMAIL, parse.SEND_TEXT, parse.SEND_SMS})
+ACTED_ON = SEND_TYPES | {STATUS, CONNECTED}
+# What a controller sends: these count as "heard" for the watchdog; commands sent *to* a
+# controller's folder (by people or scripts) do not.
+HEARD = ACTED_ON | {wire.UPDATE_SEQUENCE, wire.DISPLAY_VALUE, WATCHDOG}
+# Cheap filter before any JSON parsing: every message in HEARD contains one of these.
+_MARKERS = (b"update", b"send_", b"status", b"connected", b"watchdog", b"display_value")
+PURGE_EVERY = 3600.0
+
+
+def client_id_of(settings: Settings) -> str:
+    return settings.NOTIFY_CLIENT_ID or f"hub-notifier-{socket.gethostname()}"
+
+
+class Notifier:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store.from_settings(settings)
+        self.stats = Stats()
+        self.dispatcher = Dispatcher(settings, self.store, self.stats)
+        self.client_id = client_id_of(settings)
+        self.topic = f"$share/{settings.NOTIFY_GROUP}/#"
+        self.received = 0
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.stopping = threading.Event()
+        self.jobs: queue.Queue[tuple[str, wire.Message] | None] = queue.Queue(maxsize=10_000)
+        self._seen: dict[str, datetime] = {}
+        self._seen_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._last_purge = 0.0
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        c.username_pw_set(credentials.PERSISTER_USERNAME,
+                          credentials.service_password(settings.SECRET_KEY, credentials.PERSISTER_USERNAME))
+        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
+        c.on_subscribe = self._on_subscribe
+        self.client = c
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY
+        self.client.connect_async(self.settings.MQTT_HOST, self.settings.MQTT_PORT, keepalive=30,
+                                  clean_start=False, properties=props)
+        self.client.loop_start()
+        for i in range(WORKERS):
+            self._spawn(self._work, f"hub-notify-{i}")
+        self._spawn(self._watch, "hub-watchdog")
+        log.info("notifier connecting to %s:%s as %s (client id %s, %s)", self.settings.MQTT_HOST,
+                 self.settings.MQTT_PORT, credentials.PERSISTER_USERNAME, self.client_id, self.topic)
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        if self.client.is_connected():
+            self.client.disconnect()
+        self.client.loop_stop()
+        for _ in range(WORKERS):
+            self.jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        try:
+            self.check_watchdogs()  # record what was heard last
+        except Exception as e:  # noqa: BLE001 - stopping anyway
+            log.warning("could not record the last-heard times on stop: %s", e)
+
+    # -- paho's thread -----------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("the broker refused the notifier: %s; it needs the same SECRET_KEY as the broker", reason)
+            return
+        self.connected.set()
+        client.subscribe(self.topic, options=SubscribeOptions(qos=1))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("the broker refused the subscription %s: %s", self.topic, reasons[0])
+        else:
+            self.subscribed.set()
+            log.info("notifier subscribed to %s", self.topic)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self.stopping.is_set():
+            log.warning("notifier lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+        self.received += 1
+        try:
+            topic = m.topic
+        except UnicodeDecodeError:
+            return
+        payload = bytes(m.payload)
+        if payload[:2] in (b"s,", b"d,"):  # rhizo's text lines: sequence values
+            self._heard(topic)
+            return
+        if not any(marker in payload for marker in _MARKERS):
+            return
+        try:
+            msg = wire.parse(payload, max_bytes=self.settings.MQTT_MAX_PAYLOAD)
+        except HubError:
+            return  # the persister logs and keeps bad messages
+        if msg.type in HEARD:
+            self._heard(topic)
+        if msg.type in ACTED_ON:
+            try:
+                self.jobs.put_nowait((topic, msg))
+            except queue.Full:
+                log.error("notifier queue full: dropping %s from %s", msg.type, topic)
+
+    def _heard(self, topic: str) -> None:
+        now = utcnow()
+        with self._seen_lock:
+            self._seen[topic] = now
+
+    # -- workers ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            topic, msg = job
+            try:
+                self.handle(topic, msg)
+            except Exception:  # noqa: BLE001 - one bad job must not kill a worker
+                log.exception("notifier failed on %s from %s", msg.type, topic)
+            finally:
+                self.jobs.task_done()
+
+    def handle(self, topic: str, msg: wire.Message) -> None:
+        if msg.type in SEND_TYPES:
+            self.dispatcher.request(topic, msg.type, msg.parameters)
+            return
+        try:
+            with self.store.session() as s:
+                controllers.record_status(s, topic, msg.parameters, connected=msg.type == CONNECTED)
+        except HubError as e:
+            log.info("%s message on %s not kept: %s", msg.type, topic, e.message)
+
+    # -- watchdog --------------------------------------------------------------------------
+    def _watch(self) -> None:
+        interval = max(0.05, float(self.settings.WATCHDOG_CHECK_SECONDS))
+        while not self.stopping.wait(interval):
+            try:
+                self.check_watchdogs()
+            except Exception as e:  # noqa: BLE001 - database away: keep what was heard, retry
+                log.warning("watchdog check failed (%s); retrying in %.0f s", e, interval)
+
+    def check_watchdogs(self) -> int:
+        """Record what was heard since last time, then send the alerts that are due;
+        returns how many alerts were sent."""
+        with self._seen_lock:
+            seen, self._seen = self._seen, {}
+        try:
+            with self.store.session() as s:
+                if seen:
+                    controllers.record_activity(s, seen)
+                due = controllers.claim_alerts(s)
+                if time.monotonic() - self._last_purge > PURGE_EVERY:
+                    self._last_purge = time.monotonic()
+                    outgoing.purge(s)
+        except Exception:
+            with self._seen_lock:
+                for topic, t in seen.items():
+                    if topic not in self._seen or self._seen[topic] < t:
+                        self._seen[topic] = t
+            raise
+        for alert in due:
+            log.info("watchdog: %s %s", alert.path, "is back online" if alert.back_online else
+                     f"silent for over {alert.minutes} min")
+            self.dispatcher.alert(alert)
+        return len(due)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once every queued job is done (for tests and orderly stops)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.jobs.unfinished_tasks == 0:
+                return True
+            time.sleep(0.02)
+        return False

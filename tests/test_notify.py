@@ -1,0 +1,158 @@
+"""The notifier end to end: a controller publishes through the real Mosquitto (with the hub
+plugin), the notifier delivers to a real local SMTP server (aiosmtpd) and a local
+Twilio-compatible HTTP endpoint; throttling, recipient rules and controller status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.settings import Settings
+from hub.storage import controllers, resources, users
+from hub.storage.models import ControllerStatus
+from tests.support.notify import World, notify_world, smtp_server, wait_for
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with notify_world(tmp_path_factory.mktemp("notify"), controllers=6) as w:
+        yield w
+
+
+def test_email_reaches_the_smtp_server_with_the_right_recipients(world: World) -> None:
+    before = len(world.smtp.mails)
+    c = world.controller("pi-01")
+    try:
+        c.publish("acme/pi-01", json.dumps({"type": "send_email", "parameters": {
+            "to": [world.emails["alice"], world.emails["bob"]], "subject": "Tank low\r\nBcc: evil@example.com",
+            "body": "Level at 12 %."}}))
+        # the rhizo form, from the same controller
+        c.publish("acme/pi-01", json.dumps({"send_email": {
+            "emailAddresses": world.emails["bob"], "subject": "rhizo form", "body": "hello"}}))
+        mails = world.smtp.wait(before + 2)[before:]
+    finally:
+        c.close()
+    assert len(mails) == 2, world.outgoing("acme/pi-01")
+    first = next(m for m in mails if m.message["Subject"].startswith("Tank low"))
+    assert sorted(first.rcpt_tos) == sorted([world.emails["alice"], world.emails["bob"]])
+    assert first.mail_from == "hub@example.com"
+    assert first.message["Subject"] == "Tank low Bcc: evil@example.com"  # no header injection
+    assert first.message["X-Hub-Folder"] == "acme/pi-01"
+    assert first.message.get_payload(decode=True).decode().strip() == "Level at 12 %."
+    second = next(m for m in mails if m.message["Subject"] == "rhizo form")
+    assert second.rcpt_tos == [world.emails["bob"]]
+    assert wait_for(lambda: [r.status for r in world.outgoing("acme/pi-01")].count("sent") == 2)
+
+
+def test_recipients_outside_the_organization_are_refused(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    before = len(world.smtp.mails)
+    c = world.controller("pi-03")
+    try:
+        with caplog.at_level(logging.WARNING, logger="hub.notify"):
+            c.publish("acme/pi-03", json.dumps({"type": "send_email", "parameters": {
+                "to": [world.emails["alice"], world.emails["stranger"]], "subject": "x", "body": "y"}}))
+            assert wait_for(lambda: len(world.outgoing("acme/pi-03")) == 1)
+    finally:
+        c.close()
+    row = world.outgoing("acme/pi-03")[0]
+    assert row.status == "refused" and world.emails["stranger"] in row.detail
+    assert "NOTIFY_ANY_RECIPIENT" in row.detail
+    assert any("refused" in r.getMessage() and world.emails["stranger"] in r.getMessage() for r in caplog.records)
+    time.sleep(0.3)
+    assert len(world.smtp.mails) == before
+
+
+def test_text_message_is_a_twilio_request(world: World) -> None:
+    before = len(world.sms.received)
+    c = world.controller("pi-04")
+    try:
+        c.publish("acme/pi-04", json.dumps({"type": "send_text_message", "parameters": {
+            "to": "+1 (555) 123-0001", "message": "Pump 2 stopped"}}))
+        # rhizo's names; the provider refuses this number (400 with a Twilio-style message)
+        c.publish("acme/pi-04", json.dumps({"send_sms": {"phoneNumbers": "+15551230001", "message": "again"}}))
+        got = world.sms.wait(before + 2)[before:]
+    finally:
+        c.close()
+    assert {"To": "+15551230001", "From": "+15559990000", "Body": "Pump 2 stopped"} in got
+    assert {"To": "+15551230001", "From": "+15559990000", "Body": "again"} in got
+    assert world.sms.refused_auth == 0
+    assert wait_for(lambda: [r.status for r in world.outgoing("acme/pi-04")] == ["sent", "sent"])
+
+
+def test_provider_error_is_recorded_as_failed(world: World) -> None:
+    with world.db.session() as s:
+        users.find_user_by_email(s, world.emails["bob"]).phone = world.sms.fail_number  # type: ignore[union-attr]
+    c = world.controller("pi-05")
+    try:
+        c.publish("acme/pi-05", json.dumps({"type": "send_text_message", "parameters": {
+            "to": world.sms.fail_number, "message": "hi"}}))
+        assert wait_for(lambda: [r.status for r in world.outgoing("acme/pi-05")] == ["failed"])
+    finally:
+        c.close()
+    assert "is not valid" in world.outgoing("acme/pi-05")[0].detail
+
+
+def test_throttle_refuses_the_eleventh_message(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    before = len(world.smtp.mails)
+    throttled = world.notifier.stats.throttled
+    c = world.controller("pi-02")
+    try:
+        with caplog.at_level(logging.WARNING, logger="hub.notify"):
+            for i in range(11):
+                c.publish("acme/pi-02", json.dumps({"type": "send_email", "parameters": {
+                    "to": world.emails["alice"], "subject": f"n{i}"}}))
+            assert wait_for(lambda: world.notifier.stats.throttled == throttled + 1)
+    finally:
+        c.close()
+    assert len(world.smtp.wait(before + 10)) == before + 10
+    assert wait_for(lambda: [r.status for r in world.outgoing("acme/pi-02")].count("sent") == 10)
+    rows = world.outgoing("acme/pi-02")
+    assert [r.status for r in rows].count("throttled") == 1
+    assert "NOTIFY_MAX_PER_HOUR=10" in next(r for r in rows if r.status == "throttled").detail
+    assert any("throttled" in r.getMessage() for r in caplog.records)
+    time.sleep(0.3)
+    assert len(world.smtp.mails) == before + 10
+
+
+def test_status_and_connected_messages_are_kept(world: World) -> None:
+    c = world.controller("pi-06")
+    try:
+        c.publish("acme/pi-06", json.dumps({"type": "connected", "parameters": {"client_version": "1.2.3"}}))
+        c.publish("acme/pi-06", json.dumps({"type": "status", "parameters": {"ip": "10.0.0.6", "uptime": 42}}))
+
+        def described() -> dict:
+            with world.db.session() as s:
+                return controllers.describe(s, resources.get(s, "acme/pi-06"))
+
+        assert wait_for(lambda: described()["status"] == {"ip": "10.0.0.6", "uptime": 42}
+                        and described()["last_message"] is not None)
+    finally:
+        c.close()
+    d = described()
+    assert d["client_version"] == "1.2.3" and d["last_connect"] is not None
+    with world.db.session() as s:
+        assert s.get(ControllerStatus, resources.get(s, "acme/pi-06").id) is not None
+
+
+def test_smtp_login_and_refused_login(tmp_path: Path, settings_factory: Callable[..., tuple[Settings, Path]]) -> None:
+    from hub.notify import channels
+
+    with smtp_server(login=("hub", "s3cret")) as (sink, port):
+        base = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TLS": "none", "SMTP_USER": "hub"}
+        good, _ = settings_factory(**base, SMTP_PASSWORD="s3cret")
+        channels.send_email(good, ["a@example.com"], "hi", "body")
+        assert [m.rcpt_tos for m in sink.wait(1)] == [["a@example.com"]]
+        assert sink.mails[0].mail_from == "hub"  # SMTP_FROM empty: the login
+        bad, _ = settings_factory(**base, SMTP_PASSWORD="wrong")
+        with pytest.raises(channels.DeliveryFailed) as e:
+            channels.send_email(bad, ["a@example.com"], "hi", "body")
+        assert "SMTP_PASSWORD" in e.value.message and "wrong" not in e.value.message
+    off, _ = settings_factory()
+    with pytest.raises(channels.ChannelOff) as e2:
+        channels.send_email(off, ["a@example.com"], "hi", "body")
+    assert "SMTP_HOST" in e2.value.message

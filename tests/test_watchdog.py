@@ -1,0 +1,116 @@
+"""The watchdog: one alert after a controller's silence, one "back online" when it
+returns, never one per check. Storage rules with an explicit clock (SQLite and
+PostgreSQL), then end to end through Mosquitto, the notifier and a real SMTP server
+with the check interval shortened to 0.2 s and the silence made by moving the last-heard
+time back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from hub.errors import BadRequest
+from hub.storage import controllers, resources, users
+from hub.storage.db import Database
+from hub.storage.models import ControllerStatus
+from tests.support.notify import World, notify_world, wait_for
+
+T0 = datetime(2024, 5, 1, 12, 0, 0)
+
+
+def test_alert_once_after_silence_then_back_online_once(db: Database) -> None:
+    with db.session() as s:
+        users.create_organization(s, "acme")
+        c = resources.create(s, "acme/pi", "controller")
+        resources.create(s, "acme/pi/sub", "folder")
+        controllers.set_watchdog(s, c, 5, ["a@example.com", "+15551230001"], now=T0)
+    with db.session() as s:
+        assert controllers.record_activity(s, {"acme/pi/sub": T0, "acme/elsewhere": T0}) == 1
+    at = [T0 + timedelta(minutes=m) for m in (4, 6, 7, 60)]
+    with db.session() as s:
+        assert controllers.claim_alerts(s, at[0]) == []  # 4 min: still fine
+    with db.session() as s:
+        (alert,) = controllers.claim_alerts(s, at[1])
+    assert (alert.path, alert.back_online, alert.minutes) == ("acme/pi", False, 5)
+    assert alert.recipients == ["a@example.com", "+15551230001"] and alert.last_message_at == T0
+    for when in at[2:]:
+        with db.session() as s:
+            assert controllers.claim_alerts(s, when) == []  # one alert per silence
+    back = T0 + timedelta(minutes=61)
+    with db.session() as s:
+        controllers.record_activity(s, {"acme/pi": back})
+    with db.session() as s:
+        (alert,) = controllers.claim_alerts(s, back + timedelta(seconds=1))
+    assert alert.back_online and alert.last_message_at == back
+    with db.session() as s:
+        assert controllers.claim_alerts(s, back + timedelta(minutes=2)) == []  # heard: no new alert yet
+        assert controllers.describe(s, resources.get(s, "acme/pi"))["watchdog"]["alerted_at"] is None
+
+
+def test_watchdog_settings_are_checked_and_a_silent_new_controller_counts_from_setup(db: Database) -> None:
+    with db.session() as s:
+        users.create_organization(s, "acme")
+        c = resources.create(s, "acme/pi", "controller")
+        with pytest.raises(BadRequest):
+            controllers.set_watchdog(s, c, 0, ["a@example.com"])
+        with pytest.raises(BadRequest):
+            controllers.set_watchdog(s, c, 10, [])
+        controllers.set_watchdog(s, c, 10, ["a@example.com"], now=T0)
+    with db.session() as s:
+        assert controllers.claim_alerts(s, T0 + timedelta(minutes=9)) == []
+        (alert,) = controllers.claim_alerts(s, T0 + timedelta(minutes=11))
+        assert alert.last_message_at is None
+        controllers.set_watchdog(s, resources.get(s, "acme/pi"), None, [])  # off
+    with db.session() as s:
+        assert controllers.claim_alerts(s, T0 + timedelta(days=1)) == []
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with notify_world(tmp_path_factory.mktemp("watchdog"), controllers=1) as w:
+        yield w
+
+
+def status_of(w: World) -> ControllerStatus:
+    with w.db.session() as s:
+        st = s.get(ControllerStatus, resources.get(s, "acme/pi-01").id)
+        assert st is not None
+        return st
+
+
+def test_watchdog_end_to_end(world: World) -> None:
+    alice = world.emails["alice"]
+    with world.db.session() as s:
+        controllers.set_watchdog(s, resources.get(s, "acme/pi-01"), 1, [alice, "+15551230001"])
+    pi = world.controller("pi-01")
+    try:
+        # a command *to* the controller does not count as hearing from it
+        pi.publish("acme/pi-01", json.dumps({"type": "set_relay", "parameters": {"on": True}}))
+        time.sleep(0.5)
+        assert status_of(world).last_message_at is None
+        pi.publish("acme/pi-01", json.dumps({"update": {"temp": 21.5}}))  # rhizo form counts
+        assert wait_for(lambda: status_of(world).last_message_at is not None)
+        # silence: pretend it was last heard 2 minutes ago
+        with world.db.session() as s:
+            st = s.get(ControllerStatus, resources.get(s, "acme/pi-01").id)
+            st.last_message_at -= timedelta(minutes=2)  # type: ignore[operator]
+        mails = world.smtp.wait(1)
+        assert [m.message["Subject"] for m in mails] == ["[hub] acme/pi-01 is silent"]
+        assert mails[0].rcpt_tos == [alice]
+        assert "no more alerts until then" in mails[0].message.get_payload(decode=True).decode()
+        assert [m["Body"][:23] for m in world.sms.wait(1)] == ["hub: acme/pi-01 silent "]
+        time.sleep(1.0)  # five more checks: still one alert
+        assert len(world.smtp.mails) == 1 and len(world.sms.received) == 1
+        pi.publish("acme/pi-01", "s,temp,,22.0")  # heard again (rhizo text line)
+        mails = world.smtp.wait(2)
+        assert [m.message["Subject"] for m in mails][1:] == ["[hub] acme/pi-01 is back online"]
+        time.sleep(1.0)
+        assert len(world.smtp.mails) == 2 and len(world.sms.received) == 2
+    finally:
+        pi.close()
+    assert [r.status for r in world.outgoing("watchdog:acme/pi-01")] == ["sent"] * 4
+    assert world.notifier.stats.alerts == 2
