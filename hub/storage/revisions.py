@@ -116,3 +116,9 @@ def trim(s: Session, resource_id: int, keep: int) -> list[str]:
     s.execute(delete(Revision).where(old))
     rollups.after_trim(s, resource_id, cutoff)
     return keys
+
+
+def newest_id(s: Session) -> int:
+    """The highest revision id (0 when none): moves whenever any value is
+    stored, so readers can cache until it does."""
+    return int(s.scalar(select(func.coalesce(func.max(Revision.id), 0))) or 0)
