@@ -158,3 +158,28 @@ def test_csv_streams_many_pages(api: Api, monkeypatch: pytest.MonkeyPatch) -> No
     assert [float(x[1]) for x in rows[1:]] == list(range(29, -1, -1))
     rows = list(csv.reader(io.StringIO(api("GET", "/history/acme/site/many?format=csv&count=10&order=asc").text)))
     assert [float(x[1]) for x in rows[1:]] == list(range(10))
+
+
+def test_cached_reads_see_other_writers_within_a_poll(api: Api, server: RunningHttp) -> None:
+    """A value stored by another process (here: straight through the storage
+    layer, as the persister does) shows within about POLL_SECONDS."""
+    import time
+
+    from hub.storage import resources, revisions
+    from hub.storage.db import Database
+    from hub.storage.revisions import NewRevision
+    from hub.storage.values import now_us
+
+    api("POST", "/resources/acme/site/polled", json={"type": "sequence", "value": 1})
+    assert api("GET", "/resources/acme/site/polled").json()["value"] == 1  # cached now
+    db = Database(server.settings.database_url)
+    try:
+        with db.session() as s:
+            r = resources.get(s, "acme/site/polled")
+            revisions.append(s, [NewRevision(r.id, now_us() + 1000, num=2.0, size=8)])
+    finally:
+        db.dispose()
+    deadline = time.monotonic() + 5
+    while api("GET", "/resources/acme/site/polled").json()["value"] != 2:
+        assert time.monotonic() < deadline, "the other writer's value never showed"
+        time.sleep(0.05)

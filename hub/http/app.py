@@ -17,10 +17,12 @@ from aiohttp import web
 
 from hub.errors import TooLarge
 from hub.http import console, metrics
-from hub.http.authcache import POLL_SECONDS, AuthCache
+from hub.http.auth import SAFE_METHODS
+from hub.http.authcache import AuthCache
 from hub.http.errors import Handler, error_middleware
 from hub.http.publisher import Publisher
 from hub.http.ratelimit import LoginLimiter
+from hub.http.readcache import POLL_SECONDS, ReadCache
 from hub.http.routes import all_routes
 from hub.http.typedefs import (
     AUTH_CACHE,
@@ -28,11 +30,12 @@ from hub.http.typedefs import (
     HASH_EXECUTOR,
     LOGIN_LIMITER,
     PUBLISHER,
+    READ_CACHE,
     SETTINGS,
     STORE,
 )
 from hub.settings import Settings
-from hub.storage import changes
+from hub.storage import changes, revisions
 from hub.storage.store import Store
 
 log = logging.getLogger("hub.http")
@@ -46,7 +49,11 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"request body of {request.content_length} bytes is over the limit of {limit} "
                        "(MAX_REQUEST_BYTES)")
-    resp = await handler(request)
+    try:
+        resp = await handler(request)
+    finally:
+        if request.method not in SAFE_METHODS:  # a write: later reads must see it
+            request.app[READ_CACHE].clear()
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     return resp
 
@@ -69,25 +76,30 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STORE].close()
 
 
-def _latest_change(store: Store) -> int:
+def _generation(store: Store) -> tuple[int, int]:
     with store.session() as s:
-        return changes.latest(s)
+        return changes.latest(s), revisions.newest_id(s)
 
 
 async def _watch_changes(app: web.Application) -> None:
+    """Drop cached access decisions when the change log moves, and cached
+    reads when it or the newest revision moves."""
     loop = asyncio.get_running_loop()
-    cache = app[AUTH_CACHE]
+    auth, reads = app[AUTH_CACHE], app[READ_CACHE]
     while True:
         try:
-            cache.observe(await loop.run_in_executor(app[DB_EXECUTOR], _latest_change, app[STORE]))
+            gen = await loop.run_in_executor(app[DB_EXECUTOR], _generation, app[STORE])
         except Exception as e:  # database away: trust nothing cached, try again
             log.debug("change-log poll failed: %s", e)
-            cache.observe(-1)
+            gen = (-1, -1)
+        auth.observe(gen[0])
+        reads.observe(gen)
         await asyncio.sleep(POLL_SECONDS)
 
 
 async def _auth_cache(app: web.Application) -> AsyncIterator[None]:
     app[AUTH_CACHE] = AuthCache()
+    app[READ_CACHE] = ReadCache()
     task = asyncio.create_task(_watch_changes(app))
     yield
     task.cancel()

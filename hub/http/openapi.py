@@ -154,6 +154,31 @@ SCHEMAS: dict[str, Any] = {
                        {"ok": {"type": "boolean"}, "detail": {"type": "string"}}, ["ok", "detail"])},
                    "persister": nullable("object"), "broker_plugin": nullable("object")},
                   ["status", "checks"]),
+    # --- controller life cycle (PIN provisioning, status, watchdog, phone) ----------
+    "NewPin": obj({"pin": {"type": "string", "description": "show this to the person setting it up"},
+                   "pin_code": {"type": "string", "description": "keep secret: needed to collect the key"},
+                   "expires_at": TS}, ["pin", "pin_code", "expires_at"]),
+    "PinAttach": obj({"controller": {"type": "string", "description": "controller folder (created if missing)"}},
+                     ["controller"]),
+    "PinAttached": obj({"pin": {"type": "string"}, "controller": {"type": "string"}, "attached_at": TS,
+                        "expires_at": TS}, ["pin", "controller", "attached_at", "expires_at"]),
+    "PinClaim": obj({"status": {"type": "string", "enum": ["waiting", "ready"]},
+                     "controller": {"type": "string"},
+                     "key": {"type": "string", "description": "the controller's new API key: shown once"}},
+                    ["status"]),
+    "ControllerStatus": obj({
+        "path": {"type": "string"}, "client_version": nullable("string"), "last_connect": NTS,
+        "last_message": NTS, "status": nullable("object"), "status_at": NTS,
+        "watchdog": obj({"minutes": nullable("integer"), "recipients": {"type": "array", "items": {"type": "string"}},
+                         "alerted_at": NTS}, ["minutes", "recipients", "alerted_at"])},
+        ["path", "client_version", "last_connect", "last_message", "status", "status_at", "watchdog"]),
+    "WatchdogSet": obj({"minutes": nullable("integer", minimum=1, maximum=43200,
+                                            description="silence before an alert; null turns it off"),
+                        "recipients": {"type": "array", "maxItems": 10, "items": {"type": "string"},
+                                       "description": "emails or phone numbers of the organization's users"}},
+                       ["minutes"], additionalProperties=False),
+    "Phone": obj({"user_id": {"type": "integer"}, "phone": nullable("string")}, ["user_id", "phone"]),
+    "PhoneSet": obj({"phone": nullable("string", description="E.164, e.g. +15551234567; null clears it")}),
 }
 
 
@@ -182,6 +207,7 @@ GRANT_ID = {**_q("id", {"type": "integer", "minimum": 1, "maximum": 2**62}), "re
 USER_Q = _q("user_id", {"type": "integer", "minimum": 1, "maximum": INT32})
 USER_ID = _p("user_id", {"type": "integer", "minimum": 1, "maximum": INT32})
 ORG_NAME = _p("name", {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,100}$"})
+PIN_PARAM = _p("pin", {"type": "string", "pattern": "^[2-9A-HJ-NP-Za-hj-np-z-]{6,12}$"}, "e.g. 7K3Q9X")
 TIME = {"type": "string", "description": "ISO 8601 (UTC if no offset) or epoch seconds"}
 
 
@@ -308,6 +334,32 @@ PATHS: dict[str, Any] = {
     "/api/v1/keys/{prefix}": {"delete": op(
         "Revoke a key (its live MQTT connections are closed within seconds)", "keys",
         {"200": _json(ref("ApiKey"))}, params=[_p("prefix", {"type": "string", "pattern": "^[a-z2-7]{10}$"})])},
+    # --- controller life cycle -------------------------------------------------------
+    "/api/v1/pins": {"post": op(
+        "Ask for a provisioning PIN (a controller does this)", "controllers",
+        {"201": _json(ref("NewPin"), "created")}, public=True,
+        description="Rate-limited per client address (PIN_CREATE_PER_HOUR). The PIN lives PIN_TTL_SECONDS.")},
+    "/api/v1/pins/{pin}": {
+        "put": op("Attach a PIN to a controller folder (needs write access there)", "controllers",
+                  {"200": _json(ref("PinAttached"))}, params=[PIN_PARAM], body=_body(ref("PinAttach"))),
+        "get": op("Collect the controller's key (polled by the controller)", "controllers",
+                  {"200": _json(ref("PinClaim"), "waiting, or ready with the key (once)")}, public=True,
+                  params=[PIN_PARAM, {**_q("pin_code", {"type": "string", "minLength": 1}), "required": True}],
+                  description="403 for a wrong pin code (PIN_MAX_ATTEMPTS kill the PIN), 404 for an unknown, "
+                              "expired or dead PIN, 409 once the key was collected."),
+    },
+    "/api/v1/controllers/{path}": {"get": op(
+        "A controller's status: version, last connect and message, reported status, watchdog", "controllers",
+        {"200": _json(ref("ControllerStatus"))}, params=[PATH_PARAM])},
+    "/api/v1/watchdog/{path}": {"put": op(
+        "Set or clear a controller's watchdog (needs write access)", "controllers",
+        {"200": _json(ref("ControllerStatus"))}, params=[PATH_PARAM], body=_body(ref("WatchdogSet")))},
+    "/api/v1/users/{user_id}/phone": {
+        "get": op("A user's phone number (yourself, or any as system admin)", "users", {"200": _json(ref("Phone"))},
+                  params=[USER_ID]),
+        "put": op("Set or clear a user's phone number for text messages", "users", {"200": _json(ref("Phone"))},
+                  params=[USER_ID], body=_body(ref("PhoneSet"))),
+    },
     # --- messages ---------------------------------------------------------------
     "/api/v1/messages": {"post": op("Publish a message to a folder's topic", "messages",
                                     {"202": _json(ref("Published"), "accepted by the broker")},

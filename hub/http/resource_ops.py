@@ -56,6 +56,15 @@ def describe(s: Session, store: Store, path: str, *, limit: int, after: str | No
     return out
 
 
+def read(s: Session, store: Store, path: str, *, limit: int, after: str | None,
+         meta: bool) -> dict[str, Any] | FileContent:
+    """What GET shows at `path`: a file's content (unless `meta`), else `describe`."""
+    r = resources.get(s, path)
+    if r.type == FILE and not meta:
+        return file_content(s, store, path, None)
+    return describe(s, store, path, limit=limit, after=after)
+
+
 def _revision(s: Session, r: Resource, revision_id: int | None) -> Revision:
     rev = revisions.get_at(s, r.id, revision_id) if revision_id is not None else revisions.latest(s, r)
     if rev is None:

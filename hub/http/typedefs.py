@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from hub.http.metrics import Metrics
     from hub.http.publisher import Publisher
     from hub.http.ratelimit import LoginLimiter
+    from hub.http.readcache import ReadCache
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -26,6 +27,7 @@ DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
 # bcrypt runs here: a few slow logins must not starve the database pool.
 HASH_EXECUTOR = web.AppKey("hash_executor", ThreadPoolExecutor)
 AUTH_CACHE: web.AppKey[AuthCache] = web.AppKey("auth_cache")
+READ_CACHE: web.AppKey[ReadCache] = web.AppKey("read_cache")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -14,6 +14,8 @@ API = "/api/v1"
 def all_routes() -> list[web.RouteTableDef]:
     from hub.http.routes import (
         auth,
+        contacts,
+        controllers,
         docs,
         health,
         history,
@@ -21,10 +23,11 @@ def all_routes() -> list[web.RouteTableDef]:
         messages,
         organizations,
         permissions,
+        pins,
         resources,
         tokens,
         users,
     )
 
     return [m.routes for m in (auth, docs, health, history, keys, messages, organizations, permissions,
-                               tokens, users, resources)]
+                               tokens, users, pins, controllers, contacts, resources)]

@@ -8,6 +8,7 @@ for controller folders); a move also needs WRITE on the new parent.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from hub.http.auth import caller_of, forget_access, level_of, require_level
 from hub.http.deps import in_session, store_of
 from hub.http.params import bool_param, field, int_param, is_json, json_body, time_param
 from hub.http.routes import API
+from hub.http.typedefs import READ_CACHE
 from hub.http.uploads import read_upload
 from hub.storage import resources as res_store
 from hub.storage.models import Level, ResourceType
@@ -54,18 +56,26 @@ async def get_resource(request: web.Request) -> web.StreamResponse:
     await require_level(request, caller, path, Level.READ)
     store = store_of(request)
     revision = int_param(request, "revision", None, 1, 2**62)
-    if revision is not None or not bool_param(request, "meta"):
+    if revision is not None:
         kind = await in_session(request, ops.resource_type, path)
         if kind == ops.FILE:
-            content = await in_session(request, ops.file_content, store, path, revision)
-            return await _stream(request, content)
-        if revision is not None:
-            if kind != ops.SEQUENCE:
-                raise BadRequest("revision= applies to files and sequences only")
-            return web.json_response(await in_session(request, ops.sequence_value_at, store, path, revision))
-    limit = int_param(request, "limit", 100, 1, 1000)
+            return await _stream(request, await in_session(request, ops.file_content, store, path, revision))
+        if kind != ops.SEQUENCE:
+            raise BadRequest("revision= applies to files and sequences only")
+        return web.json_response(await in_session(request, ops.sequence_value_at, store, path, revision))
+    limit = int_param(request, "limit", 100, 1, 1000) or 100
     after = request.query.get("after") or None
-    return web.json_response(await in_session(request, ops.describe, store, path, limit=limit, after=after))
+    meta = bool_param(request, "meta")
+    cache = request.app[READ_CACHE]
+    key = (path, str(limit), after or "", "meta" if meta else "")
+    body = cache.get(key)
+    if body is None:
+        found = await in_session(request, ops.read, store, path, limit=limit, after=after, meta=meta)
+        if isinstance(found, ops.FileContent):
+            return await _stream(request, found)
+        body = json.dumps(found).encode()
+        cache.put(key, body)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def _stream(request: web.Request, content: ops.FileContent) -> web.StreamResponse:
