@@ -69,7 +69,7 @@ int mosquitto_client_protocol_version(const struct mosquitto *client);
 int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will);
 
 extern "Python" int hub_on_basic_auth(int, void *, void *);
-extern "Python" int hub_on_acl_check(int, void *, void *);
+extern "Python" int hub_on_acl_check(int, struct mosquitto_evt_acl_check *, void *);
 extern "Python" int hub_on_tick(int, void *, void *);
 extern "Python" int hub_on_disconnect(int, void *, void *);
 """

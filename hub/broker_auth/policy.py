@@ -1,7 +1,8 @@
 """Who may connect and what each connected client may do: pure Python over a `Snapshot`.
 
 Runs on Mosquitto's thread (through `glue`), so nothing here does I/O. Clients are known by
-an opaque handle (the address of Mosquitto's client struct). Decisions are cached per
+an opaque hashable handle (glue passes cffi's pointer to Mosquitto's client struct, which
+hashes and compares by address). Decisions are cached per
 client and per topic; `install` swaps in a new snapshot, re-checks every client's
 credential and returns the client ids to kick.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from hub import credentials
@@ -34,6 +35,7 @@ CACHE_SIZE = 1024  # decisions kept per client and access kind; cleared when ful
 MAX_OFFLINE = 50_000  # disconnected clients whose session (queued messages) we still judge
 
 Log = Callable[[int, str], None]
+Handle = Hashable  # one per client connection (its struct's address)
 
 
 @dataclass(slots=True, eq=False)
@@ -63,9 +65,9 @@ class Policy:
         self.snapshot = snapshot
         self.log = log
         self.counters = counters or Counters()
-        self.clients: dict[int, ClientState] = {}
-        self.by_id: dict[str, int] = {}  # client id -> handle of its latest accepted connection
-        self.offline: OrderedDict[int, None] = OrderedDict()
+        self.clients: dict[Handle, ClientState] = {}
+        self.by_id: dict[str, Handle] = {}  # client id -> handle of its latest accepted connection
+        self.offline: OrderedDict[Handle, None] = OrderedDict()
         self._service = {
             credentials.PERSISTER_USERNAME: credentials.service_password(
                 secret_key, credentials.PERSISTER_USERNAME),
@@ -74,7 +76,7 @@ class Policy:
         }
 
     # -- connect ------------------------------------------------------------
-    def authenticate(self, handle: int, client_id: str, username: str | None,
+    def authenticate(self, handle: Handle, client_id: str, username: str | None,
                      password: str | None) -> bool:
         self._forget(handle)
         state, reason = self._credential(client_id, username, password)
@@ -119,7 +121,7 @@ class Policy:
         return None, "the password is neither a hub API key nor a browser token"
 
     # -- disconnect ---------------------------------------------------------
-    def disconnected(self, handle: int, keeps_session: bool) -> None:
+    def disconnected(self, handle: Handle, keeps_session: bool) -> None:
         """A client's network connection closed. Its session may live on (queued QoS 1
         messages are still checked against it) unless a newer connection took its client id."""
         st = self.clients.get(handle)
@@ -133,14 +135,14 @@ class Policy:
         while len(self.offline) > MAX_OFFLINE:
             self._forget(next(iter(self.offline)))
 
-    def _forget(self, handle: int) -> None:
+    def _forget(self, handle: Handle) -> None:
         st = self.clients.pop(handle, None)
         self.offline.pop(handle, None)
         if st is not None and self.by_id.get(st.client_id) == handle:
             del self.by_id[st.client_id]
 
     # -- ACL ----------------------------------------------------------------
-    def check(self, handle: int, access: int, topic: bytes) -> bool:
+    def check(self, handle: Handle, access: int, topic: bytes) -> bool:
         st = self.clients.get(handle)
         if st is None:
             self.counters.acl_denied += 1
