@@ -114,10 +114,16 @@ def test_health_and_metrics(stack: tuple[RunningHttp, People, RunningBroker]) ->
     assert h["status"] == "ok", h
     assert all(c["ok"] for c in h["checks"].values()) and "connected" in h["checks"]["broker"]["detail"]
     assert "persister" in h and "broker_plugin" in h
+    deadline = time.monotonic() + 10  # the plugin writes its counters every few seconds
+    while h["broker_plugin"] is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        h = requests.get(srv.api("/health"), timeout=30).json()
+    assert isinstance(h["broker_plugin"], dict) and "age_s" in h["broker_plugin"], h
     requests.get(srv.api("/me"), headers=people.auth("admin"), timeout=30)
     text = requests.get(srv.url + "/metrics", timeout=30).text
     assert 'hub_http_requests_total{method="GET",route="/api/v1/me",status="200"}' in text
     assert 'hub_http_request_seconds_bucket{le="0.005",method="GET",route="/api/v1/me"}' in text
+    assert "hub_broker_plugin_age_s " in text  # the plugin's counters, read at scrape time
 
 
 def test_health_without_broker_is_degraded(http_server_factory: Any) -> None:
