@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 
 from hub.errors import BadRequest
+from hub.settings import load
 from hub.storage import controllers, resources, users
 from hub.storage.db import Database
 from hub.storage.models import ControllerStatus
+from tests.fixtures.http import People, RunningHttp, seed_people, start_http_server
+from tests.support import free_port, write_settings_file
 from tests.support.notify import World, notify_world, wait_for
 
 T0 = datetime(2024, 5, 1, 12, 0, 0)
@@ -114,3 +118,56 @@ def test_watchdog_end_to_end(world: World) -> None:
         pi.close()
     assert [r.status for r in world.outgoing("watchdog:acme/pi-01")] == ["sent"] * 4
     assert world.notifier.stats.alerts == 2
+
+
+# -- the HTTP routes: /controllers/{path}, /watchdog/{path}, /users/{id}/phone ----------------
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHttp, People]]:
+    root = tmp_path_factory.mktemp("watchdog-http")
+    path = write_settings_file(root / "config.py", {
+        "DATA_DIR": str(root / "data"), "SECRET_KEY": "w" * 48, "PASSWORD_HASH_ROUNDS": 4,
+        "HTTP_PORT": free_port(), "MQTT_PORT": free_port()})
+    with start_http_server(load(path, env={}), path) as srv:
+        yield srv, seed_people(srv.settings)
+
+
+def test_watchdog_and_status_routes(api: tuple[RunningHttp, People]) -> None:
+    srv, people = api
+    url = srv.api("/watchdog/acme/site/pi-01")
+    writer, member = people.auth("writer"), people.auth("member")
+    ok = requests.put(url, json={"minutes": 15, "recipients": [people.emails["member"].upper()]}, headers=writer)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["watchdog"] == {"minutes": 15, "recipients": [people.emails["member"]], "alerted_at": None}
+    stranger = requests.put(url, json={"minutes": 15, "recipients": [people.emails["outsider"]]}, headers=writer)
+    assert stranger.status_code == 400 and "NOTIFY_ANY_RECIPIENT" in stranger.json()["error"]["message"]
+    assert requests.put(url, json={"minutes": 15, "recipients": [people.emails["member"]]},
+                        headers=member).status_code == 403
+    assert requests.put(url, json={"minutes": 0, "recipients": ["x"]}, headers=writer).status_code == 400
+    assert requests.put(url, json={"recipients": []}, headers=writer).status_code == 400
+    assert requests.put(srv.api("/watchdog/acme/site"), json={"minutes": None}, headers=writer).status_code == 400
+    got = requests.get(srv.api("/controllers/acme/site/pi-01"), headers=member)
+    assert got.status_code == 200 and got.json()["watchdog"]["minutes"] == 15
+    assert got.json()["last_message"] is None and got.json()["status"] is None
+    assert requests.get(srv.api("/controllers/acme/site/pi-01"), headers=people.auth("outsider")).status_code == 404
+    off = requests.put(url, json={"minutes": None}, headers=writer)
+    assert off.status_code == 200 and off.json()["watchdog"] == {"minutes": None, "recipients": [],
+                                                                  "alerted_at": None}
+
+
+def test_phone_numbers_are_the_users_own(api: tuple[RunningHttp, People]) -> None:
+    srv, people = api
+    me, other = people.users["writer"], people.users["member"]
+    r = requests.put(srv.api(f"/users/{me}/phone"), json={"phone": "+1 (555) 010-2030"}, headers=people.auth("writer"))
+    assert r.status_code == 200 and r.json() == {"user_id": me, "phone": "+15550102030"}
+    assert requests.put(srv.api(f"/users/{other}/phone"), json={"phone": "+15550102031"},
+                        headers=people.auth("writer")).status_code == 403
+    assert requests.put(srv.api(f"/users/{me}/phone"), json={"phone": "call me"},
+                        headers=people.auth("writer")).status_code == 400
+    assert requests.put(srv.api(f"/users/{other}/phone"), json={"phone": "+15550102031"},
+                        headers=people.auth("admin")).status_code == 200
+    assert requests.get(srv.api(f"/users/{other}/phone"), headers=people.auth("member")).json()["phone"] == \
+        "+15550102031"
+    # now the number is a valid watchdog recipient
+    r = requests.put(srv.api("/watchdog/acme/site/pi-01"), json={"minutes": 5, "recipients": "+1 555 010 2031"},
+                     headers=people.auth("writer"))
+    assert r.status_code == 200 and r.json()["watchdog"]["recipients"] == ["+15550102031"], r.text
