@@ -33,4 +33,5 @@ def trim(s: Session, keep: int) -> int:
     cutoff = s.scalar(select(DeadLetter.id).order_by(DeadLetter.id.desc()).offset(keep).limit(1))
     if cutoff is None:
         return 0
-    return s.execute(delete(DeadLetter).where(DeadLetter.id <= cutoff)).rowcount or 0
+    res = s.execute(delete(DeadLetter).where(DeadLetter.id <= cutoff))
+    return int(getattr(res, "rowcount", 0) or 0)

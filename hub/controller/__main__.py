@@ -1,0 +1,103 @@
+"""`python -m hub.controller`: publish a value, run the sine demo, or listen.
+
+    python -m hub.controller --key KEY --folder acme/pi --sequence temp --value 21.5
+    python -m hub.controller --key KEY --folder acme/pi --demo sine --interval 0.5
+    python -m hub.controller --key KEY --folder acme/pi --listen
+
+The key may come from the environment (HUB_CONTROLLER_KEY) instead of the
+command line, where other users of the machine could see it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from hub.controller.client import Controller
+from hub.controller.demo import sine
+from hub.errors import HubError
+
+KEY_ENV = "HUB_CONTROLLER_KEY"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hub.controller", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--key", default=os.environ.get(KEY_ENV), help=f"controller API key (or ${KEY_ENV})")
+    p.add_argument("--folder", required=True, help="the controller's folder, e.g. acme/greenhouse/pi-01")
+    p.add_argument("--host", default=os.environ.get("HUB_MQTT_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("HUB_MQTT_PORT", "1883")))
+    p.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 in production)")
+    p.add_argument("--ca-file", help="CA certificate to trust (default: the system's)")
+    p.add_argument("--sequence", help="sequence name or path relative to --folder")
+    p.add_argument("--value", help="value to publish: JSON (21.5, \"text\", {...}) or plain text")
+    p.add_argument("--timestamp", help="ISO 8601 timestamp (default: now)")
+    p.add_argument("--demo", choices=["sine"], help="publish a sine wave to --sequence (default 'sine')")
+    p.add_argument("--interval", type=float, default=1.0, help="demo: seconds between values")
+    p.add_argument("--period", type=float, default=60.0, help="demo: seconds per sine period")
+    p.add_argument("--count", type=int, help="demo: stop after this many values")
+    p.add_argument("--listen", action="store_true", help="print commands sent to the folder")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
+    return p
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if not args.key:
+        print(f"error: give the controller's API key with --key or ${KEY_ENV}", file=sys.stderr)
+        return 2
+    if not (args.listen or args.demo or (args.sequence and args.value is not None)):
+        print("error: give --sequence and --value, or --demo sine, or --listen", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def show(kind: str, params: dict[str, Any], topic: str) -> None:
+        print(json.dumps({"topic": topic, "type": kind, "parameters": params}), flush=True)
+
+    c = Controller(args.key, args.folder, host=args.host, port=args.port, tls=args.tls,
+                   ca_certs=args.ca_file, on_command=show if args.listen else None)
+    try:
+        c.connect(wait=args.timeout)
+        if args.sequence and args.value is not None and not args.demo:
+            c.update(args.sequence, parse_value(args.value), args.timestamp)
+        if args.demo:
+            n = sine(c, args.sequence or "sine", period=args.period, interval=args.interval,
+                     count=args.count, stop=stop.is_set, echo=lambda line: print(line, flush=True))
+            print(f"published {n} values", flush=True)
+        if args.listen:
+            print(f"listening for commands on {c.folder} (Ctrl-C stops)", flush=True)
+            stop.wait()
+        if not c.flush(args.timeout):
+            print(f"error: {c.pending} updates not acknowledged by the broker within {args.timeout} s",
+                  file=sys.stderr)
+            return 1
+        if c.rejected:
+            print(f"error: the broker refused {c.rejected} messages: does the key have write access "
+                  f"to {c.folder}?", file=sys.stderr)
+            return 1
+        return 0
+    except HubError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

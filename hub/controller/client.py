@@ -1,0 +1,182 @@
+"""The controller client: what a Raspberry Pi runs to talk to the hub.
+
+    from hub.controller import Controller
+
+    with Controller(key, "acme/greenhouse/pi-01", host="hub.example.com", port=8883,
+                    tls=True, on_command=handle) as c:
+        c.update("temp", 21.5)          # QoS 1, stamped now (ISO 8601, microseconds)
+        c.update_many([("temp", 21.6, None), ("humidity", 40, None)])
+        c.flush(10)                     # wait until the broker has every update
+
+- Connects over MQTT 5 with the API key as the password (the username is the
+  controller's folder), reconnecting by itself with backoff (1 s to 60 s).
+- Every update carries a timestamp (strictly increasing within this client),
+  so the persister stores it exactly once even when it is redelivered.
+- While offline, updates are buffered in memory (up to `max_buffer`) and sent
+  on reconnect; `update` raises `Unavailable` when the buffer is full.
+- Commands (messages of any other type on the controller's own folder) are
+  passed to `on_command(type, parameters, topic)`, in paho's thread.
+
+Only paho-mqtt and the standard library are needed (plus `hub.wire`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from hub import paths, wire
+from hub.errors import HubError, Unauthenticated, Unavailable
+
+log = logging.getLogger("hub.controller")
+
+OnCommand = Callable[[str, dict[str, Any], str], None]
+
+
+class Controller:
+    def __init__(self, key: str, folder: str, *, host: str = "127.0.0.1", port: int = 1883,
+                 tls: bool = False, ca_certs: str | None = None, client_id: str | None = None,
+                 on_command: OnCommand | None = None, max_buffer: int = 100_000,
+                 max_inflight: int = 1000, keepalive: int = 30) -> None:
+        self.folder = paths.normalize(folder)
+        self.host, self.port = host, port
+        self.on_command, self.keepalive = on_command, keepalive
+        self._started = False
+        self.connected = threading.Event()
+        self.refused: str | None = None  # the broker's reason when it refused the key
+        self.published = self.acknowledged = self.rejected = 0
+        self._last_us = 0
+        self._ts_lock = threading.Lock()
+        self._cv = threading.Condition()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{secrets.token_hex(6)}",
+                        protocol=mqtt.MQTTv5)
+        c.username_pw_set(self.folder, key)
+        c.reconnect_delay_set(min_delay=1, max_delay=60)
+        c.max_inflight_messages_set(max_inflight)
+        c.max_queued_messages_set(max_buffer)
+        if tls:
+            c.tls_set(ca_certs=ca_certs)
+        c.on_connect, c.on_disconnect, c.on_publish = self._on_connect, self._on_disconnect, self._on_publish
+        c.on_message = self._on_message
+        self.client = c
+
+    # -- connection ------------------------------------------------------------------
+    def connect(self, wait: float | None = 10.0) -> Controller:
+        """Start connecting (and reconnecting) in the background. With `wait`,
+        block until connected: `Unauthenticated` if the broker refuses the key,
+        `Unavailable` if it cannot be reached in time (the client keeps trying)."""
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True)
+        self.client.loop_start()
+        self._started = True
+        if wait is not None:
+            deadline = time.monotonic() + wait
+            while not self.connected.wait(0.05):
+                if self.refused:
+                    self.close()
+                    raise Unauthenticated(f"the broker refused the key for {self.folder}: {self.refused}")
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"cannot reach the broker at {self.host}:{self.port} within {wait} s; "
+                                      "still trying in the background (updates are buffered)")
+        return self
+
+    def close(self, flush: float | None = None) -> None:
+        if flush:
+            self.flush(flush)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> Controller:
+        return self if self._started else self.connect()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close(flush=10)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.refused = str(reason)
+            log.error("broker at %s:%s refused %s: %s", self.host, self.port, self.folder, reason)
+            if str(reason) in ("Bad user name or password", "Not authorized"):
+                client.disconnect()  # a wrong key does not get better by retrying
+            return
+        self.refused = None
+        self.connected.set()
+        if self.on_command is not None:
+            client.subscribe(self.folder, options=SubscribeOptions(qos=1, noLocal=True))
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self.connected.is_set():
+            log.warning("lost the broker connection (%s); reconnecting, updates are buffered", reason)
+        self.connected.clear()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+        with self._cv:
+            self.acknowledged += 1
+            if reason.is_failure:
+                self.rejected += 1
+                log.warning("the broker refused an update: %s (does the key have write access to %s?)",
+                            reason, self.folder)
+            self._cv.notify_all()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+        try:
+            msg = wire.parse(m.payload)
+        except HubError as e:
+            log.warning("ignoring a message on %s: %s", m.topic, e.message)
+            return
+        if msg.type == wire.UPDATE_SEQUENCE or self.on_command is None:
+            return
+        try:
+            self.on_command(msg.type, msg.parameters, m.topic)
+        except Exception:  # noqa: BLE001 - a failing handler must not stop the client
+            log.exception("the command handler failed on %s", msg.type)
+
+    # -- publishing ------------------------------------------------------------------
+    def timestamp(self) -> str:
+        """Now, as ISO 8601 text, strictly later than any this client made before."""
+        with self._ts_lock:
+            us = max(time.time_ns() // 1000, self._last_us + 1)
+            self._last_us = us
+        return wire.format_timestamp_us(us)
+
+    def publish(self, payload: bytes, folder: str | None = None) -> None:
+        """Send a message (QoS 1) to `folder` (default: this controller's)."""
+        topic = self.folder if folder is None else paths.normalize(folder)
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            raise Unavailable("the offline buffer is full: the broker has been unreachable too long; "
+                              "updates are being refused")
+        with self._cv:
+            self.published += 1
+
+    def update(self, sequence: str, value: Any, timestamp: str | None = None) -> None:
+        self.publish(wire.update_message(sequence, value, timestamp or self.timestamp()))
+
+    def update_values(self, sequence: str, values: Iterable[tuple[Any, str | None]]) -> None:
+        """Many values of one sequence in one message."""
+        self.publish(wire.values_message(sequence, [(v, ts or self.timestamp()) for v, ts in values]))
+
+    def update_many(self, items: Iterable[tuple[str, Any, str | None]]) -> None:
+        """Many `(sequence, value, timestamp)` in one message."""
+        self.publish(wire.batch_message([(s, v, ts or self.timestamp()) for s, v, ts in items]))
+
+    def send(self, type: str, parameters: dict[str, Any] | None = None, folder: str | None = None) -> None:
+        """A command or any other message, to this folder or another one."""
+        self.publish(wire.build(type, parameters), folder)
+
+    @property
+    def pending(self) -> int:
+        with self._cv:
+            return self.published - self.acknowledged
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the broker acknowledged everything published; False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self.acknowledged >= self.published, timeout)

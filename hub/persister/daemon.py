@@ -1,0 +1,203 @@
+"""The persister's main loop: batches in, transactions out, acks after commit.
+
+The main thread takes batches off the intake queue and writes each in one
+transaction; paho's thread keeps receiving meanwhile (up to the session's
+Receive Maximum of unacknowledged messages). When the database is down the
+current batch is retried with backoff and nothing is acknowledged, so
+Mosquitto keeps everything; when it returns the persister catches up.
+
+SIGTERM / SIGINT: stop taking new batches, store and acknowledge what has
+already arrived (for at most DRAIN_SECONDS), disconnect, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence as Seq
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from hub.errors import Unavailable
+from hub.persister import deadletters
+from hub.persister.batcher import Incoming, drain, next_batch
+from hub.persister.intake import Intake
+from hub.persister.stats import Stats, stats_file
+from hub.persister.trimmer import Trimmer
+from hub.persister.writer import BatchResult, Writer
+from hub.settings import Settings
+from hub.storage.models import DeadLetter, Revision
+from hub.storage.store import Store
+
+log = logging.getLogger("hub.persister")
+
+TRANSIENT = (Unavailable, OperationalError, InterfaceError, PoolTimeout)
+DRAIN_SECONDS = 10.0
+MAX_BACKOFF = 5.0
+SCHEMA_MISSING = ("no such table", "does not exist", "undefinedtable")
+
+
+def client_id_of(settings: Settings) -> str:
+    return settings.PERSISTER_CLIENT_ID or f"hub-persister-{socket.gethostname()}"
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client_id = client_id_of(settings)
+        engine_kw: dict[str, object] = {}
+        if not settings.database_url.startswith("sqlite"):
+            engine_kw = {"connect_args": {"connect_timeout": 5}, "pool_size": 2}
+        self.store = Store.from_settings(settings, **engine_kw)
+        self.writer = Writer(self.store, auto_create=settings.AUTO_CREATE_SEQUENCES,
+                             max_payload=settings.MQTT_MAX_PAYLOAD)
+        self.batch_size = max(1, settings.PERSISTER_BATCH_SIZE)
+        self.batch_wait = max(0, settings.PERSISTER_BATCH_MS) / 1000
+        self.q: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self.intake = Intake(settings, self.q, self.client_id, receive_maximum=4 * self.batch_size)
+        self.stats = Stats(stats_file(settings, self.client_id), self.client_id)
+        self.trimmer = Trimmer(self.store, settings.PERSISTER_TRIM_SECONDS, settings.PERSISTER_DEAD_LETTERS)
+        self.stopping = threading.Event()
+        self.stop_deadline = float("inf")
+        self.db_down_since: float | None = None
+        self._last_down_log = 0.0
+
+    def request_stop(self, signum: int = 0, _frame: object = None) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping: storing what has arrived, then disconnecting")
+            self.stop_deadline = time.monotonic() + DRAIN_SECONDS
+        self.stopping.set()
+
+    # -- life cycle -----------------------------------------------------------------
+    def run(self) -> int:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            rc = self.wait_for_database()
+            if rc is not None:
+                return rc
+            self.check_bulk()
+            self.intake.start()
+            self.trimmer.start()
+            while not self.stopping.is_set():
+                batch = next_batch(self.q, self.batch_size, self.batch_wait)
+                if batch:
+                    self.commit(batch)
+                self.write_stats()
+            while time.monotonic() < self.stop_deadline:
+                batch = drain(self.q, self.batch_size)
+                if not batch or not self.commit(batch):
+                    break
+            left = self.q.qsize()
+            log.info("stopped; %d messages not stored are left to Mosquitto to redeliver", left)
+            return 0
+        finally:
+            self.intake.stop()
+            self.trimmer.stop()
+            self.write_stats(force=True)
+            self.store.close()
+
+    def write_stats(self, force: bool = False) -> None:
+        self.stats.maybe_write(received=self.intake.received, pending=self.q.qsize(),
+                               broker_connected=self.intake.connected.is_set(), force=force)
+
+    def wait_for_database(self) -> int | None:
+        """None once the database answers; 2 if it has no hub schema."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                with self.store.session() as s:
+                    s.execute(select(Revision.id).limit(1)).all()
+                    s.execute(select(DeadLetter.id).limit(1)).all()
+                if self.db_down_since is not None:
+                    log.info("database %s is reachable", self.store.db.safe_url)
+                    self.db_down_since = None
+                return None
+            except (ProgrammingError, *TRANSIENT) as e:
+                if any(w in str(e).lower() for w in SCHEMA_MISSING):
+                    log.error("the database %s has no hub tables: run `python run.py --init-db` first",
+                              self.store.db.safe_url)
+                    return 2
+                self._database_down(e, 0)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+        return 0
+
+    def check_bulk(self) -> None:
+        try:
+            self.store.bulk.check()
+        except Exception as e:  # noqa: BLE001 - only large values need it: warn, keep going
+            log.warning("bulk storage is not usable (%s): values over BULK_THRESHOLD will wait "
+                        "unacknowledged until it is", e)
+
+    # -- one batch --------------------------------------------------------------------
+    def commit(self, batch: list[Incoming]) -> bool:
+        """Store `batch` (retrying while the database is down) and ack it.
+        False if we gave up because we are stopping."""
+        delay = 0.25
+        while True:
+            try:
+                res = self.write(batch)
+                break
+            except TRANSIENT as e:
+                self._database_down(e, len(batch) + self.q.qsize())
+                self.write_stats()
+                if self.stopping.is_set() and time.monotonic() + delay > self.stop_deadline:
+                    log.error("giving up on %d messages: not acknowledged, Mosquitto will redeliver "
+                              "them to the next persister run", len(batch) + self.q.qsize())
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+        if self.db_down_since is not None:
+            log.warning("database is back after %.1f s; catching up", time.monotonic() - self.db_down_since)
+            self.db_down_since = None
+        self.intake.ack(batch)
+        self.stats.batch(res.messages, res.stored, res.duplicates, len(res.rejected), res.ignored,
+                         min(m.received for m in batch))
+        self.trimmer.note(res.trim)
+        return True
+
+    def _database_down(self, e: Exception, waiting: int) -> None:
+        now = time.monotonic()
+        text = str(getattr(e, "orig", None) or e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
+        self.stats.database_down(text)
+        if self.db_down_since is None:
+            self.db_down_since, self._last_down_log = now, 0.0
+        if now - self._last_down_log >= 30:
+            self._last_down_log = now
+            log.error("database %s unreachable or failing: %s; %d messages wait unacknowledged (Mosquitto "
+                      "keeps them); retrying with backoff", self.store.db.safe_url, text, waiting)
+
+    def write(self, batch: Seq[Incoming], integrity_retries: int = 2) -> BatchResult:
+        """`Writer.write`, robust against one message the database refuses:
+        a batch failing for a non-transient reason is split until the
+        offending message is alone, and that one becomes a dead letter."""
+        try:
+            return self.writer.write(batch)
+        except TRANSIENT:
+            raise
+        except IntegrityError as e:  # two persisters created the same sequence at once: look again
+            if integrity_retries:
+                return self.write(batch, integrity_retries - 1)
+            error: Exception = e
+        except Exception as e:  # noqa: BLE001 - bad data the checks missed, or a bug
+            error = e
+        if len(batch) == 1:
+            reason = f"cannot be stored: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            log.error("message on %s %s; recorded as a dead letter", batch[0].topic[:200], reason)
+            with self.store.session() as s:
+                deadletters.record(s, [(batch[0].topic, reason, batch[0].payload)])
+            return BatchResult(messages=1, rejected=[(batch[0], reason)])
+        half = len(batch) // 2
+        a, b = self.write(batch[:half]), self.write(batch[half:])
+        return BatchResult(messages=a.messages + b.messages, updates=a.updates + b.updates,
+                           stored=a.stored + b.stored, duplicates=a.duplicates + b.duplicates,
+                           ignored=a.ignored + b.ignored, rejected=a.rejected + b.rejected,
+                           trim={**a.trim, **b.trim})
