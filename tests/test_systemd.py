@@ -22,9 +22,11 @@ from hub.settings import ROOT, Settings
 
 SYSTEMD = ROOT / "systemd"
 PREFIX = "/opt/hub"
-HUB_UNITS = ["hub-http.service", "hub-http@.service", "hub-persister@.service"]
+HUB_UNITS = ["hub-http.service", "hub-http@.service", "hub-persister@.service", "hub-notifier.service"]
 INSTANCES = {"hub-http.service": "hub-http.service", "hub-http@.service": "hub-http@8081.service",
-             "hub-persister@.service": "hub-persister@1.service"}
+             "hub-persister@.service": "hub-persister@1.service", "hub-notifier.service": "hub-notifier.service"}
+COMPONENTS = {"hub-http.service": "--http", "hub-http@.service": "--http",
+              "hub-persister@.service": "--persister", "hub-notifier.service": "--notifier"}
 DROP_IN = "mosquitto.service.d/hub.conf"
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
@@ -117,10 +119,11 @@ def test_hub_units_run_as_hub_hardened(name: str) -> None:
     assert {"network-online.target", "postgresql.service"} <= set(after)
     assert "network-online.target" in " ".join(values(unit, "Unit", "Wants")).split()
     assert env(unit)["HUB_SETTINGS"] == "/etc/hub/config.py"
-    component = "--persister" if "persister" in name else "--http"
-    assert svc["ExecStart"] == f"{PREFIX}/.venv/bin/python {PREFIX}/run.py {component}"
+    assert svc["ExecStart"] == f"{PREFIX}/.venv/bin/python {PREFIX}/run.py {COMPONENTS[name]}"
     if name == "hub-persister@.service":  # each instance keeps its own MQTT session
         assert "%i" in env(unit)["HUB_PERSISTER_CLIENT_ID"]
+    if name == "hub-notifier.service":
+        assert env(unit)["HUB_NOTIFY_CLIENT_ID"].startswith("hub-notifier-")
     if name == "hub-http@.service":
         assert env(unit)["HUB_HTTP_PORT"] == "%i"
     assert set(f.name for f in Settings.__dataclass_fields__.values()) >= {
