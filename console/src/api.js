@@ -74,3 +74,8 @@ export const users = (query) => get("/users", query);
 export const createUser = (body) => post("/users", body);
 export const updateUser = (id, body) => patch(`/users/${encodeURIComponent(id)}`, body);
 export const deleteUser = (id) => del(`/users/${encodeURIComponent(id)}`);
+
+// -- controllers (status kept by the notifier) --------------------------------
+export const controllerStatus = (path) => get(`/controllers/${encodePath(path)}`);
+/** minutes: integer or null (off); recipients: emails or E.164 phone numbers */
+export const setWatchdog = (path, minutes, recipients) => put(`/watchdog/${encodePath(path)}`, { minutes, recipients });

@@ -3,7 +3,7 @@
 import * as api from "../api.js";
 import { formValues, formatTime, h, mount } from "../dom.js";
 import { live } from "../live.js";
-import { busy, field, notice } from "../ui.js";
+import { busy, field, formDialog, notice } from "../ui.js";
 import { connectionStatus } from "../wire.js";
 import { keyTable, newKeyDialog } from "./keys.js";
 
@@ -52,6 +52,46 @@ export function controllerPanel(ctx, r) {
     });
   });
 
+  const details = h("dl#controller-details.meta");
+  const watchdog = h("span#watchdog");
+  const loadDetails = async () => {
+    let d;
+    try {
+      d = await api.controllerStatus(r.path);
+    } catch {
+      return; // a hub without controller status: the live indicator is all there is
+    }
+    if (ctx.left()) return;
+    if (connected === null && typeof d.status?.connected === "boolean") show(d.status.connected, d.status_at);
+    mount(details,
+      h("dt", "Last connected"), h("dd", d.last_connect ? formatTime(d.last_connect) : "not recorded"),
+      h("dt", "Last message"), h("dd", d.last_message ? formatTime(d.last_message) : "not recorded"),
+      d.client_version && [h("dt", "Client version"), h("dd", d.client_version)],
+      d.status && [h("dt", "Reported status"), h("dd", h("code", JSON.stringify(d.status)))],
+    );
+    const w = d.watchdog || {};
+    watchdog.textContent = w.minutes
+      ? `alerts ${w.recipients.join(", ") || "nobody"} after ${w.minutes} minutes of silence`
+      : "off";
+    watchdog.dataset.minutes = w.minutes ?? "";
+    watchdog.dataset.recipients = (w.recipients || []).join(", ");
+  };
+  loadDetails();
+  const editWatchdog = async (ev) => {
+    const v = await formDialog("Watchdog", [
+      { name: "minutes", label: "Alert after this many minutes of silence (empty: off)", type: "number", step: "1", value: watchdog.dataset.minutes || "" },
+      { name: "recipients", label: "Who to alert (emails or phone numbers, comma-separated)", value: watchdog.dataset.recipients || "",
+        help: "They must be users of this organization." },
+    ]);
+    if (!v) return;
+    const minutes = v.minutes === "" ? null : Number(v.minutes);
+    const recipients = v.recipients.split(",").map((x) => x.trim()).filter(Boolean);
+    if ((await busy(ev.target, () => api.setWatchdog(r.path, minutes, recipients))) !== undefined) {
+      notice(minutes ? "Watchdog saved." : "Watchdog turned off.", "ok");
+      loadDetails();
+    }
+  };
+
   const keysBox = h("div#controller-keys");
   const loadKeys = async () => {
     const data = await api.keys({ controller: r.path });
@@ -62,6 +102,9 @@ export function controllerPanel(ctx, r) {
 
   return h("section.card.controller",
     h("div.card-head", h("h2", "Controller"), h("div.status-line", status, seen)),
+    details,
+    h("p.watchdog", "Watchdog: ", watchdog, " ",
+      h("button#edit-watchdog.small", { type: "button", onclick: editWatchdog }, "Change")),
     h("h3", "Send a command"),
     form, result,
     h("div.card-head", h("h3", "Keys"),

@@ -53,7 +53,15 @@ export async function folderPage(ctx, r) {
     for (const c of seqs) {
       if (!watching.has(c.path)) watching.set(c.path, live.watchSequence(c.path, (u) => showValue(u.path, u.value, u.timestamp ?? Date.now(), { flash: true })));
     }
-    const queue = [...seqs];
+    // A listing that already carries each sequence's latest value needs no more requests.
+    const queue = [];
+    for (const c of seqs) {
+      const entry = rows.get(c.path);
+      if ("value" in c && c.sequence && entry) {
+        entry.spec = c.sequence;
+        showValue(c.path, c.value, c.timestamp);
+      } else queue.push(c);
+    }
     const worker = async () => {
       while (queue.length && !ctx.left()) {
         const c = queue.shift();
