@@ -131,8 +131,8 @@ max_queued_messages 1000000
 
 def start(name: str, tmp: Path, extra: str, env: dict[str, str] | None = None,
           pub: tuple[str | None, str | None] = (None, None),
-          sub: tuple[str | None, str | None] = (None, None)) -> Broker:
-    port = free_port()
+          sub: tuple[str | None, str | None] = (None, None), port: int = 0) -> Broker:
+    port = port or free_port()
     conf = tmp / f"{name}.conf"
     conf.write_text(BASE_CONF.format(user=os.environ.get("USER") or "root", port=port,
                                      log=tmp / f"{name}.log") + extra)
@@ -160,8 +160,10 @@ def start_all(tmp: Path) -> list[Broker]:
                 pub=("pub", "pub-password"), sub=("sub", "sub-password"))
 
     url = f"sqlite:///{tmp / 'hub.db'}"
+    port = free_port()  # in the settings too: the plugin wakes itself up through it (tickgate.py)
     settings = write_settings_file(tmp / "config.py", {
-        "DATA_DIR": str(tmp / "data"), "SECRET_KEY": secrets.token_hex(24), "DATABASE_URL": url})
+        "DATA_DIR": str(tmp / "data"), "SECRET_KEY": secrets.token_hex(24), "DATABASE_URL": url,
+        "MQTT_PORT": port})
     migrate(url)
     db = Database(url)
     with db.session() as s:
@@ -176,7 +178,7 @@ def start_all(tmp: Path) -> list[Broker]:
     plugin = runner.ensure_plugin()
     env = runner.broker_env({k: v for k, v in os.environ.items() if not k.startswith("HUB_")})
     hub = start("plugin", tmp, f"allow_anonymous false\nplugin {plugin}\nplugin_opt_settings {settings}\n",
-                env=env, pub=("key", ctl_key), sub=("key", reader_key))
+                env=env, pub=("key", ctl_key), sub=("key", reader_key), port=port)
     return [anonymous, acl, hub]
 
 

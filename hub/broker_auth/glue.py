@@ -1,6 +1,6 @@
 """The C side of the plugin: Mosquitto's entry points and event callbacks, as cffi
 `def_extern`s. Only conversions here (C structs in, return codes out); decisions are in
-`policy`, the life cycle in `plugin`.
+`policy`, the life cycle in `plugin`, the tick's on/off switch in `tickgate`.
 
 Every callback runs on Mosquitto's only thread. An exception in a callback is logged and
 answered with a refusal (`error=`): the plugin fails closed.
@@ -17,7 +17,6 @@ from hub.broker_auth.plugin import TICK_INTERVAL_NS, Plugin, describe_failure
 
 PLUGIN_VERSION = 5
 _plugin: Plugin | None = None
-_registered: list[tuple[int, Any]] = []
 
 
 def attach(ffi: Any, lib: Any) -> None:
@@ -28,6 +27,14 @@ def attach(ffi: Any, lib: Any) -> None:
         policy_mod.LOG_INFO, policy_mod.LOG_NOTICE, policy_mod.LOG_WARNING, policy_mod.LOG_ERR)
     string, new, cast, NULL = ffi.string, ffi.new, ffi.cast, ffi.NULL
     ok, auth_refused, acl_denied = lib.MOSQ_ERR_SUCCESS, lib.MOSQ_ERR_AUTH, lib.MOSQ_ERR_ACL_DENIED
+    callbacks = (
+        (lib.MOSQ_EVT_BASIC_AUTH, lib.hub_on_basic_auth),
+        (lib.MOSQ_EVT_ACL_CHECK, cast("MOSQ_FUNC_generic_callback", lib.hub_on_acl_check)),
+        (lib.MOSQ_EVT_DISCONNECT, lib.hub_on_disconnect),
+    )
+    identifier: Any = None
+    next_tick = [0]  # monotonic ns before which a tick does nothing
+    monotonic_ns = time.monotonic_ns
 
     def log(level: int, msg: str) -> None:
         lib.mosquitto_log_printf(level, b"%s", new("char[]", msg.encode("utf-8", "replace")))
@@ -35,77 +42,118 @@ def attach(ffi: Any, lib: Any) -> None:
     def text(p: Any) -> str | None:
         return None if p == NULL else string(p).decode("utf-8", "replace")
 
-    def refuse(handle: int, access: int, topic: bytes) -> bool:
+    def refuse(handle: Any, access: int, topic: bytes) -> bool:
         return False
 
-    hot: list[Any] = [refuse]  # Policy.check once the plugin is up
+    def nothing() -> None:
+        pass
+
+    # The ACL hot path's view of the plugin (rebound once it is up, and at cleanup).
+    clients_get: Any = {}.get
+    counters: Any = None
+    check: Any = refuse
+    attention: list[bool] = [False]
+    gate_hot: Any = nothing
 
     def on_error(exc_type: Any, exc: Any, tb: Any) -> None:
         log(lib.MOSQ_LOG_ERR, "hub-auth: callback failed, refusing: "
             + "".join(traceback.format_exception(exc_type, exc, tb)).replace("\n", " | "))
+
+    def register_tick() -> None:
+        next_tick[0] = 0  # run at the very next tick, whatever the throttle says
+        lib.mosquitto_callback_register(identifier, lib.MOSQ_EVT_TICK, lib.hub_on_tick, NULL, NULL)
+
+    def unregister_tick() -> None:
+        lib.mosquitto_callback_unregister(identifier, lib.MOSQ_EVT_TICK, lib.hub_on_tick, NULL)
 
     @ffi.def_extern()
     def mosquitto_plugin_version(count: int, versions: Any) -> int:
         return PLUGIN_VERSION if any(versions[i] == PLUGIN_VERSION for i in range(count)) else -1
 
     @ffi.def_extern(error=lib.MOSQ_ERR_UNKNOWN)
-    def mosquitto_plugin_init(identifier: Any, userdata: Any, options: Any, count: int) -> int:
+    def mosquitto_plugin_init(ident: Any, userdata: Any, options: Any, count: int) -> int:
         global _plugin
+        nonlocal identifier, clients_get, counters, check, attention, gate_hot
+        identifier = ident
         opts = {text(options[i].key) or "": text(options[i].value) or "" for i in range(count)}
         try:
-            _plugin = Plugin(opts, log)
-            hot[0] = _plugin.policy.check
+            plugin = Plugin(opts, log, tick_switch=(register_tick, unregister_tick))
         except Exception as e:  # noqa: BLE001 - any failure stops the broker, with the reason
             log(*describe_failure(e))
             return lib.MOSQ_ERR_UNKNOWN
-        for event, cb in ((lib.MOSQ_EVT_BASIC_AUTH, lib.hub_on_basic_auth),
-                          (lib.MOSQ_EVT_ACL_CHECK, cast("MOSQ_FUNC_generic_callback", lib.hub_on_acl_check)),
-                          (lib.MOSQ_EVT_TICK, lib.hub_on_tick),
-                          (lib.MOSQ_EVT_DISCONNECT, lib.hub_on_disconnect)):
+        for event, cb in (*callbacks, (lib.MOSQ_EVT_TICK, lib.hub_on_tick)):
             rc = lib.mosquitto_callback_register(identifier, event, cb, NULL, NULL)
             if rc != ok:
                 log(lib.MOSQ_LOG_ERR, f"hub-auth: cannot register callback for event {event} ({rc})")
+                plugin.close()
                 return lib.MOSQ_ERR_UNKNOWN
-            _registered.append((event, cb))
-        _registered.append((-1, identifier))
+        _plugin = plugin
+        policy = plugin.policy
+        clients_get, counters, check = policy.clients.get, policy.counters, policy.check
+        if plugin.gate is not None:
+            attention, gate_hot = plugin.gate.attention, plugin.gate.hot
         return ok
 
     @ffi.def_extern(error=lib.MOSQ_ERR_UNKNOWN)
     def mosquitto_plugin_cleanup(userdata: Any, options: Any, count: int) -> int:
         global _plugin
-        identifier = next((cb for event, cb in _registered if event == -1), None)
-        for event, cb in _registered:
-            if event != -1 and identifier is not None:
-                lib.mosquitto_callback_unregister(identifier, event, cb, NULL)
-        _registered.clear()
-        hot[0] = refuse
-        if _plugin is not None:
-            _plugin.close()
-            _plugin = None
+        nonlocal clients_get, check, attention, gate_hot
+        clients_get, check, attention, gate_hot = {}.get, refuse, [False], nothing
+        plugin, _plugin = _plugin, None
+        if plugin is None:
+            return ok
+        for event, cb in callbacks:
+            lib.mosquitto_callback_unregister(identifier, event, cb, NULL)
+        if plugin.gate is None or plugin.gate.on:
+            unregister_tick()
+        plugin.close()
         return ok
 
     @ffi.def_extern(error=auth_refused, onerror=on_error)
     def hub_on_basic_auth(event: int, event_data: Any, userdata: Any) -> int:
         ev = cast("struct mosquitto_evt_basic_auth *", event_data)
+        plugin = _plugin
+        if plugin is None:
+            return auth_refused
+        username, password = text(ev.username), text(ev.password)
+        if plugin.gate is not None and plugin.gate.is_poke(username, password):
+            log(lib.MOSQ_LOG_INFO, "hub-auth: the plugin's own wake-up connection (tickgate.py), "
+                "refused on purpose")
+            return auth_refused
         client_id = text(lib.mosquitto_client_id(ev.client)) or ""
-        allowed = _plugin.policy.authenticate(  # type: ignore[union-attr]
-            ev.client, client_id, text(ev.username), text(ev.password))
+        allowed = plugin.policy.authenticate(ev.client, client_id, username, password)
         return ok if allowed else auth_refused
 
     # The hot path: one call per publish and one per delivery to each subscriber (Mosquitto
-    # 2.0 caches nothing). Every attribute access costs here: the ctype is looked up once, and
-    # the client pointer itself (hashable by address) is the policy's handle.
-    # Declared with the event's own type (ABI-identical to void *): cffi hands it over typed.
+    # 2.0 caches nothing), so every bytecode counts. The event arrives typed (declared with
+    # its own struct type, ABI-identical to void *); the client pointer itself (hashable by
+    # address) is the policy's handle; a cached decision is answered here (the cache-hit path
+    # of Policy.check, inlined), anything else goes to Policy.check.
     @ffi.def_extern(error=acl_denied, onerror=on_error)
     def hub_on_acl_check(event: int, ev: Any, userdata: Any) -> int:
-        return ok if hot[0](ev.client, ev.access, string(ev.topic)) else acl_denied
+        if attention[0]:
+            gate_hot()
+        client = ev.client
+        st = clients_get(client)
+        if st is not None:
+            access = ev.access
+            cache = st.read if access == 1 else st.write if access == 2 else None
+            if cache is not None:
+                topic = string(ev.topic)
+                allowed = cache.get(topic)
+                if allowed is True:
+                    counters.acl_allowed += 1
+                    return ok
+                if allowed is False:
+                    counters.acl_denied += 1
+                    return acl_denied
+                return ok if check(client, access, topic) else acl_denied
+        return ok if check(client, ev.access, string(ev.topic)) else acl_denied
 
     def kick(client_id: str) -> None:
         lib.mosquitto_kick_client_by_clientid(client_id.encode(), False)
 
     # Under load Mosquitto 2.0 ticks once per packet read: the throttle is the first thing done.
-    next_tick = [0]
-    monotonic_ns = time.monotonic_ns
 
     @ffi.def_extern(error=ok, onerror=on_error)
     def hub_on_tick(event: int, event_data: Any, userdata: Any) -> int:

@@ -16,15 +16,20 @@ from hub.broker_auth.policy import LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
 from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.snapshot import load
 from hub.broker_auth.stats import Counters, stats_path
+from hub.broker_auth.tickgate import TickGate, poke_broker
 from hub.errors import SettingsError
 from hub.storage.db import Database
 
-# Under load Mosquitto ticks once per loop iteration: look for a new snapshot at most this often.
+# Under load Mosquitto ticks once per packet read: look for a new snapshot at most this often
+# (and see tickgate.py: the tick is mostly unregistered while traffic flows).
 TICK_INTERVAL_NS = 100_000_000
 
 
 class Plugin:
-    def __init__(self, options: dict[str, str], log: Log) -> None:
+    def __init__(self, options: dict[str, str], log: Log,
+                 tick_switch: tuple[Callable[[], None], Callable[[], None]] | None = None) -> None:
+        """`tick_switch`: (register, unregister) of Mosquitto's tick callback, for the
+        `TickGate`; without it the tick stays registered."""
         self.log = log
         path = options.get("settings")
         if not path:
@@ -41,8 +46,12 @@ class Plugin:
             snap = load(s)
         counters = Counters()
         self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters)
-        self.reloader = Reloader(self.db, snap.change_id, counters,
-                                 stats_file=stats_path(self.settings), extra_stats=self._extra_stats)
+        self.gate: TickGate | None = None
+        if tick_switch is not None:
+            host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT
+            self.gate = TickGate(*tick_switch, poke=lambda nonce: poke_broker(host, port, nonce))
+        self.reloader = Reloader(self.db, snap.change_id, counters, stats_file=stats_path(self.settings),
+                                 extra_stats=self._extra_stats, gate=self.gate)
         self.reloader.stats_file.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         self.reloader.write_stats()
         self.reloader.start()
@@ -50,11 +59,23 @@ class Plugin:
                         f"{len(snap.folders)} folders, change {snap.change_id})")
 
     def _extra_stats(self) -> dict[str, object]:
-        return {"clients_online": self.policy.online, "clients_known": len(self.policy.clients)}
+        gate = self.gate
+        return {"clients_online": self.policy.online, "clients_known": len(self.policy.clients),
+                "tick_on": gate.on if gate else True, "pokes": gate.pokes if gate else 0}
 
     def tick(self, kick: Callable[[str], None]) -> None:
         """On Mosquitto's thread, at most every TICK_INTERVAL_NS (glue throttles): pass on the
         reloader's log lines, apply a new snapshot and kick the clients it revokes."""
+        if self.gate is None:
+            self._tick(kick)
+            return
+        self.gate.tick_started()
+        try:
+            self._tick(kick)
+        finally:
+            self.gate.tick_done()
+
+    def _tick(self, kick: Callable[[str], None]) -> None:
         while self.reloader.messages:
             level, msg = self.reloader.messages.popleft()
             self.log(level, msg)

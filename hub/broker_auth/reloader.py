@@ -19,6 +19,7 @@ from hub.broker_auth import snapshot as snapshot_mod
 from hub.broker_auth.policy import LOG_NOTICE, LOG_WARNING
 from hub.broker_auth.snapshot import Snapshot
 from hub.broker_auth.stats import WRITE_INTERVAL, Counters, write_stats
+from hub.broker_auth.tickgate import TickGate
 from hub.storage import changes
 from hub.storage.db import Database
 
@@ -28,13 +29,14 @@ POLL_INTERVAL = 0.25
 class Reloader:
     def __init__(self, db: Database, change_id: int, counters: Counters, *,
                  stats_file: Path | None = None, extra_stats: Callable[[], dict[str, object]] | None = None,
-                 interval: float = POLL_INTERVAL) -> None:
+                 interval: float = POLL_INTERVAL, gate: TickGate | None = None) -> None:
         self.db = db
         self.change_id = change_id
         self.counters = counters
         self.stats_file = stats_file
         self.extra_stats = extra_stats or dict
         self.interval = interval
+        self.gate = gate
         self.messages: deque[tuple[int, str]] = deque(maxlen=1000)
         self.loaded_at = time.time()
         self._pending: Snapshot | None = None
@@ -73,8 +75,9 @@ class Reloader:
     def _run(self) -> None:
         next_stats = 0.0
         while not self._stop.wait(self.interval):
+            queued, loaded = len(self.messages), False
             try:
-                self.poll_once()
+                loaded = self.poll_once()
                 if self._failing:
                     self._failing = False
                     self.messages.append((LOG_NOTICE, "hub-auth: database reachable again"))
@@ -85,6 +88,10 @@ class Reloader:
                     self.messages.append((LOG_WARNING, "hub-auth: cannot refresh keys and permissions "
                                           f"from the database ({type(e).__name__}: {e}); still using "
                                           "the last ones loaded, revocations wait until it is back"))
+            if self.gate is not None:
+                if loaded or len(self.messages) > queued:
+                    self.gate.request()
+                self.gate.nudge()
             now = time.monotonic()
             if self.stats_file is not None and now >= next_stats:
                 next_stats = now + WRITE_INTERVAL
