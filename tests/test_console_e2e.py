@@ -19,19 +19,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-# TRANSITIONAL: the controller client and the persister daemon are being committed
-# (issue 4); until both are on main this module skips. Remove these two lines then.
-pytest.importorskip("hub.controller", reason="the controller client (issue 4) is not on main yet")
-pytest.importorskip("hub.persister.daemon", reason="the persister daemon (issue 4) is not on main yet")
-
-from hub.controller import Controller  # noqa: E402
-from hub.errors import Unauthenticated  # noqa: E402
-from hub.storage import resources, revisions, users  # noqa: E402
-from hub.storage.db import Database  # noqa: E402
-from hub.storage.models import ResourceType  # noqa: E402
-from tests.fixtures.http import PASSWORD  # noqa: E402
-from tests.support.browser import PageLog, find_chromium, launch_chromium, screenshot, watch_page  # noqa: E402
-from tests.support.console_stack import HubStack, ensure_console_built, hub_stack  # noqa: E402
+from hub.controller import Controller
+from hub.errors import Unauthenticated
+from hub.storage import resources, revisions, users
+from hub.storage.db import Database
+from hub.storage.models import ResourceType
+from tests.fixtures.http import PASSWORD
+from tests.support.browser import PageLog, find_chromium, launch_chromium, screenshot, watch_page
+from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
 
 pytestmark = pytest.mark.slow
 
