@@ -228,7 +228,8 @@ def _new_user_with_key(world: World, email: str) -> tuple[int, str]:
 def test_revocation_kicks_live_connection_within_2s(world: World, clients: list[Client], how: str) -> None:
     uid, key = _new_user_with_key(world, f"kick-{how.replace(' ', '-')}@example.com")
     victim = connect(world, clients, key, client_id=f"victim-{uid}")
-    by_token = connect(world, clients, world.token(uid), client_id=f"victim-token-{uid}")
+    by_token = connect(world, clients, world.token(uid), client_id=f"victim-token-{uid}",
+                       transport="websockets")
     bystander = connect(world, clients, world.alice_key)
     assert victim.connected.is_set() and by_token.connected.is_set() and bystander.connected.is_set()
     with world.db.session() as s:

@@ -39,8 +39,9 @@ class Plugin:
             raise SettingsError(f"plugin_opt_settings: {path} is not a readable file "
                                 "(does the broker's user have read access?)")
         self.settings = settings_mod.load(Path(path), generate_secret=False)
-        # A CPU-bound reload must not hold the GIL for long while the broker waits for it.
-        sys.setswitchinterval(0.001)
+        # The reloader thread is CPU-bound while it builds a snapshot; a broker callback waits
+        # this long for the GIL before Python makes the reloader hand it over.
+        sys.setswitchinterval(0.0002)
         self.db = Database(self.settings.database_url)
         with self.db.session() as s:
             snap = load(s)

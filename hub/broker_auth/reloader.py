@@ -43,6 +43,7 @@ class Reloader:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._failing = False
+        self._not_before = 0.0
         self._thread = threading.Thread(target=self._run, name="hub-auth-reloader", daemon=True)
 
     def start(self) -> None:
@@ -60,11 +61,20 @@ class Reloader:
         return snap
 
     def poll_once(self) -> bool:
-        """Load a new snapshot if the change log moved; True if one was loaded."""
+        """Load a new snapshot if the change log moved; True if one was loaded.
+
+        A reload holds the GIL for most of its run (about 0.2 s of CPU for 20,000 folders
+        and 10,000 keys), which the broker thread then waits for: after a reload, the next
+        one waits twice as long as it took, so bursts of changes cost the broker at most a
+        third of its time, and a fleet that size still sees revocations within a second or so."""
+        if time.monotonic() < self._not_before:
+            return False
         with self.db.session() as s:
             if changes.latest(s) == self.change_id:
                 return False
+            started = time.monotonic()
             snap = snapshot_mod.load(s)
+        self._not_before = time.monotonic() + 2 * (time.monotonic() - started)
         with self._lock:
             self._pending = snap
         self.change_id = snap.change_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,24 +20,24 @@ from hub.storage import changes
 from hub.storage.models import ApiKey, Level, Membership, Permission, Resource, ResourceType, User
 
 FOLDER_TYPES = tuple(t.value for t in ResourceType if t.is_folder)
+CONTROLLER = ResourceType.CONTROLLER.value
 
 
-@dataclass(frozen=True)
-class KeyEntry:
+# Entries are NamedTuples: a reload builds tens of thousands of them, and a tuple is the
+# cheapest object to make (the reload runs in the broker, competing for the GIL).
+class KeyEntry(NamedTuple):
     prefix: str
     secret_hash: str
     user_id: int | None
     controller_id: int | None
 
 
-@dataclass(frozen=True)
-class UserEntry:
+class UserEntry(NamedTuple):
     is_admin: bool
     memberships: Mapping[int, str]  # organization id -> role
 
 
-@dataclass(frozen=True)
-class Folder:
+class Folder(NamedTuple):
     id: int
     organization_id: int | None
     type: str
@@ -110,7 +111,7 @@ def load(s: Session) -> Snapshot:
             select(Resource.id, Resource.path, Resource.organization_id, Resource.type)
             .where(Resource.deleted.is_(False), Resource.type.in_(FOLDER_TYPES))):
         folders[fpath] = Folder(rid, folder_org, rtype)
-        if rtype == ResourceType.CONTROLLER.value:
+        if rtype == CONTROLLER:
             controllers[rid] = fpath
     grants: dict[str, list[Grant]] = {}
     for path, level, user_id, org_id, controller_id in s.execute(
