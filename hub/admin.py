@@ -7,7 +7,7 @@ import sys
 from hub import paths
 from hub.errors import BadRequest
 from hub.settings import Settings
-from hub.storage import keys, resources, users
+from hub.storage import controllers, keys, resources, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import ResourceType
 
@@ -52,9 +52,32 @@ def create_key(s: Settings, *, user: str | None, controller: str | None) -> int:
             path = paths.normalize(controller or "")
             if resources.find(sess, path) is None:
                 resources.create(sess, path, ResourceType.CONTROLLER.value)
+                controllers.ensure_status_folder(sess, path)
             row, secret = keys.create(sess, controller_path=path, name="run.py")
             owner = f"controller /{path}"
     print(f"key {row.prefix} for {owner} (shown once, store it now):\n{secret}")
+    return 0
+
+
+def import_key(s: Settings, key: str, *, user: str | None, controller: str | None) -> int:
+    """An existing rhizo-format key, for --user EMAIL or --controller PATH (created if missing)."""
+    if (user is None) == (controller is None):
+        raise BadRequest("--import-key needs exactly one of --user EMAIL or --controller PATH")
+    with _db(s).session() as sess:
+        if user is not None:
+            u = users.find_user_by_email(sess, user)
+            if u is None:
+                raise BadRequest(f"no user {user}: create it first (--create-admin, or the HTTP API)")
+            row = keys.import_key(sess, key, user_id=u.id, name="imported with run.py")
+            owner = f"user {u.email}"
+        else:
+            path = paths.normalize(controller or "")
+            if resources.find(sess, path) is None:
+                resources.create(sess, path, ResourceType.CONTROLLER.value)
+                controllers.ensure_status_folder(sess, path)
+            row = keys.import_key(sess, key, controller_path=path, name="imported with run.py")
+            owner = f"controller /{path}"
+    print(f"imported key {row.prefix} for {owner}; devices holding it can connect now")
     return 0
 
 

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--user", metavar="EMAIL", help="the user for --create-key")
     g.add_argument("--controller", metavar="PATH",
                    help="the controller folder for --create-key (created if its parent exists)")
+    g.add_argument("--import-key", metavar="KEY",
+                   help="store an existing rhizo-server key (prefix + 50 characters) for --user EMAIL or "
+                        "--controller PATH, so devices holding it keep working")
     g.add_argument("--revoke-key", metavar="PREFIX", help="revoke the key with this prefix")
     g.add_argument("--export", nargs=2, metavar=("ORG", "PATH"),
                    help="write organization ORG's resources with full history (bulk values included) to "
@@ -87,6 +90,8 @@ def _dispatch(args: argparse.Namespace, s: Settings) -> int:
         (bool(args.create_org), lambda: admin.create_org(s, args.create_org)),
         (bool(args.create_admin), lambda: admin.create_admin(s, *_email_password(args.create_admin))),
         (args.create_key, lambda: admin.create_key(s, user=args.user, controller=args.controller)),
+        (bool(args.import_key), lambda: admin.import_key(s, args.import_key, user=args.user,
+                                                         controller=args.controller)),
         (bool(args.revoke_key), lambda: admin.revoke_key(s, args.revoke_key)),
         (bool(args.export), lambda: admin.export_org(s, *args.export)),
         (bool(args.import_path), lambda: admin.import_org(s, args.import_path)),

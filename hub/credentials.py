@@ -8,6 +8,11 @@ API key: `hk_<prefix>_<secret>`; prefix is 10 lowercase base32 characters,
 public and unique (the O(1) look-up); the secret is 32 random bytes,
 urlsafe-base64. Only SHA-256 of the whole key is stored.
 
+Imported keys (rhizo-server's text format: a site prefix and 50 random characters, 40-100
+of `[A-Za-z0-9_-]`, not starting with `hk_`) are taken as they are: their prefix is derived
+from the key itself (`imported_prefix`), so the same O(1) look-up and SHA-256 check apply.
+`run.py --import-key` stores one for an existing controller or user.
+
 Browser token: `hbt1.<payload>.<mac>`, payload = base64url(JSON {"u": user_id,
 "exp": unix_seconds}), mac = base64url(HMAC-SHA256(SECRET_KEY, "mqtt-token:" +
 payload)). It holds nothing secret.
@@ -19,6 +24,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -51,13 +57,27 @@ def new_key() -> NewKey:
 
 
 def key_prefix(key: str) -> str | None:
-    """The public prefix of a well-formed key, else None (no exception)."""
+    """The public prefix of a well-formed key (native or imported), else None (no exception)."""
     if not isinstance(key, str) or len(key) > 200:
         return None
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_TAG or len(parts[1]) != PREFIX_LEN or len(parts[2]) < 20:
-        return None
+        return imported_prefix(key) if is_imported_key(key) else None
     return parts[1]
+
+
+_IMPORTED = re.compile(r"[A-Za-z0-9_\-]{40,100}")
+
+
+def is_imported_key(key: str) -> bool:
+    """True for a key in rhizo-server's text format (see the module doc)."""
+    return isinstance(key, str) and not key.startswith(KEY_TAG + "_") and bool(_IMPORTED.fullmatch(key))
+
+
+def imported_prefix(key: str) -> str:
+    """The look-up prefix of an imported key: 10 base32 characters of its SHA-256."""
+    digest = hashlib.sha256(b"imported-key:" + key.encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:PREFIX_LEN]
 
 
 def key_matches(key: str, stored_hash: str) -> bool:

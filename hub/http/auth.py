@@ -1,6 +1,7 @@
 """Who is calling, and may they do this.
 
 A request is authenticated by `Authorization: Bearer <API key>` (scripts,
+controllers; `Basic` with the key as the password works too, for rhizo
 controllers) or by the session cookie (browsers). Cookie-authenticated writes
 must also pass the CSRF check (`sessions.py`) and, when the browser sends an
 Origin, come from this site or one of ALLOWED_ORIGINS.
@@ -8,6 +9,8 @@ Origin, come from this site or one of ALLOWED_ORIGINS.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 
@@ -77,12 +80,23 @@ def _by_session(s: Session, settings: Settings, data: sessions.SessionData) -> C
 
 
 def _bearer(request: web.Request) -> str | None:
+    """The API key of `Authorization: Bearer <key>`, or of `Basic` with the key as the
+    password (rhizo controllers; the user name is ignored)."""
     header = request.headers.get("Authorization")
     if header is None:
         return None
     scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        _, sep, key = decoded.partition(":")
+        if not sep or not key:
+            raise Unauthenticated("Authorization: Basic needs base64 of 'user:<API key>' (the key as the password)")
+        return key
     if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthenticated("Authorization must be 'Bearer <API key>'")
+        raise Unauthenticated("Authorization must be 'Bearer <API key>' (or Basic with the key as the password)")
     return value.strip()
 
 

@@ -177,6 +177,11 @@ SCHEMAS: dict[str, Any] = {
                         "recipients": {"type": "array", "maxItems": 10, "items": {"type": "string"},
                                        "description": "emails or phone numbers of the organization's users"}},
                        ["minutes"], additionalProperties=False),
+    "ValuesWrite": obj({"values": {"type": "object", "minProperties": 1, "maxProperties": 1000,
+                                   "description": "absolute sequence path -> value", "additionalProperties": ANY},
+                        "timestamp": {"type": "string", "description": "ISO 8601, for every value"}}, ["values"]),
+    "ValuesWritten": obj({"stored": {"type": "integer"}, "values": {"type": "array", "items": ref("WriteResult")}},
+                         ["stored", "values"]),
     "Phone": obj({"user_id": {"type": "integer"}, "phone": nullable("string")}, ["user_id", "phone"]),
     "PhoneSet": obj({"phone": nullable("string", description="E.164, e.g. +15551234567; null clears it")}),
 }
@@ -245,7 +250,14 @@ PATHS: dict[str, Any] = {
                                                   "password. Users only.")},
     # --- resources ------------------------------------------------------------
     "/api/v1/resources": {"get": op("Top-level folders the caller can read", "resources",
-                                    {"200": _json(ref("TopFolders"))})},
+                                    {"200": _json(ref("TopFolders"))}),
+                          "put": op("Many sequence values at once (rhizo-compatible)", "resources",
+                                    {"200": _json(ref("ValuesWritten"))}, body=_body(ref("ValuesWrite"), extra={
+                                        "application/x-www-form-urlencoded": {"schema": obj({
+                                            "values": {"type": "string", "description": "the object as JSON"},
+                                            "timestamp": {"type": "string"}}, ["values"])}}),
+                                    description="Needs write access to every sequence; all or nothing. "
+                                                "The form (values as JSON text) is rhizo-server's.")},
     RES: {
         "get": op("Read a resource", "resources", {
             "200": {"description": "folder: a page of children; sequence: spec and latest value; "
@@ -387,11 +399,13 @@ DOCUMENT: dict[str, Any] = {
                             "Authenticate with `Authorization: Bearer <API key>`, or log in for a session "
                             "cookie; cookie-authenticated writes need the `X-CSRF-Token` header."},
     "servers": [{"url": "/"}],
-    "security": [{"bearer": []}, {"session": [], "csrf": []}],
+    "security": [{"bearer": []}, {"basic": []}, {"session": [], "csrf": []}],
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: hk_<prefix>_<secret>"},
+            "basic": {"type": "http", "scheme": "basic",
+                      "description": "an API key as the password, any user name (rhizo controllers)"},
             "session": {"type": "apiKey", "in": "cookie", "name": "hub_session"},
             "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
                      "description": "csrf_token from /login or /me; writes only"},

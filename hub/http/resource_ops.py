@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from hub import paths
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.http import views
-from hub.storage import resources, revisions, values
+from hub.storage import controllers, resources, revisions, values
 from hub.storage.models import Resource, ResourceType, Revision
 from hub.storage.store import Store
 
@@ -119,6 +119,8 @@ def create(s: Session, store: Store, path: str, type_: str, *, attributes: dict[
     if content is not None:
         attrs["content_type"] = content[1]
     r = resources.create(s, path, type_, attributes=attrs or None, sequence=spec)
+    if type_ == ResourceType.CONTROLLER.value:
+        controllers.ensure_status_folder(s, r.path)  # status/: disk, processor, messages sent/received
     if content is not None:
         _store_file(s, store, r, content[0])
     if value is not None:

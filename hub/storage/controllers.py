@@ -53,12 +53,26 @@ def ensure_status_folder(s: Session, controller_path: str) -> int:
 
 
 def row(s: Session, controller_id: int) -> ControllerStatus:
-    """The controller's status row, created empty if missing."""
+    """The controller's status row, created empty if missing (INSERT ... ON CONFLICT DO
+    NOTHING: two writers creating it at once both go on)."""
     st = s.get(ControllerStatus, controller_id)
-    if st is None:
-        st = ControllerStatus(controller_id=controller_id, watchdog_recipients="")
-        s.add(st)
+    if st is not None:
+        return st
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = s.get_bind().dialect.name
+    values = {"controller_id": controller_id, "watchdog_recipients": ""}
+    if dialect == "postgresql":
+        s.execute(postgresql.insert(ControllerStatus).values(**values)
+                  .on_conflict_do_nothing(index_elements=["controller_id"]))
+    elif dialect == "sqlite":
+        s.execute(sqlite.insert(ControllerStatus).values(**values)
+                  .on_conflict_do_nothing(index_elements=["controller_id"]))
+    else:  # pragma: no cover - the hub runs on SQLite and PostgreSQL
+        s.add(ControllerStatus(**values))
         s.flush()
+    st = s.get(ControllerStatus, controller_id)
+    assert st is not None
     return st
 
 

@@ -37,6 +37,30 @@ def create(s: Session, *, user_id: int | None = None, controller_path: str | Non
     return row, new.key
 
 
+def import_key(s: Session, key: str, *, user_id: int | None = None, controller_path: str | None = None,
+               created_by: int | None = None, name: str = "imported") -> ApiKey:
+    """Store an existing key in rhizo-server's text format (`credentials.is_imported_key`)
+    for a user or a controller folder, so the devices that hold it keep working."""
+    if not credentials.is_imported_key(key):
+        raise BadRequest("not an importable key: 40-100 letters, digits, '_' or '-' (rhizo-server's key "
+                         "prefix and 50 characters); hub keys (hk_...) are made with --create-key")
+    if (user_id is None) == (controller_path is None):
+        raise BadRequest("a key belongs to exactly one of: a user, a controller folder")
+    prefix = credentials.imported_prefix(key)
+    if s.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)) is not None:
+        raise Conflict(f"this key is already imported (prefix {prefix})")
+    controller = resources.get(s, controller_path, type=ResourceType.CONTROLLER.value) if controller_path else None
+    if user_id is not None:
+        users.get_user(s, user_id)
+    row = ApiKey(prefix=prefix, secret_hash=credentials.hash_key(key), name=name[:100], user_id=user_id,
+                 controller_id=controller.id if controller else None,
+                 organization_id=controller.organization_id if controller else None, created_by=created_by)
+    s.add(row)
+    s.flush()
+    changes.record(s, "key", prefix)
+    return row
+
+
 def get(s: Session, prefix: str) -> ApiKey:
     row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if row is None:

@@ -25,9 +25,10 @@ def all_routes() -> list[web.RouteTableDef]:
         permissions,
         pins,
         resources,
+        rhizo,
         tokens,
         users,
     )
 
     return [m.routes for m in (auth, docs, health, history, keys, messages, organizations, permissions,
-                               tokens, users, pins, controllers, contacts, resources)]
+                               tokens, users, pins, controllers, contacts, rhizo, resources)]
