@@ -382,6 +382,9 @@ PATHS: dict[str, Any] = {
     "/api/v1/health": {"get": op("Health of the database, bulk storage, broker and persister", "operations",
                                  {"200": _json(ref("Health")), "503": _json(ref("Health"), "a dependency is down")},
                                  public=True)},
+    "/health": {"get": op("The same health report at the root, for load balancers", "operations",
+                          {"200": _json(ref("Health")), "503": _json(ref("Health"), "a dependency is down")},
+                          public=True)},
     "/metrics": {"get": op("Prometheus metrics", "operations", {"200": {
         "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
         public=True)},

@@ -57,6 +57,7 @@ async def _check(request: web.Request, fn: Any) -> dict[str, Any]:
         return {"ok": False, "detail": str(text)[:300]}
 
 
+@routes.get("/health")  # for load balancers
 @routes.get(API + "/health")
 async def health(request: web.Request) -> web.Response:
     checks = dict(zip(("database", "bulk", "broker"), await asyncio.gather(
