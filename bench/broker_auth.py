@@ -18,6 +18,7 @@ brokers (CPU per message, 1 and 10 subscribers) and to password_file (CPU per co
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import selectors
@@ -265,6 +266,7 @@ def main() -> int:
                     best = results.setdefault(b.name, r)
                     for k, v in r.items():
                         best[k] = max(best[k], v) if k.startswith(("rate", "connects_per")) else min(best[k], v)
+            plugin_stats = json.loads((Path(d) / "data" / "mosquitto" / "hub_auth_stats.json").read_text())
         finally:
             for b in brokers:
                 b.stop()
@@ -273,6 +275,8 @@ def main() -> int:
         print(f"{name:>9}: 1 sub {r['rate_1sub']:9.0f} msg/s {r['cpu_us_per_msg_1sub']:6.2f} us CPU/msg"
               f" | 10 subs {r['rate_10sub']:8.0f} msg/s {r['cpu_us_per_msg_10sub']:6.2f} us CPU/msg"
               f" | {r['connects_per_s']:6.0f} connects/s {r['cpu_us_per_connect']:6.1f} us CPU/connect")
+    print(f"plugin stats: {plugin_stats['acl_allowed']} ACL checks allowed, {plugin_stats['acl_denied']} denied, "
+          f"tick {'on' if plugin_stats['tick_on'] else 'off'} at the end, {plugin_stats['pokes']} wake-up pokes")
     p, a, f = results["plugin"], results["anonymous"], results["aclfile"]
     figures = {
         "plugin_vs_anonymous_cpu_per_msg": p["cpu_us_per_msg_1sub"] / a["cpu_us_per_msg_1sub"],

@@ -21,7 +21,7 @@ FILENAME = "hub_auth_stats.json"
 WRITE_INTERVAL = 2.0
 
 
-@dataclass
+@dataclass(slots=True)  # incremented on every ACL check: slots make that cheaper
 class Counters:
     connects_allowed: int = 0
     connects_refused: int = 0
