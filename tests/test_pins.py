@@ -3,8 +3,13 @@ wrong pin codes, who may attach, and the rate limit."""
 
 from __future__ import annotations
 
+import re
+import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,7 +19,7 @@ from hub.storage import controllers, resources
 from hub.storage.db import Database
 from hub.storage.models import Pin, utcnow
 from tests.fixtures.http import People, RunningHttp, seed_people, start_http_server
-from tests.support import free_port, write_settings_file
+from tests.support import clean_env, free_port, write_settings_file
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +143,28 @@ def test_asking_for_pins_is_rate_limited(http_server_factory: Callable[..., Runn
     r = requests.post(srv.api("/pins"))
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 3000
     assert "new PINs" in r.json()["error"]["message"]
+
+
+def test_controller_client_provisions_and_saves_its_key(server: RunningHttp, people: People, tmp_path: Path) -> None:
+    key_file = tmp_path / "etc" / "hub-key"
+    proc = subprocess.Popen([sys.executable, "-m", "hub.controller", "--provision", server.url,
+                             "--key-file", str(key_file)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=clean_env(), text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.match(r"PIN ([2-9A-Z]{6}):", line)
+        assert m, line
+        r = requests.put(server.api(f"/pins/{m.group(1)}"), json={"controller": "acme/site/pi-cli"},
+                         headers=people.auth("writer"))
+        assert r.status_code == 200, r.text
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "provisioned as acme/site/pi-cli" in out
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert key not in out  # never printed
+    me = requests.get(server.api("/me"), headers={"Authorization": f"Bearer {key}"})
+    assert me.status_code == 200 and me.json()["controller"] == "acme/site/pi-cli"

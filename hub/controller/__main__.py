@@ -4,8 +4,11 @@
     python -m hub.controller --key KEY --folder acme/pi --demo sine --interval 0.5
     python -m hub.controller --key KEY --folder acme/pi --listen
 
-The key may come from the environment (HUB_CONTROLLER_KEY) instead of the
-command line, where other users of the machine could see it.
+The key may come from the environment (HUB_CONTROLLER_KEY) or a file (--key-file)
+instead of the command line, where other users of the machine could see it. A new
+controller gets its key with a PIN (hub/controller/provision.py):
+
+    python -m hub.controller --provision https://hub.example.com --key-file ~/.hub-key
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from hub.controller.client import Controller
 from hub.controller.demo import sine
+from hub.controller.provision import provision, read_key
 from hub.errors import HubError
 
 KEY_ENV = "HUB_CONTROLLER_KEY"
@@ -30,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hub.controller", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--key", default=os.environ.get(KEY_ENV), help=f"controller API key (or ${KEY_ENV})")
-    p.add_argument("--folder", required=True, help="the controller's folder, e.g. acme/greenhouse/pi-01")
+    p.add_argument("--key-file", type=Path, help="read the key from this file (written by --provision)")
+    p.add_argument("--provision", metavar="URL",
+                   help="get a key with a PIN from the hub's HTTP API at URL and save it to --key-file (0600)")
+    p.add_argument("--folder", help="the controller's folder, e.g. acme/greenhouse/pi-01")
     p.add_argument("--host", default=os.environ.get("HUB_MQTT_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("HUB_MQTT_PORT", "1883")))
     p.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 in production)")
@@ -57,6 +65,25 @@ def parse_value(text: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    if args.provision:
+        if not args.key_file:
+            print("error: --provision needs --key-file PATH (where the key is saved, mode 0600)", file=sys.stderr)
+            return 2
+        try:
+            provision(args.provision, args.key_file, say=lambda line: print(line, flush=True))
+        except HubError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 2
+        return 0
+    if args.key_file and not args.key:
+        try:
+            args.key = read_key(args.key_file)
+        except HubError as e:
+            print(f"error: {e.message}", file=sys.stderr)
+            return 2
+    if not args.folder:
+        print("error: give the controller's folder with --folder", file=sys.stderr)
+        return 2
     if not args.key:
         print(f"error: give the controller's API key with --key or ${KEY_ENV}", file=sys.stderr)
         return 2
