@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The repo root instead of bench/ (whose http.py would shadow the standard library's).
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
