@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import socket
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,7 +36,6 @@ from hub.notify import parse
 from hub.notify.dispatch import Dispatcher, Stats
 from hub.settings import Settings
 from hub.storage import controllers, outgoing
-from hub.storage.models import utcnow
 from hub.storage.store import Store
 
 log = logging.getLogger("hub.notify")
@@ -50,6 +50,8 @@ ACTED_ON = SEND_TYPES | {STATUS, CONNECTED}
 HEARD = ACTED_ON | {wire.UPDATE_SEQUENCE, wire.DISPLAY_VALUE, WATCHDOG}
 # Cheap filter before any JSON parsing: every message in HEARD contains one of these.
 _MARKERS = (b"update", b"send_", b"status", b"connected", b"watchdog", b"display_value")
+# The common case, decided without parsing: a native message whose type (first) only counts as heard.
+_HEARD_ONLY = re.compile(rb'\s*\{\s*"type"\s*:\s*"(?:update_sequence|display_value|watchdog)"')
 PURGE_EVERY = 3600.0
 
 
@@ -70,7 +72,7 @@ class Notifier:
         self.subscribed = threading.Event()
         self.stopping = threading.Event()
         self.jobs: queue.Queue[tuple[str, wire.Message] | None] = queue.Queue(maxsize=10_000)
-        self._seen: dict[str, datetime] = {}
+        self._seen: dict[str, float] = {}  # topic -> epoch seconds heard
         self._seen_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_purge = 0.0
@@ -146,6 +148,9 @@ class Notifier:
         if payload[:2] in (b"s,", b"d,"):  # rhizo's text lines: sequence values
             self._heard(topic)
             return
+        if _HEARD_ONLY.match(payload):
+            self._heard(topic)
+            return
         if not any(marker in payload for marker in _MARKERS):
             return
         try:
@@ -161,7 +166,7 @@ class Notifier:
                 log.error("notifier queue full: dropping %s from %s", msg.type, topic)
 
     def _heard(self, topic: str) -> None:
-        now = utcnow()
+        now = time.time()
         with self._seen_lock:
             self._seen[topic] = now
 
@@ -206,7 +211,8 @@ class Notifier:
         try:
             with self.store.session() as s:
                 if seen:
-                    controllers.record_activity(s, seen)
+                    controllers.record_activity(s, {topic: datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
+                                                    for topic, t in seen.items()})
                 due = controllers.claim_alerts(s)
                 if time.monotonic() - self._last_purge > PURGE_EVERY:
                     self._last_purge = time.monotonic()

@@ -55,6 +55,8 @@ class Dispatcher:
         self.settings, self.store = settings, store
         self.stats = stats or Stats()
         self._send_email, self._send_text = send_email, send_text
+        # One writer at a time from this process: SQLite has one anyway, and its busy
+        # handler's sleeps under contention cost far more than waiting here.
         self._lock = threading.Lock()
         self._throttle_noted: dict[str, float] = {}
 
@@ -77,7 +79,7 @@ class Dispatcher:
         if status == THROTTLED:
             return THROTTLED
         status, detail = self._deliver(folder, req)
-        with self.store.session() as s:
+        with self._lock, self.store.session() as s:
             outgoing.finish(s, row_id, status, detail)
         return status
 
@@ -142,7 +144,7 @@ class Dispatcher:
         log.warning("%s from %s refused: %s", "send_email" if kind == EMAIL else "send_text_message",
                     folder, reason)
         if not recorded:
-            with self.store.session() as s:
+            with self._lock, self.store.session() as s:
                 outgoing.record(s, sender=folder, kind=kind, recipients=to, subject=subject,
                                 status=REFUSED, detail=reason)
         return REFUSED
@@ -174,7 +176,7 @@ class Dispatcher:
     def _record_delivery(self, sender: str, kind: str, to: list[str], subject: str,
                          req: parse.EmailRequest | parse.TextRequest) -> None:
         status, detail = self._deliver(sender, req)
-        with self.store.session() as s:
+        with self._lock, self.store.session() as s:
             outgoing.record(s, sender=sender, kind=kind, recipients=to, subject=subject, status=status,
                             detail=detail)
 

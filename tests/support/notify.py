@@ -40,6 +40,7 @@ class Mail:
     mail_from: str
     rcpt_tos: list[str]
     message: Message
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 class SmtpSink:
