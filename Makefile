@@ -17,14 +17,17 @@ APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx
 
 setup: system-packages $(STAMP) plugin console
 
-# Debian's mosquitto, its headers (for the plugin) and the CLI clients; only when missing.
+# Debian's mosquitto, its headers (for the plugin), the CLI clients, nginx (deployment test),
+# chromium (console tests) and Node.js (console build); only what is missing.
 system-packages:
-	@if ! [ -x /usr/sbin/mosquitto ] || [ ! -f /usr/include/mosquitto_broker.h ] \
-	    || ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/bin/chromium ]; then \
-	  echo "installing $(APT_PACKAGES)"; \
+	@missing="$(APT_PACKAGES)"; \
+	if ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
+	if ! [ -x /usr/sbin/mosquitto ] || [ ! -f /usr/include/mosquitto_broker.h ] \
+	    || ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then \
+	  echo "installing $$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	    $(APT_PACKAGES) </dev/null; \
+	    $$missing </dev/null; \
 	fi
 
 $(PY):
