@@ -100,12 +100,15 @@ def test_provider_error_is_recorded_as_failed(world: World) -> None:
 def test_throttle_refuses_the_eleventh_message(world: World, caplog: pytest.LogCaptureFixture) -> None:
     before = len(world.smtp.mails)
     throttled = world.notifier.stats.throttled
+    with world.db.session() as s:
+        resources.create(s, "acme/pi-02/pump", "folder")
+    world.broker.sync()
     c = world.controller("pi-02")
     try:
         with caplog.at_level(logging.WARNING, logger="hub.notify"):
-            for i in range(11):
-                c.publish("acme/pi-02", json.dumps({"type": "send_email", "parameters": {
-                    "to": world.emails["alice"], "subject": f"n{i}"}}))
+            for i in range(11):  # a controller's subfolders share its quota
+                c.publish("acme/pi-02" if i < 6 else "acme/pi-02/pump", json.dumps({
+                    "type": "send_email", "parameters": {"to": world.emails["alice"], "subject": f"n{i}"}}))
             assert wait_for(lambda: world.notifier.stats.throttled == throttled + 1)
     finally:
         c.close()

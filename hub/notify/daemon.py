@@ -108,7 +108,10 @@ class Notifier:
             self.client.disconnect()
         self.client.loop_stop()
         for _ in range(WORKERS):
-            self.jobs.put(None)
+            try:
+                self.jobs.put_nowait(None)
+            except queue.Full:
+                break  # workers are daemon threads: they end with the process
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))

@@ -3,7 +3,9 @@
 Admission (one short transaction, serialised in this process): the topic must be a
 live folder; the channel must be configured; recipients must be users of the
 folder's organization (unless NOTIFY_ANY_RECIPIENT); the sender must have sent fewer
-than NOTIFY_MAX_PER_HOUR in the last hour. Every request leaves an
+than NOTIFY_MAX_PER_HOUR in the last hour. The sender is the controller folder the
+topic is in (a controller cannot multiply its quota by publishing to its subfolders),
+else the topic's folder; rows are recorded under it. Every request leaves an
 `outgoing_messages` row (sent, failed, refused or throttled) and a count in `Stats`;
 refusals are logged with the reason.
 """
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 from hub.errors import HubError
 from hub.notify import channels, parse
 from hub.settings import Settings
-from hub.storage import outgoing, resources, users
+from hub.storage import controllers, outgoing, resources, users
 from hub.storage.controllers import Alert
 from hub.storage.models import utcnow
 from hub.storage.outgoing import EMAIL, FAILED, REFUSED, SENDING, SENT, SMS, THROTTLED
@@ -85,14 +87,17 @@ class Dispatcher:
 
     def _admit(self, s: Session, folder: str, kind: str, to: list[str],
                subject: str) -> tuple[str, str, int]:
-        def rec(status: str, detail: str = "") -> tuple[str, str, int]:
-            row = outgoing.record(s, sender=folder, kind=kind, recipients=to, subject=subject,
+        def rec(status: str, detail: str = "", sender: str = folder) -> tuple[str, str, int]:
+            row = outgoing.record(s, sender=sender, kind=kind, recipients=to, subject=subject,
                                   status=status, detail=detail)
             return status, detail, row.id
 
         r = resources.find(s, folder)
         if r is None or r.type not in FOLDER_TYPES:
             return rec(REFUSED, f"topic {folder} names no folder")
+        # A controller is one sender wherever below its folder it publishes.
+        owner = controllers.controllers_of(s, [folder]).get(folder)
+        account = resources.by_id(s, owner).path if owner is not None else folder  # type: ignore[union-attr]
         try:
             (channels.check_email if kind == EMAIL else channels.check_sms)(self.settings)
         except HubError as e:
@@ -107,21 +112,21 @@ class Dispatcher:
                                     f"among the {'emails' if kind == EMAIL else 'phone numbers'} of organization "
                                     f"{org.name if org else '?'}'s users (NOTIFY_ANY_RECIPIENT allows any)")
         now = utcnow()
-        n = outgoing.sent_recently(s, folder, now)
+        n = outgoing.sent_recently(s, account, now)
         limit = self.settings.NOTIFY_MAX_PER_HOUR
         if n >= limit:
             self.stats.throttled += 1
-            oldest = outgoing.oldest_recent(s, folder, now) or now
+            oldest = outgoing.oldest_recent(s, account, now) or now
             free_in = int(max(0.0, (oldest + outgoing.WINDOW - now) / timedelta(seconds=1))) + 1
-            detail = (f"{folder} already sent {n} messages in the last hour (NOTIFY_MAX_PER_HOUR={limit}); "
+            detail = (f"{account} already sent {n} messages in the last hour (NOTIFY_MAX_PER_HOUR={limit}); "
                       f"the next is possible in {free_in} s")
-            last = self._throttle_noted.get(folder, 0.0)
+            last = self._throttle_noted.get(account, 0.0)
             if time.monotonic() - last >= THROTTLE_NOTE_SECONDS:
-                self._throttle_noted[folder] = time.monotonic()
+                self._throttle_noted[account] = time.monotonic()
                 log.warning("%s from %s throttled: %s", kind, folder, detail)
-                return rec(THROTTLED, detail)
+                return rec(THROTTLED, detail, account)
             return THROTTLED, detail, 0
-        return rec(SENDING)
+        return rec(SENDING, "", account)
 
     def _deliver(self, folder: str, req: parse.EmailRequest | parse.TextRequest) -> tuple[str, str]:
         try:
