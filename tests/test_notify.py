@@ -159,3 +159,26 @@ def test_smtp_login_and_refused_login(tmp_path: Path, settings_factory: Callable
     with pytest.raises(channels.ChannelOff) as e2:
         channels.send_email(off, ["a@example.com"], "hi", "body")
     assert "SMTP_HOST" in e2.value.message
+
+
+def test_controller_client_reports_connect_and_status(world: World) -> None:
+    from hub.controller.client import Controller
+    from hub.controller.status import CLIENT_VERSION, StatusReporter
+
+    c = Controller(world.keys["pi-06"], "acme/pi-06", host=world.broker.host, port=world.broker.port)
+    c.connect(wait=10)
+    reporter = StatusReporter(c, interval=0.2).start()
+    try:
+        def described() -> dict:
+            with world.db.session() as s:
+                return controllers.describe(s, resources.get(s, "acme/pi-06"))
+
+        assert wait_for(lambda: (described()["status"] or {}).get("client_version") == CLIENT_VERSION)
+        d = described()
+        assert d["client_version"] == CLIENT_VERSION and d["last_connect"] is not None
+        assert d["status"]["free_disk_space"] > 0 and 0 <= d["status"]["processor_usage"] <= 100
+        assert d["status"]["messages_sent"] >= 1
+        assert wait_for(lambda: reporter.reports >= 2)  # keeps reporting every interval
+    finally:
+        reporter.stop()
+        c.close()

@@ -26,6 +26,7 @@ from typing import Any
 from hub.controller.client import Controller
 from hub.controller.demo import sine
 from hub.controller.provision import provision, read_key
+from hub.controller.status import StatusReporter
 from hub.errors import HubError
 
 KEY_ENV = "HUB_CONTROLLER_KEY"
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=float, default=60.0, help="demo: seconds per sine period")
     p.add_argument("--count", type=int, help="demo: stop after this many values")
     p.add_argument("--listen", action="store_true", help="print commands sent to the folder")
+    p.add_argument("--status-interval", type=float, default=60.0,
+                   help="with --listen or --demo: report status (disk, processor, messages) every this many "
+                        "seconds, and a `connected` message on each connect; 0: off")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
     return p
 
@@ -97,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     def show(kind: str, params: dict[str, Any], topic: str) -> None:
         print(json.dumps({"topic": topic, "type": kind, "parameters": params}), flush=True)
 
+    reporter: StatusReporter | None = None
     c = Controller(args.key, args.folder, host=args.host, port=args.port, tls=args.tls,
                    ca_certs=args.ca_file, on_command=show if args.listen else None)
     try:
         c.connect(wait=args.timeout)
+        if (args.listen or args.demo) and args.status_interval > 0:
+            reporter = StatusReporter(c, args.status_interval).start()
         if args.sequence and args.value is not None and not args.demo:
             c.update(args.sequence, parse_value(args.value), args.timestamp)
         if args.demo:
@@ -123,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.message}", file=sys.stderr)
         return 2
     finally:
+        if reporter is not None:
+            reporter.stop()
         c.close()
 
 
