@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from hub.settings import Settings
-from hub.storage import controllers, resources, users
-from hub.storage.models import ControllerStatus
+from hub.storage import controllers, keys, permissions, resources, users
+from hub.storage.models import ControllerStatus, Level
 from tests.support.notify import World, notify_world, smtp_server, wait_for
 
 
@@ -182,3 +183,24 @@ def test_controller_client_reports_connect_and_status(world: World) -> None:
     finally:
         reporter.stop()
         c.close()
+
+
+def test_send_email_through_the_http_api(world: World) -> None:
+    from tests.fixtures.http import start_http_server
+
+    with world.db.session() as s:
+        resources.create(s, "acme/ops", "folder")
+        alice = users.find_user_by_email(s, world.emails["alice"])
+        assert alice is not None
+        permissions.grant(s, "acme/ops", Level.WRITE, user_id=alice.id)
+        key = keys.create(s, user_id=alice.id)[1]
+    world.broker.sync()
+    before = len(world.smtp.mails)
+    with start_http_server(world.settings, world.settings_path, migrate_db=False) as srv:
+        r = requests.post(srv.api("/messages"), json={"folder": "acme/ops", "type": "send_email", "parameters": {
+            "to": world.emails["bob"], "subject": "from a script", "body": "hi"}},
+            headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 202, r.text
+        mails = world.smtp.wait(before + 1)
+    assert mails[-1].message["Subject"] == "from a script" and mails[-1].rcpt_tos == [world.emails["bob"]]
+    assert [row.status for row in world.outgoing("acme/ops")] == ["sent"]

@@ -206,6 +206,7 @@ def notify_world(root: Path, controllers: int = 1, **overrides: Any) -> Iterator
         values: dict[str, Any] = {
             "DATA_DIR": str(root / "data"), "SECRET_KEY": secrets.token_hex(24),
             "DATABASE_URL": f"sqlite:///{root / 'hub.db'}", "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
+            "HTTP_PORT": free_port(), "PASSWORD_HASH_ROUNDS": 4,
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_port, "SMTP_TLS": "none", "SMTP_FROM": "hub@example.com",
             "SMS_URL": sms.url, "SMS_ACCOUNT": sms.account, "SMS_TOKEN": sms.token, "SMS_FROM": "+15559990000",
             "WATCHDOG_CHECK_SECONDS": 0.2, "NOTIFY_CLIENT_ID": "notifier-" + secrets.token_hex(3)}
