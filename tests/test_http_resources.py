@@ -183,3 +183,30 @@ def test_cached_reads_see_other_writers_within_a_poll(api: Api, server: RunningH
     while api("GET", "/resources/acme/site/polled").json()["value"] != 2:
         assert time.monotonic() < deadline, "the other writer's value never showed"
         time.sleep(0.05)
+
+
+def test_home_lists_topmost_granted_folders(server: RunningHttp, people: People) -> None:
+    """A member whose only grant is deep in a tree starts browsing there; an
+    organization admin sees the organization; a controller its own folder."""
+    def home(who: str) -> list[tuple[str, str]]:
+        r = requests.get(server.api("/resources"), headers=people.auth(who), timeout=30)
+        assert r.status_code == 200, r.text
+        return [(c["path"], c["type"]) for c in r.json()["children"]]
+
+    assert home("member") == [("acme/site", "folder")]
+    assert home("orgadmin") == [("acme", "organization")]
+    assert home("controller") == [("acme/site/pi-01", "controller")]
+    assert home("outsider") == []
+
+
+def test_folder_listing_carries_small_latest_values(api: Api) -> None:
+    assert api("POST", "/resources/acme/site/vals", json={"type": "folder"}).status_code == 201
+    assert api("POST", "/resources/acme/site/vals/t", json={"type": "sequence", "value": 21.5}).status_code == 201
+    assert api("POST", "/resources/acme/site/vals/empty", json={"type": "sequence"}).status_code == 201
+    assert api("POST", "/resources/acme/site/vals/big", json={
+        "type": "sequence", "data_type": "text", "value": "x" * 5000}).status_code == 201
+    kids = {c["name"]: c for c in api("GET", "/resources/acme/site/vals").json()["children"]}
+    assert kids["t"]["value"] == 21.5 and kids["t"]["timestamp"] and kids["t"]["sequence"]["data_type"] == "numeric"
+    assert kids["empty"]["timestamp"] is None and "value" not in kids["empty"]
+    assert "value" not in kids["big"] and kids["big"]["timestamp"]  # large: fetched on its own
+    assert api("GET", "/resources/acme/site/vals/big").json()["value"] == "x" * 5000

@@ -36,7 +36,7 @@ def describe(s: Session, store: Store, path: str, *, limit: int, after: str | No
     if r.type in resources.FOLDER_TYPES:
         kids = resources.children(s, r, limit=limit + 1, after=after)
         out = views.resource(r)
-        out["children"] = [views.resource(c) for c in kids[:limit]]
+        out["children"] = _children_with_values(s, kids[:limit])
         out["next"] = kids[limit - 1].name if len(kids) > limit else None
         out["total"] = resources.count_children(s, r)
         return out
@@ -53,6 +53,29 @@ def describe(s: Session, store: Store, path: str, *, limit: int, after: str | No
     out["size"] = rev.size if rev else 0
     out["revision"] = rev.id if rev else None
     out["timestamp"] = values.iso(rev.timestamp_us) if rev else None
+    return out
+
+
+INLINE_VALUE_BYTES = 4096  # larger (or bulk, or image) latest values are fetched one by one
+
+
+def _children_with_values(s: Session, kids: list[Resource]) -> list[dict[str, Any]]:
+    """Children as listed; sequences carry their latest value when it is small,
+    so a folder page needs one request, not one per sequence (three queries)."""
+    seq_kids = [c for c in kids if c.type == SEQUENCE]
+    specs = resources.sequences_of(s, seq_kids)
+    latest = revisions.latest_of(s, seq_kids)
+    out = []
+    for c in kids:
+        seq = specs.get(c.id)
+        item = views.resource(c, seq=seq)
+        rev = latest.get(c.id)
+        if seq is not None:
+            item["timestamp"] = values.iso(rev.timestamp_us) if rev else None
+            if rev is not None and rev.bulk_key is None and rev.size <= INLINE_VALUE_BYTES \
+                    and seq.data_type != "image":
+                item["value"] = values.decode(seq.data_type, rev.num, rev.text, rev.data)
+        out.append(item)
     return out
 
 

@@ -83,3 +83,28 @@ def on(s: Session, path: str) -> list[Permission]:
     folder = resources.get_folder(s, path)
     return list(s.scalars(select(Permission).where(Permission.resource_id == folder.id)
                           .order_by(Permission.id)))
+
+
+def granted_roots(s: Session, subject: Subject) -> list[str]:
+    """The topmost live folders on which `subject` holds a grant (of its own, its
+    organizations' or its controller's): where a member whose grants sit deep in
+    a tree starts browsing."""
+    from sqlalchemy import or_
+
+    who = []
+    if subject.user_id is not None:
+        who.append(Permission.user_id == subject.user_id)
+    if subject.memberships and subject.controller_id is None:
+        who.append(Permission.organization_id.in_(list(subject.memberships)))
+    if subject.controller_id is not None:
+        who.append(Permission.controller_id == subject.controller_id)
+    own = [subject.controller_path] if subject.controller_path else []
+    if not who:
+        return own
+    found = sorted(set(own) | set(s.scalars(select(Resource.path).join(Permission, Permission.resource_id == Resource.id)
+                                 .where(or_(*who), Resource.deleted.is_(False)))))
+    roots: list[str] = []
+    for p in found:  # sorted: an ancestor comes before its descendants
+        if not any(paths.is_within(p, r) for r in roots):
+            roots.append(p)
+    return roots

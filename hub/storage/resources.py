@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,12 @@ def sequence_of(s: Session, r: Resource) -> Sequence:
     if seq is None:
         raise BadRequest(f"{r.path} is a {r.type}, not a sequence")
     return seq
+
+
+def sequences_of(s: Session, rs: Iterable[Resource]) -> dict[int, Sequence]:
+    """resource id -> Sequence row, for many sequences in one query."""
+    ids = [r.id for r in rs]
+    return {q.resource_id: q for q in s.scalars(select(Sequence).where(Sequence.resource_id.in_(ids)))} if ids else {}
 
 
 def children(s: Session, folder: Resource, *, limit: int = 100, after: str | None = None) -> list[Resource]:

@@ -122,3 +122,11 @@ def newest_id(s: Session) -> int:
     """The highest revision id (0 when none): moves whenever any value is
     stored, so readers can cache until it does."""
     return int(s.scalar(select(func.coalesce(func.max(Revision.id), 0))) or 0)
+
+
+def latest_of(s: Session, resources_: Iterable[Resource]) -> dict[int, Revision]:
+    """resource id -> latest revision, for many resources in one query."""
+    ids = {r.last_revision_id: r.id for r in resources_ if r.last_revision_id}
+    if not ids:
+        return {}
+    return {ids[rev.id]: rev for rev in s.scalars(select(Revision).where(Revision.id.in_(list(ids))))}

@@ -37,7 +37,8 @@ def _path(request: web.Request) -> str:
 
 @routes.get(API + "/resources")
 async def list_top(request: web.Request) -> web.Response:
-    """The top-level (organization) folders the caller can read."""
+    """Where the caller can start browsing: the organization folders it can read,
+    then the topmost folders it holds a grant on inside other organizations."""
     from hub.http.routes.organizations import visible_organizations
 
     caller = await caller_of(request)
@@ -46,7 +47,17 @@ async def list_top(request: web.Request) -> web.Response:
     for org in orgs:
         if await level_of(request, caller, org["name"]) >= Level.READ:
             out.append({"path": org["name"], "name": org["name"], "type": "organization"})
+    tops = [o["path"] for o in out]
+    for path, kind in await in_session(request, _roots_with_types, caller.subject):
+        if not any(paths.is_within(path, top) for top in tops):
+            out.append({"path": path, "name": path.rsplit("/", 1)[-1], "type": kind})
     return web.json_response({"children": out})
+
+
+def _roots_with_types(s: Any, subject: Any) -> list[tuple[str, str]]:
+    from hub.storage.permissions import granted_roots
+
+    return [(p, res_store.get(s, p).type) for p in granted_roots(s, subject)]
 
 
 @routes.get(PATH)
