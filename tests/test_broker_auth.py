@@ -251,6 +251,28 @@ def test_revocation_kicks_live_connection_within_2s(world: World, clients: list[
     assert not again.connected.is_set()
 
 
+def test_revoked_controller_last_will_reaches_watchers(world: World, clients: list[Client]) -> None:
+    """A kicked controller's will still reaches those watching its folder (so a console
+    shows it went away), and nothing else it sends passes."""
+    with world.db.session() as s:
+        resources.create(s, "acme/greenhouse/pi-will", "controller")
+        row, key = keys.create(s, controller_path="acme/greenhouse/pi-will")
+    world.sync()
+    watcher = connect(world, clients, world.alice_key)
+    assert watcher.subscribe("acme/greenhouse/pi-will/#") == [1]  # matches the folder itself too
+    ctl = connect(world, clients, key, client_id="pi-will",
+                  will=("acme/greenhouse/pi-will", b'{"type":"status","parameters":{"connected":false}}'))
+    assert ctl.connected.is_set(), world.broker.log_tail()
+    with world.db.session() as s:
+        keys.revoke(s, row.prefix)
+    assert ctl.disconnected.wait(2.0), world.broker.log_tail()
+    watcher.wait_messages(1, timeout=3.0)
+    time.sleep(0.2)
+    assert watcher.messages == [("acme/greenhouse/pi-will", b'{"type":"status","parameters":{"connected":false}}')]
+    again = connect(world, clients, key)
+    assert not again.connected.is_set()
+
+
 def test_grant_and_removal_take_effect_without_reconnect(world: World, clients: list[Client]) -> None:
     uid, key = _new_user_with_key(world, "grantee@example.com")
     bob = connect(world, clients, key)

@@ -218,10 +218,16 @@ def test_install_refreshes_decisions_and_kicks_revoked(data: Data, log: Log) -> 
     with data.db.session() as s:
         keys.revoke(s, credentials.key_prefix(data.ctl_key) or "")
     assert p.install(snapshot_of(data.db)) == ["pi-01"]
+    # until its kick returned, only its last will to its own folder passes
+    assert p.check(ctl, ACL_WRITE, b"acme/greenhouse/pi-01/status")  # type: ignore[arg-type]
+    assert not p.check(ctl, ACL_WRITE, b"acme/office")  # type: ignore[arg-type]
+    assert not p.check(ctl, ACL_READ, b"acme/greenhouse/pi-01")  # type: ignore[arg-type]
+    p.forget_kicked()
     assert not p.check(ctl, ACL_WRITE, b"acme/greenhouse/pi-01")  # type: ignore[arg-type]
     with data.db.session() as s:
         users.delete_user(s, data.alice_id)
     assert sorted(p.install(snapshot_of(data.db))) == ["alice-browser", "alice-key"]
+    p.forget_kicked()
     assert p.counters.kicks == 3 and p.clients == {}
     assert any("disconnecting client 'pi-01' (key" in line and "key revoked" in line for line in log.lines)
 

@@ -151,7 +151,8 @@ def attach(ffi: Any, lib: Any) -> None:
         return ok if check(client, ev.access, string(ev.topic)) else acl_denied
 
     def kick(client_id: str) -> None:
-        lib.mosquitto_kick_client_by_clientid(client_id.encode(), False)
+        # with its will: watchers of a revoked controller see it go (policy allows only that)
+        lib.mosquitto_kick_client_by_clientid(client_id.encode(), True)
 
     # Under load Mosquitto 2.0 ticks once per packet read: the throttle is the first thing done.
 

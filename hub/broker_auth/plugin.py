@@ -86,6 +86,7 @@ class Plugin:
         kicks = self.policy.install(snap)
         for client_id in kicks:
             kick(client_id)
+        self.policy.forget_kicked()
         self.log(LOG_INFO, f"hub-auth: now at change {snap.change_id}: {len(snap.keys)} live keys, "
                            f"{len(snap.folders)} folders, {len(kicks)} clients disconnected")
 

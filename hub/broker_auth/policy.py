@@ -48,6 +48,7 @@ class ClientState:
     secret_hash: str | None = None
     user_id: int | None = None
     online: bool = True
+    kicked: bool = False  # being disconnected for a revoked credential: only its will may pass
     read: dict[bytes, bool] = field(default_factory=dict)
     write: dict[bytes, bool] = field(default_factory=dict)
     sub: dict[bytes, bool] = field(default_factory=dict)
@@ -125,7 +126,7 @@ class Policy:
         """A client's network connection closed. Its session may live on (queued QoS 1
         messages are still checked against it) unless a newer connection took its client id."""
         st = self.clients.get(handle)
-        if st is None:
+        if st is None or st.kicked:  # a kicked client is forgotten once its kick (and will) is done
             return
         if not keeps_session or self.by_id.get(st.client_id) != handle:
             self._forget(handle)
@@ -147,6 +148,8 @@ class Policy:
         if st is None:
             self.counters.acl_denied += 1
             return False
+        if st.kicked:
+            return self._last_will(st, access, topic)
         if access == ACL_READ:
             cache = st.read
         elif access == ACL_WRITE:
@@ -233,13 +236,33 @@ class Policy:
             st.clear()
             if reason is None:
                 continue
-            self._forget(handle)
+            if not st.online:
+                self._forget(handle)
+                continue
+            st.kicked = True  # kept until `forget_kicked`: Mosquitto checks the will during the kick
             if st.online:
                 kicks.append(st.client_id)
                 self.counters.kicks += 1
                 self.log(LOG_NOTICE, f"hub-auth: disconnecting client {st.client_id!r} "
                                      f"({st.label}): {reason}")
         return kicks
+
+    def forget_kicked(self) -> None:
+        """After the kicks of `install` returned (their wills were checked inside them)."""
+        for handle in [h for h, st in self.clients.items() if st.kicked]:
+            self._forget(handle)
+
+    def _last_will(self, st: ClientState, access: int, topic: bytes) -> bool:
+        """A controller being kicked may still send its last will to its own folder, so
+        whoever watches it learns it went away; nothing else passes."""
+        cp = st.subject.controller_path if st.subject is not None else None
+        text = topic.decode("utf-8", "replace")
+        allowed = access == ACL_WRITE and cp is not None and (text == cp or text.startswith(cp + "/"))
+        if allowed:
+            self.counters.acl_allowed += 1
+        else:
+            self.counters.acl_denied += 1
+        return allowed
 
     def _revalidate(self, st: ClientState) -> str | None:
         """None if the client's credential still holds (its subject refreshed), else why not."""

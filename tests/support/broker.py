@@ -189,7 +189,7 @@ class Client:
 
 def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | None = "key",
                 protocol: int = 5, transport: str = "tcp", client_id: str = "",
-                timeout: float = 5.0) -> Client:
+                timeout: float = 5.0, will: tuple[str, bytes] | None = None) -> Client:
     """Connect and wait for the CONNACK; `client.connected` tells whether it was accepted."""
     version = mqtt.MQTTv5 if protocol == 5 else mqtt.MQTTv311
     paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version,
@@ -198,6 +198,8 @@ def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | 
     c = Client(paho)
     if username is not None or password is not None:
         paho.username_pw_set(username, password)
+    if will is not None:
+        paho.will_set(will[0], will[1], qos=1)
 
     def on_connect(_c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         c.connack = reason
