@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from sqlalchemy.orm import Session
+
 from hub import paths
 from hub.errors import BadRequest
 from hub.settings import Settings
@@ -50,9 +52,7 @@ def create_key(s: Settings, *, user: str | None, controller: str | None) -> int:
             owner = f"user {u.email}"
         else:
             path = paths.normalize(controller or "")
-            if resources.find(sess, path) is None:
-                resources.create(sess, path, ResourceType.CONTROLLER.value)
-                controllers.ensure_status_folder(sess, path)
+            _ensure_controller(sess, path)
             row, secret = keys.create(sess, controller_path=path, name="run.py")
             owner = f"controller /{path}"
     print(f"key {row.prefix} for {owner} (shown once, store it now):\n{secret}")
@@ -72,13 +72,25 @@ def import_key(s: Settings, key: str, *, user: str | None, controller: str | Non
             owner = f"user {u.email}"
         else:
             path = paths.normalize(controller or "")
-            if resources.find(sess, path) is None:
-                resources.create(sess, path, ResourceType.CONTROLLER.value)
-                controllers.ensure_status_folder(sess, path)
+            _ensure_controller(sess, path)
             row = keys.import_key(sess, key, controller_path=path, name="imported with run.py")
             owner = f"controller /{path}"
     print(f"imported key {row.prefix} for {owner}; devices holding it can connect now")
     return 0
+
+
+def _ensure_controller(sess: Session, path: str) -> None:
+    """The controller folder at `path`, with any missing folders between it and its
+    organization (which must exist)."""
+    chain = paths.ancestors(path)
+    if resources.find(sess, chain[0]) is None:
+        raise BadRequest(f"no organization {chain[0]}: create it first (--create-org {chain[0]})")
+    for folder in chain[1:-1]:
+        if resources.find(sess, folder) is None:
+            resources.create(sess, folder, ResourceType.FOLDER.value)
+    if resources.find(sess, path) is None:
+        resources.create(sess, path, ResourceType.CONTROLLER.value)
+        controllers.ensure_status_folder(sess, path)
 
 
 def revoke_key(s: Settings, prefix: str) -> int:

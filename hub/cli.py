@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create an API key for --user EMAIL or --controller PATH; prints the secret once")
     g.add_argument("--user", metavar="EMAIL", help="the user for --create-key")
     g.add_argument("--controller", metavar="PATH",
-                   help="the controller folder for --create-key (created if its parent exists)")
+                   help="the controller folder for --create-key (created, with any missing folders, "
+                        "inside an existing organization)")
     g.add_argument("--import-key", metavar="KEY",
                    help="store an existing rhizo-server key (prefix + 50 characters) for --user EMAIL or "
                         "--controller PATH, so devices holding it keep working")

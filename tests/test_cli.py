@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.settings import ROOT, Settings, load
-from hub.storage import keys, users
+from hub.storage import keys, resources, users
 from hub.storage.db import Database
 from tests.support import clean_env, write_settings_file
 
@@ -64,9 +64,11 @@ def test_admin_commands_end_to_end(cli: tuple[Path, Settings]) -> None:
     r = run(path, "--create-org", "acme")
     assert r.returncode == 2 and "exists" in r.stderr
 
-    r = run(path, "--create-key", "--controller", "acme/pi-01")
+    r = run(path, "--create-key", "--controller", "acme/greenhouse/pi-01")  # folders made as needed
     assert r.returncode == 0, r.stderr
     secret = r.stdout.strip().splitlines()[-1]
+    r = run(path, "--create-key", "--controller", "nosuchorg/pi-01")
+    assert r.returncode == 2 and "--create-org nosuchorg" in r.stderr
     r = run(path, "--create-key", "--user", "root@example.com")
     assert r.returncode == 0, r.stderr
     r = run(path, "--create-key", "--user", "nobody@example.com")
@@ -78,6 +80,8 @@ def test_admin_commands_end_to_end(cli: tuple[Path, Settings]) -> None:
     try:
         with db.session() as sess:
             assert users.authenticate(sess, "typed@example.com", STRONG).is_admin
+            assert resources.get(sess, "acme/greenhouse").type == "folder"
+            assert resources.get(sess, "acme/greenhouse/pi-01").type == "controller"
             row = keys.verify(sess, secret)
             prefix = row.prefix
         r = run(path, "--revoke-key", prefix)
