@@ -88,14 +88,14 @@ class Notifier:
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY
+        log.info("notifier connecting to %s:%s as %s (client id %s, %s)", self.settings.MQTT_HOST,
+                 self.settings.MQTT_PORT, credentials.PERSISTER_USERNAME, self.client_id, self.topic)
         self.client.connect_async(self.settings.MQTT_HOST, self.settings.MQTT_PORT, keepalive=30,
                                   clean_start=False, properties=props)
         self.client.loop_start()
         for i in range(WORKERS):
             self._spawn(self._work, f"hub-notify-{i}")
         self._spawn(self._watch, "hub-watchdog")
-        log.info("notifier connecting to %s:%s as %s (client id %s, %s)", self.settings.MQTT_HOST,
-                 self.settings.MQTT_PORT, credentials.PERSISTER_USERNAME, self.client_id, self.topic)
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
