@@ -369,6 +369,13 @@ class WsClient:
         with self.got:
             return self.got.wait_for(lambda: pred(self.messages), timeout)
 
+    def close(self) -> None:
+        self.paho.disconnect()
+        self.paho.loop_stop()
+        # The callbacks close a reference cycle (client -> callback -> this -> client); without
+        # it paho's __del__ closes its wake-up socket pair as soon as the client is dropped.
+        self.paho.on_connect = self.paho.on_message = None
+
 
 def wss_client(d: Deployment, url: str, username: str, token: str) -> WsClient:
     m = re.fullmatch(r"wss://([^:/]+):(\d+)(/.*)", url)
@@ -478,8 +485,7 @@ def test_controller_tls_browser_wss_value_over_https(deployment: Deployment) -> 
             assert arrived.wait(10), "the browser's command did not reach the controller"
             assert commands == [("water", {"seconds": 3})]
         finally:
-            ws.paho.disconnect()
-            ws.paho.loop_stop()
+            ws.close()
 
 
 def test_broker_restart_loses_no_queued_message(deployment: Deployment) -> None:
