@@ -96,29 +96,49 @@ def _mac(secret_key: str, purpose: str, payload: str) -> str:
     return _b64(hmac.new(secret_key.encode(), f"{purpose}:{payload}".encode(), hashlib.sha256).digest())
 
 
+def sign(secret_key: str, tag: str, purpose: str, data: dict[str, object]) -> str:
+    """`<tag>.<base64url JSON>.<HMAC(SECRET_KEY, purpose:payload)>`: the one signed-token
+    format (browser MQTT tokens, session cookies). `data` is readable by anyone: put
+    nothing secret in it."""
+    payload = _b64(json.dumps(data, separators=(",", ":")).encode())
+    return f"{tag}.{payload}.{_mac(secret_key, purpose, payload)}"
+
+
+def unsign(secret_key: str, tag: str, purpose: str, token: str, *, max_len: int = 600,
+           now: float | None = None) -> tuple[dict[str, object], str] | None:
+    """(data, payload) of a well-signed token whose integer `exp` is in the future, else
+    None (never an exception): the MAC is compared in constant time before any parsing."""
+    if not isinstance(token, str) or len(token) > max_len:
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != tag:
+        return None
+    if not hmac.compare_digest(_mac(secret_key, purpose, parts[1]), parts[2]):
+        return None
+    try:
+        data = json.loads(_unb64(parts[1]))
+        exp = int(data["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(data, dict) or exp <= (time.time() if now is None else now):
+        return None
+    return data, parts[1]
+
+
 def issue_token(secret_key: str, user_id: int, ttl: float, now: float | None = None) -> str:
     exp = int((time.time() if now is None else now) + ttl)
-    payload = _b64(json.dumps({"u": user_id, "exp": exp}, separators=(",", ":")).encode())
-    return f"{TOKEN_TAG}.{payload}.{_mac(secret_key, 'mqtt-token', payload)}"
+    return sign(secret_key, TOKEN_TAG, "mqtt-token", {"u": user_id, "exp": exp})
 
 
 def verify_token(secret_key: str, token: str, now: float | None = None) -> tuple[int, int] | None:
     """(user_id, expiry) of a valid unexpired token, else None."""
-    if not isinstance(token, str) or len(token) > 500:
-        return None
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_TAG:
-        return None
-    if not hmac.compare_digest(_mac(secret_key, "mqtt-token", parts[1]), parts[2]):
+    found = unsign(secret_key, TOKEN_TAG, "mqtt-token", token, max_len=500, now=now)
+    if found is None:
         return None
     try:
-        data = json.loads(_unb64(parts[1]))
-        user_id, exp = int(data["u"]), int(data["exp"])
+        return int(found[0]["u"]), int(found[0]["exp"])  # type: ignore[call-overload]
     except (ValueError, KeyError, TypeError):
         return None
-    if exp <= (time.time() if now is None else now):
-        return None
-    return user_id, exp
 
 
 def service_password(secret_key: str, username: str) -> str:
