@@ -231,3 +231,13 @@ def test_upload_failure_commits_nothing(db, store, s3_server):
     with pytest.raises(Unavailable):
         Writer(broken).write(batch)
     assert count(store, Revision) == 0 and count(store, DeadLetter) == 0
+
+
+def test_sequence_created_meanwhile_by_someone_else_is_used(store):
+    from hub.persister import lookup
+
+    with store.session() as s:
+        made = resources.create(s, "acme/a/new", "sequence")
+        t = lookup.create(s, "acme/a/new", 1.0, True)  # as if our look-up had missed it
+        assert (t.resource_id, t.error) == (made.id, None)
+        assert lookup.create(s, "acme/a/sub", 1.0, True).error == "acme/a/sub is a folder, not a sequence"

@@ -12,6 +12,8 @@
   controller's folder), reconnecting by itself with backoff (1 s to 60 s).
 - Every update carries a timestamp (strictly increasing within this client),
   so the persister stores it exactly once even when it is redelivered.
+- At most `max_inflight` updates are unacknowledged at once (20: Mosquitto's
+  Receive Maximum); the rest wait in the client's queue.
 - While offline, updates are buffered in memory (up to `max_buffer`) and sent
   on reconnect; `update` raises `Unavailable` when the buffer is full.
 - Commands (messages of any other type on the controller's own folder) are
@@ -34,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub import paths, wire
+from hub.controller.fastclient import FastClient
 from hub.errors import HubError, Unauthenticated, Unavailable
 
 log = logging.getLogger("hub.controller")
@@ -45,19 +48,19 @@ class Controller:
     def __init__(self, key: str, folder: str, *, host: str = "127.0.0.1", port: int = 1883,
                  tls: bool = False, ca_certs: str | None = None, client_id: str | None = None,
                  on_command: OnCommand | None = None, max_buffer: int = 100_000,
-                 max_inflight: int = 1000, keepalive: int = 30) -> None:
+                 max_inflight: int = 20, keepalive: int = 30) -> None:
         self.folder = paths.normalize(folder)
         self.host, self.port = host, port
         self.on_command, self.keepalive = on_command, keepalive
-        self._started = False
+        self._started = self._closing = False
         self.connected = threading.Event()
         self.refused: str | None = None  # the broker's reason when it refused the key
         self.published = self.acknowledged = self.rejected = 0
         self._last_us = 0
         self._ts_lock = threading.Lock()
         self._cv = threading.Condition()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{secrets.token_hex(6)}",
-                        protocol=mqtt.MQTTv5)
+        c = FastClient(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{secrets.token_hex(6)}",
+                       protocol=mqtt.MQTTv5)
         c.username_pw_set(self.folder, key)
         c.reconnect_delay_set(min_delay=1, max_delay=60)
         c.max_inflight_messages_set(max_inflight)
@@ -90,6 +93,7 @@ class Controller:
     def close(self, flush: float | None = None) -> None:
         if flush:
             self.flush(flush)
+        self._closing = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -112,7 +116,7 @@ class Controller:
             client.subscribe(self.folder, options=SubscribeOptions(qos=1, noLocal=True))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             log.warning("lost the broker connection (%s); reconnecting, updates are buffered", reason)
         self.connected.clear()
 

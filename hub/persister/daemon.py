@@ -6,8 +6,9 @@ Receive Maximum of unacknowledged messages). When the database is down the
 current batch is retried with backoff and nothing is acknowledged, so
 Mosquitto keeps everything; when it returns the persister catches up.
 
-SIGTERM / SIGINT: stop taking new batches, store and acknowledge what has
-already arrived (for at most DRAIN_SECONDS), disconnect, exit 0.
+SIGTERM / SIGINT: finish the current batch, store and acknowledge what had
+already arrived when the signal came (for at most DRAIN_SECONDS), disconnect
+(the session stays: Mosquitto keeps queueing), exit 0.
 """
 
 from __future__ import annotations
@@ -91,8 +92,10 @@ class Daemon:
                 if batch:
                     self.commit(batch)
                 self.write_stats()
-            while time.monotonic() < self.stop_deadline:
-                batch = drain(self.q, self.batch_size)
+            arrived = self.q.qsize()  # what arrived before the stop; later ones stay with Mosquitto
+            while arrived > 0 and time.monotonic() < self.stop_deadline:
+                batch = drain(self.q, min(arrived, self.batch_size))
+                arrived -= len(batch)
                 if not batch or not self.commit(batch):
                     break
             left = self.q.qsize()

@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub import credentials
+from hub.controller.fastclient import FastClient
 from hub.persister.batcher import Incoming
 from hub.settings import Settings
 
@@ -54,14 +55,15 @@ class Intake:
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self._failures = 0
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
+        c = FastClient(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                       manual_ack=True)
         c.username_pw_set(credentials.PERSISTER_USERNAME,
                           credentials.service_password(settings.SECRET_KEY, credentials.PERSISTER_USERNAME))
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.max_queued_messages_set(0)
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
         c.on_subscribe, c.on_connect_fail = self._on_subscribe, self._on_connect_fail
+        c.on_fast_message = self._on_fast_message
         self.client = c
 
     @property
@@ -117,6 +119,10 @@ class Intake:
             log.warning("lost the broker connection (%s); reconnecting with backoff; unacknowledged "
                         "messages will be redelivered", reason)
 
+    def _on_fast_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        self.received += 1
+        self.q.put(Incoming(topic, payload, mid, qos, self.generation))
+
     def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
         self.received += 1
         try:
@@ -129,16 +135,13 @@ class Intake:
     def ack(self, batch: Iterable[Incoming]) -> int:
         """Acknowledge the messages of a committed batch that came on the
         current connection; returns how many acks were sent."""
-        sent = 0
         with self._lock:
-            gen = self.generation
             if not self.connected.is_set():
                 return 0
-            for m in batch:
-                if m.qos and m.generation == gen:
-                    self.client.ack(m.mid, m.qos)
-                    sent += 1
-        return sent
+            gen = self.generation
+            mids = [m.mid for m in batch if m.qos == 1 and m.generation == gen]
+            self.client.ack_many(mids)
+        return len(mids)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Send the queued acks and disconnect (the session stays on the broker)."""

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import paths
-from hub.errors import HubError, NotFound
+from hub.errors import Conflict, HubError, NotFound
 from hub.storage import resources, values
 from hub.storage.models import Resource, ResourceType, Sequence
 from hub.storage.resources import FOLDER_TYPES, SequenceSpec
@@ -80,6 +80,9 @@ def create(s: Session, path: str, first_value: Any, allowed: bool) -> Target:
                              sequence=SequenceSpec(data_type=values.guess_type(first_value)))
     except NotFound:
         return Target(error=f"no sequence {path}, and its folder {parent} does not exist")
+    except Conflict:  # another persister (or the HTTP API) created it since this batch looked
+        found = sequences(s, [path]).get(path)
+        return found or Target(error=f"cannot create sequence {path}: something else is there")
     except HubError as e:
         return Target(error=f"cannot create sequence {path}: {e.message}")
     return Target(r.id, resources.sequence_of(s, r))
