@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,10 +169,10 @@ def settings_path() -> Path:
     return Path(os.environ.get(ENV_PREFIX + "SETTINGS", DEFAULT_SETTINGS_FILE))
 
 
-def load(path: Path | None = None, env: dict[str, str] | None = None,
+def load(path: Path | None = None, env: Mapping[str, str] | None = None,
          generate_secret: bool = True) -> Settings:
     """Build the settings; raise `SettingsError` on unknown names or bad types."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     path = settings_path() if path is None else path
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
@@ -181,9 +182,9 @@ def load(path: Path | None = None, env: dict[str, str] | None = None,
         values[name] = value
     for name in fields:
         for key in (name, ENV_PREFIX + name):
-            if key in env:
+            if key in environ:
                 try:
-                    values[name] = yaml.safe_load(env[key]) if env[key] != "" else ""
+                    values[name] = yaml.safe_load(environ[key]) if environ[key] != "" else ""
                 except yaml.YAMLError as e:
                     raise SettingsError(f"environment variable {key} is not valid YAML: {e}") from e
                 if values[name] is None:

@@ -70,9 +70,9 @@ def run_all(s: Settings) -> int:
         return 0
     finally:
         for name in reversed(ORDER):
-            p = children.get(name)
-            if p is not None and p.poll() is None:
-                p.terminate()
+            child = children.get(name)
+            if child is not None and child.poll() is None:
+                child.terminate()
         deadline = time.monotonic() + 10
         for p in children.values():
             try:

@@ -77,7 +77,7 @@ class S3Bulk:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
 
-    def _call(self, what: str, fn, **kw):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, fn, **kw):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -73,7 +73,8 @@ def grant(s: Session, path: str, level_: int, *, user_id: int | None = None,
 
 def revoke(s: Session, permission_id: int, *, path: str | None = None) -> None:
     p = s.get(Permission, permission_id)
-    if p is None or (path is not None and s.get(Resource, p.resource_id).path != paths.normalize(path)):
+    on_resource = s.get(Resource, p.resource_id) if p is not None else None
+    if p is None or on_resource is None or (path is not None and on_resource.path != paths.normalize(path)):
         raise NotFound(f"no permission {permission_id}" + (f" on {path}" if path else ""))
     s.delete(p)
     changes.record(s, "permission", str(permission_id))
@@ -101,8 +102,9 @@ def granted_roots(s: Session, subject: Subject) -> list[str]:
     own = [subject.controller_path] if subject.controller_path else []
     if not who:
         return own
-    found = sorted(set(own) | set(s.scalars(select(Resource.path).join(Permission, Permission.resource_id == Resource.id)
-                                 .where(or_(*who), Resource.deleted.is_(False)))))
+    granted = s.scalars(select(Resource.path).join(Permission, Permission.resource_id == Resource.id)
+                        .where(or_(*who), Resource.deleted.is_(False)))
+    found = sorted(set(own) | set(granted))
     roots: list[str] = []
     for p in found:  # sorted: an ancestor comes before its descendants
         if not any(paths.is_within(p, r) for r in roots):

@@ -115,7 +115,7 @@ def count_children(s: Session, folder: Resource) -> int:
         Resource.parent_id == folder.id, Resource.deleted.is_(False))) or 0)
 
 
-def _descendants(folder_path: str):  # type: ignore[no-untyped-def]
+def _descendants(folder_path: str):
     return Resource.path.like(folder_path.replace("_", r"\_").replace("%", r"\%") + "/%", escape="\\")
 
 
@@ -156,8 +156,9 @@ def delete(s: Session, path: str, *, recursive: bool = False) -> int:
     if r.type in FOLDER_TYPES:
         if not recursive and count_children(s, r):
             raise Conflict(f"{r.path} is not empty; delete with recursive=true")
-        n += s.execute(update(Resource).where(_descendants(r.path), Resource.deleted.is_(False))
-                       .values(deleted=True, deleted_at=now)).rowcount or 0
+        result = s.execute(update(Resource).where(_descendants(r.path), Resource.deleted.is_(False))
+                           .values(deleted=True, deleted_at=now))
+        n += getattr(result, "rowcount", 0) or 0
         changes.record(s, "resource", r.path)
     r.deleted, r.deleted_at = True, now
     s.flush()

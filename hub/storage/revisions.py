@@ -38,7 +38,7 @@ class Bucket:
     mean: float | None
 
 
-def _insert(s: Session):  # type: ignore[no-untyped-def]
+def _insert(s: Session):
     dialect = s.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return ins(Revision).on_conflict_do_nothing(index_elements=["resource_id", "timestamp_us"])
@@ -112,7 +112,7 @@ def trim(s: Session, resource_id: int, keep: int) -> list[str]:
     if cutoff is None:
         return []
     old = and_(Revision.resource_id == resource_id, Revision.timestamp_us <= cutoff)
-    keys = [k for k in s.scalars(select(Revision.bulk_key).where(old, Revision.bulk_key.is_not(None)))]
+    keys = [k for k in s.scalars(select(Revision.bulk_key).where(old, Revision.bulk_key.is_not(None))) if k]
     s.execute(delete(Revision).where(old))
     rollups.after_trim(s, resource_id, cutoff)
     return keys

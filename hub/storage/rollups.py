@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,6 +72,10 @@ def add(s: Session, rows: Iterable[tuple[int, int, float | None]]) -> None:
                       "min": a.min, "max": a.max, "sum": a.sum} for k, a in sorted(aggs.items())])
 
 
+def _agg(n: Any, lo: Any, hi: Any, total: Any) -> Agg:
+    return Agg(int(n), float(lo), float(hi), float(total))
+
+
 def _raw(s: Session, rid: int, start_us: int, end_us: int, origin: int, width: int) -> dict[int, Agg]:
     bucket = ((Revision.timestamp_us - origin) // width).label("b")
     q = (select(bucket, func.count(Revision.num), func.min(Revision.num), func.max(Revision.num),
@@ -78,7 +83,7 @@ def _raw(s: Session, rid: int, start_us: int, end_us: int, origin: int, width: i
          .where(and_(Revision.resource_id == rid, Revision.timestamp_us >= start_us,
                      Revision.timestamp_us < end_us, Revision.num.is_not(None)))
          .group_by(bucket))
-    return {int(b): Agg(int(n), lo, hi, float(total)) for b, n, lo, hi, total in s.execute(q) if n}
+    return {int(b): _agg(n, lo, hi, total) for b, n, lo, hi, total in s.execute(q) if n}
 
 
 def _rolled(s: Session, rid: int, level: int, start_us: int, end_us: int, origin: int,
@@ -88,7 +93,7 @@ def _rolled(s: Session, rid: int, level: int, start_us: int, end_us: int, origin
          .where(Rollup.resource_id == rid, Rollup.width_s == level,
                 Rollup.bucket_us >= start_us, Rollup.bucket_us < end_us)
          .group_by(bucket))
-    return {int(b): Agg(int(n), lo, hi, float(total)) for b, n, lo, hi, total in s.execute(q)}
+    return {int(b): _agg(n, lo, hi, total) for b, n, lo, hi, total in s.execute(q)}
 
 
 def downsample(s: Session, rid: int, start_us: int, end_us: int, width: int) -> dict[int, Agg]:
