@@ -329,9 +329,10 @@ def test_create_key_listed_then_revoked_disconnects_controller(page: Any, hub: H
         page.click(f"{row} button:has-text('Revoke')")
         page.click("#confirm-ok")
         page.wait_for_selector(f"{row}[data-revoked='true']")
-        # The broker closes the revoked key's connection within seconds. (Its last will is
-        # not sent: the plugin kicks without it, so the page cannot show it gone yet.)
+        # The broker closes the revoked key's connection within seconds, sending its last
+        # will (the one message the plugin still lets through): the page shows it gone.
         assert device.closed.wait(10), "the revoked key's connection is still open"
+        page.wait_for_selector("#controller-status[data-connected='false']", timeout=5000)
     finally:
         device.vanish()
 
