@@ -71,7 +71,7 @@ class Update:
 
 # -- parsing --------------------------------------------------------------------
 
-def parse(payload: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+def parse(payload: bytes | bytearray | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
     """The message in `payload`, or BadRequest / TooLarge saying what is wrong."""
     if len(payload) > max_bytes:
         raise TooLarge(f"message of {len(payload)} bytes is over the limit of {max_bytes}")

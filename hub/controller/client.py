@@ -14,6 +14,10 @@
   so the persister stores it exactly once even when it is redelivered.
 - At most `max_inflight` updates are unacknowledged at once (20: Mosquitto's
   Receive Maximum); the rest wait in the client's queue.
+- An update the broker acknowledges with "no matching subscribers" (no
+  persister subscribed, e.g. right after a broker restart: Mosquitto 2.0 does
+  not restore shared subscriptions from its persistence file) is kept and sent
+  again every second until it is routed; `flush` waits for that too.
 - While offline, updates are buffered in memory (up to `max_buffer`) and sent
   on reconnect; `update` raises `Unavailable` when the buffer is full.
 - Commands (messages of any other type on the controller's own folder) are
@@ -41,6 +45,8 @@ from hub.errors import HubError, Unauthenticated, Unavailable
 
 log = logging.getLogger("hub.controller")
 
+NO_MATCHING_SUBSCRIBERS = 0x10  # an MQTT 5 PUBACK reason code
+RETRY_SECONDS = 1.0
 OnCommand = Callable[[str, dict[str, Any], str], None]
 
 
@@ -53,6 +59,8 @@ class Controller:
         self.host, self.port = host, port
         self.on_command, self.keepalive = on_command, keepalive
         self._started = self._closing = False
+        self._unrouted: list[tuple[str, bytes]] = []
+        self._stop = threading.Event()
         self.connected = threading.Event()
         self.refused: str | None = None  # the broker's reason when it refused the key
         self.published = self.acknowledged = self.rejected = 0
@@ -79,6 +87,7 @@ class Controller:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True)
         self.client.loop_start()
         self._started = True
+        threading.Thread(target=self._retry_unrouted, name="controller-retry", daemon=True).start()
         if wait is not None:
             deadline = time.monotonic() + wait
             while not self.connected.wait(0.05):
@@ -94,6 +103,7 @@ class Controller:
         if flush:
             self.flush(flush)
         self._closing = True
+        self._stop.set()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -120,9 +130,19 @@ class Controller:
             log.warning("lost the broker connection (%s); reconnecting, updates are buffered", reason)
         self.connected.clear()
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        unrouted = None
+        if reason.value == NO_MATCHING_SUBSCRIBERS:
+            # Nobody subscribed: for an update, that means no persister (a broker that just
+            # restarted has not got the persister's shared subscription back yet). Keep it
+            # and send it again until someone takes it.
+            sent = self.client.sent_message(mid)
+            if sent is not None and b'"update_sequence"' in sent[1][:64]:
+                unrouted = sent
         with self._cv:
             self.acknowledged += 1
+            if unrouted is not None:
+                self._unrouted.append(unrouted)
             if reason.is_failure:
                 self.rejected += 1
                 log.warning("the broker refused an update: %s (does the key have write access to %s?)",
@@ -181,6 +201,24 @@ class Controller:
             return self.published - self.acknowledged
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until the broker acknowledged everything published; False on timeout."""
+        """Wait until the broker acknowledged everything published (and
+        routed every update to a subscriber); False on timeout."""
         with self._cv:
-            return self._cv.wait_for(lambda: self.acknowledged >= self.published, timeout)
+            return self._cv.wait_for(lambda: self.acknowledged >= self.published and not self._unrouted,
+                                     timeout)
+
+    def _retry_unrouted(self) -> None:
+        warned = False
+        while not self._stop.wait(RETRY_SECONDS):
+            with self._cv:
+                if not self._unrouted or not self.connected.is_set():
+                    warned = warned and bool(self._unrouted)
+                    continue
+                again, self._unrouted = self._unrouted, []
+                self.published += len(again)
+            if not warned:
+                log.warning("the broker has no subscriber for updates (is the hub's persister running?); "
+                            "holding them and sending them again every %.0f s", RETRY_SECONDS)
+                warned = True
+            for topic, payload in again:
+                self.client.publish(topic, payload, qos=1)

@@ -74,6 +74,12 @@ class FastClient(mqtt.Client):
         self._puback_reasons: dict[int, ReasonCode] = {}
         self._no_props = Properties(PacketTypes.PUBACK)
 
+    def sent_message(self, mid: int) -> tuple[str, bytes] | None:
+        """(topic, payload) of an outgoing message not yet released, e.g. from
+        inside `on_publish`; None if unknown."""
+        m = getattr(self, "_out_messages", {}).get(mid)
+        return None if m is None else (m.topic, bytes(m.payload))
+
     if SUPPORTED:
         def reconnect(self) -> MQTTErrorCode:
             self._rbuf, self._rpos = b"", 0
@@ -151,7 +157,7 @@ class FastClient(mqtt.Client):
             # written) into one send. Only this (network) thread takes from the left.
             dq = self._out_packet
             if len(dq) > 1 and _plain(dq[0]):
-                parts: list[bytes] = []
+                parts: list[bytes | bytearray] = []
                 size = 0
                 while dq and size < WRITE_SIZE and _plain(dq[0]):
                     p = dq.popleft()

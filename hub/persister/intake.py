@@ -10,7 +10,7 @@
   called by the writer after the batch holding it committed. An ack is sent
   only on the connection the message came on: after a reconnect Mosquitto
   redelivers whatever was not acknowledged, and the write is idempotent.
-- paho's network thread reconnects with exponential backoff (1 s to 30 s).
+- paho's network thread reconnects with exponential backoff (0.25 s to 10 s).
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class Intake:
                        manual_ack=True)
         c.username_pw_set(credentials.PERSISTER_USERNAME,
                           credentials.service_password(settings.SECRET_KEY, credentials.PERSISTER_USERNAME))
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        # quick first retries: after a broker restart the persister should resubscribe before
+        # controllers come back (Mosquitto 2.0 does not restore shared subscriptions)
+        c.reconnect_delay_set(min_delay=0.25, max_delay=10)  # type: ignore[arg-type]
         c.max_queued_messages_set(0)
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
         c.on_subscribe, c.on_connect_fail = self._on_subscribe, self._on_connect_fail
@@ -109,7 +111,7 @@ class Intake:
         self._failures += 1
         if self._failures in (1, 5) or self._failures % 30 == 0:
             log.error("cannot reach the broker at %s (attempt %d); is Mosquitto running? "
-                      "retrying with backoff up to 30 s", self.where, self._failures)
+                      "retrying with backoff up to 10 s", self.where, self._failures)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
         was = self.connected.is_set()
