@@ -241,3 +241,19 @@ def test_sequence_created_meanwhile_by_someone_else_is_used(store):
         t = lookup.create(s, "acme/a/new", 1.0, True)  # as if our look-up had missed it
         assert (t.resource_id, t.error) == (made.id, None)
         assert lookup.create(s, "acme/a/sub", 1.0, True).error == "acme/a/sub is a folder, not a sequence"
+
+
+def test_append_batch_mixing_value_kinds(store):
+    """One batch with ints, floats, text, bytes and NULLs (PostgreSQL takes it as arrays)."""
+    with store.session() as s:
+        rid = resources.get(s, "acme/a/temp").id
+        rows = [revisions.NewRevision(rid, 1, num=1), revisions.NewRevision(rid, 2, num=2.5),
+                revisions.NewRevision(rid, 3, text="t"), revisions.NewRevision(rid, 4, data=b"\x00\xff", size=2),
+                revisions.NewRevision(rid, 5, bulk_key="rev/x", size=9)]
+        assert revisions.append(s, rows) == 5
+        assert revisions.append(s, rows[:2] + [revisions.NewRevision(rid, 6, num=3)]) == 1
+    with store.session() as s:
+        got = [(r.timestamp_us, r.num, r.text, r.data, r.bulk_key)
+               for r in revisions.history(s, rid, newest_first=False)]
+    assert got == [(1, 1.0, None, None, None), (2, 2.5, None, None, None), (3, None, "t", None, None),
+                   (4, None, None, b"\x00\xff", None), (5, None, None, None, "rev/x"), (6, 3.0, None, None, None)]

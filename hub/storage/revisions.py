@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,15 +44,33 @@ def _insert(s: Session):
     return ins(Revision).on_conflict_do_nothing(index_elements=["resource_id", "timestamp_us"])
 
 
+# PostgreSQL: one statement whose parameters are seven arrays. Its text never changes (psycopg
+# and the server parse it once), unlike a multi-row VALUES list: about 3x cheaper per row.
+_PG_UNNEST = text(
+    "INSERT INTO revisions (resource_id, timestamp_us, num, text, data, bulk_key, size) "
+    "SELECT * FROM unnest(CAST(:rid AS integer[]), CAST(:ts AS bigint[]), "
+    "CAST(:num AS double precision[]), CAST(:txt AS text[]), CAST(:data AS bytea[]), "
+    "CAST(:bkey AS varchar[]), CAST(:size AS integer[])) "
+    "ON CONFLICT (resource_id, timestamp_us) DO NOTHING "
+    "RETURNING resource_id, timestamp_us, num")
+
+
 def append(s: Session, items: Seq[NewRevision]) -> int:
     """Insert many revisions in one statement; a (resource, timestamp) that is
     already stored is skipped (redelivery). Returns how many were new. Keeps
     each touched resource's latest-revision pointer current."""
     if not items:
         return 0
-    rows = [i.__dict__ for i in items]
-    stmt = _insert(s).returning(Revision.resource_id, Revision.timestamp_us, Revision.num)
-    new = s.execute(stmt, rows).all() if len(rows) > 1 else s.execute(stmt, rows[0]).all()
+    if len(items) > 1 and s.get_bind().dialect.name == "postgresql":
+        new = s.execute(_PG_UNNEST, {
+            "rid": [i.resource_id for i in items], "ts": [i.timestamp_us for i in items],
+            "num": [None if i.num is None else float(i.num) for i in items],  # one type per array
+            "txt": [i.text for i in items], "data": [i.data for i in items],
+            "bkey": [i.bulk_key for i in items], "size": [i.size for i in items]}).all()
+    else:
+        rows = [i.__dict__ for i in items]
+        stmt = _insert(s).returning(Revision.resource_id, Revision.timestamp_us, Revision.num)
+        new = s.execute(stmt, rows).all() if len(rows) > 1 else s.execute(stmt, rows[0]).all()
     rollups.add(s, ((rid, ts, num) for rid, ts, num in new))
     touch_latest(s, {i.resource_id for i in items})
     return len(new)
