@@ -33,6 +33,7 @@ Stdlib only (plus `hub.paths` / `hub.errors`): the controller client imports it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -129,6 +130,7 @@ def _rhizo_line(text: str) -> Message:
     return Message(UPDATE_SEQUENCE if text[0] == "s" else DISPLAY_VALUE, params)
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a persister sees the same topics over and over
 def folder_of_topic(topic: str) -> str:
     """The canonical folder path a topic names, or BadPath."""
     if not isinstance(topic, str) or any(c in topic for c in "+#$"):
@@ -143,6 +145,11 @@ def resolve(folder: str, sequence: Any) -> str:
     which must lie below `folder` (canonical)."""
     if not isinstance(sequence, str) or not sequence:
         raise BadRequest("\"sequence\" must be a non-empty string (a name or a path)")
+    return _resolve(folder, sequence)
+
+
+@functools.lru_cache(maxsize=16384)
+def _resolve(folder: str, sequence: str) -> str:
     full = paths.join(folder, sequence)
     if full == folder:
         raise BadPath(f"sequence {sequence!r} names the message's folder itself, not a sequence in it")
@@ -230,7 +237,16 @@ def format_timestamp_us(us: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{micro:06d}Z"
 
 
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
+
+
 def update_message(sequence: str, value: Any, timestamp: str | None = None) -> bytes:
+    # the common case (a name, a number, a timestamp) without building dicts: the
+    # same bytes json.dumps makes, about 4x faster (controllers send many)
+    if type(sequence) is str and type(timestamp) is str and (
+            type(value) is int or (type(value) is float and math.isfinite(value))):
+        return (f'{{"type":"{UPDATE_SEQUENCE}","parameters":{{"sequence":{_quote(sequence)},'
+                f'"value":{value!r},"timestamp":{_quote(timestamp)}}}}}').encode()
     params: dict[str, Any] = {"sequence": sequence, "value": value}
     if timestamp is not None:
         params["timestamp"] = timestamp

@@ -109,3 +109,21 @@ def test_builders_make_what_the_parser_accepts():
         wire.build("x", {"v": float("inf")})
     with pytest.raises(BadRequest):
         wire.build("x", {"v": object()})
+
+
+@pytest.mark.parametrize("sequence,value,ts", [
+    ("temp", 21.5, "2024-05-01T12:00:00.000001Z"), ("a/b", -3, "t"), ("ü\"x", 1e300, "2024"),
+    ("t", 0.1 + 0.2, "x"), ("t", 10**30, "x"), ("t", True, "x"), ("t", "21.5", "x"), ("t", None, "x"),
+    ("t", 1.5, None), ("t", [1, {"a": "é"}], "x"),
+])
+def test_update_message_fast_path_makes_what_json_makes(sequence, value, ts):
+    params = {"sequence": sequence, "value": value} | ({} if ts is None else {"timestamp": ts})
+    expected = json.dumps({"type": "update_sequence", "parameters": params}, separators=(",", ":"),
+                          allow_nan=False).encode()
+    assert wire.update_message(sequence, value, ts) == expected
+
+
+def test_update_message_refuses_non_finite_numbers():
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(BadRequest):
+            wire.update_message("t", bad, "x")

@@ -147,7 +147,8 @@ class Controller:
                 self.rejected += 1
                 log.warning("the broker refused an update: %s (does the key have write access to %s?)",
                             reason, self.folder)
-            self._cv.notify_all()
+            if self.acknowledged >= self.published:  # only `flush` waits, and only for this
+                self._cv.notify_all()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
         try:

@@ -10,7 +10,8 @@ overrides some of its internal methods:
 
 - `_sock_recv` reads up to 256 KiB at once and serves packets from that
   buffer (`loop_read` keeps going while the buffer holds data, `reconnect`
-  drops it);
+  drops it); `_packet_read` takes a packet that is whole in the buffer in one
+  slice;
 - `_handle_pubackcomp`: a successful PUBACK without properties skips decoding
   and passes shared, read-only success objects to `on_publish`;
 - `_handle_publish`: with `on_fast_message(topic, payload, mid, qos)` set, an
@@ -33,6 +34,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -50,7 +52,8 @@ def _supported() -> bool:
                 == ["self", "command", "packet", "mid", "qos"]
                 and all(hasattr(c, n) for n in ("_sock_recv", "_handle_publish", "_handle_pubackcomp",
                                                  "_do_on_publish", "loop_read", "reconnect",
-                                                 "_packet_write")))
+                                                 "_packet_write", "_packet_read", "_packet_handle"))
+                and hasattr(mqtt, "time_func"))
     except (AttributeError, TypeError, ValueError):
         return False
 
@@ -96,6 +99,40 @@ class FastClient(mqtt.Client):
             out = self._rbuf[self._rpos:end]
             self._rpos = min(end, len(self._rbuf))
             return out
+
+        def _packet_read(self) -> MQTTErrorCode:
+            # A whole packet in the buffer, at a packet boundary: take it in one slice
+            # (paho reads command, length and body with separate calls).
+            buf, pos = self._rbuf, self._rpos
+            n = len(buf)
+            if self._in_packet["command"] != 0 or n - pos < 2:
+                return super()._packet_read()
+            i, length, mult = pos + 1, 0, 1
+            while True:
+                if i >= n or i > pos + 4:
+                    return super()._packet_read()  # length not all here (or malformed): paho's way
+                b = buf[i]
+                i += 1
+                length += (b & 127) * mult
+                mult *= 128
+                if not b & 128:
+                    break
+            if i + length > n:
+                return super()._packet_read()
+            self._rpos = i + length
+            self._in_packet = {"command": buf[pos], "have_remaining": 1, "remaining_count": [],
+                               "remaining_mult": 1, "remaining_length": length,
+                               "packet": buf[i:i + length],  # type: ignore[typeddict-item]
+                               "to_process": 0, "pos": 0}
+            try:
+                rc = self._packet_handle()
+            except MalformedPacket:
+                rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+            self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+                               "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
+            with self._msgtime_mutex:
+                self._last_bytes_received = mqtt.time_func()
+            return rc
 
         def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
             rc = super().loop_read(max_packets)

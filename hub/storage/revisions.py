@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import Table, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,7 +42,9 @@ class Bucket:
 def _insert(s: Session):
     dialect = s.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return ins(Revision).on_conflict_do_nothing(index_elements=["resource_id", "timestamp_us"])
+    # the table, not the ORM entity: a Core insert skips the ORM's per-row bookkeeping
+    return ins(cast(Table, Revision.__table__)).on_conflict_do_nothing(
+        index_elements=["resource_id", "timestamp_us"])
 
 
 # PostgreSQL: one statement whose parameters are seven arrays. Its text never changes (psycopg
