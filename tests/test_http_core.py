@@ -100,6 +100,21 @@ def test_login_cookie_flags_me_and_logout(server: RunningHttp, people: People) -
     assert s.get(server.api("/me")).status_code == 401
 
 
+def test_logout_ends_the_session_on_the_server(server: RunningHttp, people: People) -> None:
+    """A copy of the cookie (a stolen one) stops working at log-out; other sessions go on."""
+    email = people.emails["member"]
+    a, b = requests.Session(), requests.Session()
+    for s in (a, b):
+        assert s.post(server.api("/login"), json={"email": email, "password": PASSWORD}).status_code == 200
+    stolen = a.cookies.get("hub_session")
+    assert requests.get(server.api("/me"), cookies={"hub_session": stolen}).status_code == 200  # cached now
+    assert a.post(server.api("/logout")).status_code == 204
+    r = requests.get(server.api("/me"), cookies={"hub_session": stolen})
+    assert "logged out" in assert_error(r, 401, "unauthenticated")["message"]
+    assert b.get(server.api("/me")).status_code == 200
+    assert requests.post(server.api("/logout"), cookies={"hub_session": stolen}).status_code == 204  # again: fine
+
+
 def test_secure_cookie_behind_tls(server: RunningHttp, people: People) -> None:
     r = requests.post(server.api("/login"), json={"email": people.emails["member"], "password": PASSWORD},
                       headers={"X-Forwarded-Proto": "https"})

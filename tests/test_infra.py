@@ -7,14 +7,17 @@ import socket
 import boto3
 import psycopg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from hub.storage.db import Database, migrate
+from hub.storage.models import Base
 from tests.conftest import SettingsFactory
 from tests.support import PgCluster, S3Bucket, free_port
 
 EXPECTED_TABLES = {"alembic_version", "organizations", "users", "memberships", "resources",
-                   "sequences", "revisions", "api_keys", "permissions", "changes"}
+                   "sequences", "revisions", "api_keys", "permissions", "changes", "ended_sessions"}
 
 
 def test_free_port_is_bindable() -> None:
@@ -31,6 +34,18 @@ def test_migrate_is_idempotent(database_url: str) -> None:
         assert EXPECTED_TABLES <= set(inspect(database.engine).get_table_names())
         with database.session() as s:
             assert s.execute(text("select count(*) from alembic_version")).scalar_one() == 1
+    finally:
+        database.dispose()
+
+
+def test_migrations_build_what_the_models_describe(database_url: str) -> None:
+    """A model changed without its alembic revision (or the reverse) fails here."""
+    migrate(database_url)
+    database = Database(database_url)
+    try:
+        with database.engine.connect() as c:
+            ctx = MigrationContext.configure(c, opts={"compare_type": True})
+            assert compare_metadata(ctx, Base.metadata) == []
     finally:
         database.dispose()
 

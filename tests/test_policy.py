@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from hub import credentials
 from hub.access import Subject
@@ -20,9 +21,10 @@ from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.snapshot import Snapshot, load
 from hub.broker_auth.stats import Counters, read_stats, stats_path
 from hub.settings import Settings
-from hub.storage import keys, permissions, resources, users
+from hub.storage import changes, keys, permissions, resources, users
+from hub.storage import sessions as ended_sessions
 from hub.storage.db import Database
-from hub.storage.models import Level, Role
+from hub.storage.models import Level, Role, User
 
 SECRET = secrets.token_hex(24)
 # The decisions do not depend on the database: most tests run on SQLite only.
@@ -293,6 +295,19 @@ def test_reloader_loads_only_when_the_change_log_moves(data: Data, reloader: Rel
     snap = reloader.take()
     assert snap is not None and "acme/new" in snap.folders and reloader.take() is None
     assert reloader.counters.reloads == 1
+
+
+@sqlite_only
+def test_reloader_skips_changes_the_broker_does_not_hold(data: Data, reloader: Reloader) -> None:
+    """A log-out moves the change log for the HTTP workers; the broker need not reload."""
+    with data.db.session() as s:
+        uid = s.scalar(select(User.id).limit(1))
+        assert uid is not None
+        ended_sessions.end(s, "n" * 16, uid, int(time.time()) + 60)
+    assert reloader.poll_once() is False and reloader.take() is None
+    with data.db.session() as s:
+        assert reloader.change_id == changes.latest(s)
+    assert reloader.counters.reloads == 0
 
 
 @sqlite_only

@@ -3,14 +3,16 @@ parametrised over both)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import func, select
 
 from hub import paths
 from hub.access import Subject
 from hub.errors import BadPath, BadRequest, BadValue, Conflict, HubError, NotFound, Unauthenticated
-from hub.storage import changes, keys, permissions, resources, revisions, users, values
-from hub.storage.models import Level, Resource, Revision, Role
+from hub.storage import changes, keys, permissions, resources, revisions, sessions, users, values
+from hub.storage.models import Change, Level, Resource, Revision, Role
 from hub.storage.resources import SequenceSpec
 
 PW = "correct horse battery"
@@ -259,3 +261,15 @@ def test_users(db, tree):
             users.authenticate(s, "member@example.com", PW)
         with pytest.raises(Conflict):
             users.create_organization(s, "acme")
+
+
+def test_ended_sessions_are_kept_until_the_cookie_expires(db, tree):
+    now = int(time.time())
+    with db.session() as s:
+        sessions.end(s, "old", tree["member"], now - 10)  # already past: pruned by the next end
+        sessions.end(s, "live", tree["member"], now + 3600)
+        sessions.end(s, "live", tree["member"], now + 3600)  # twice: one row, one change
+        assert sessions.ended(s, "live") and not sessions.ended(s, "other")
+    with db.session() as s:
+        assert not sessions.ended(s, "old") and sessions.ended(s, "live")
+        assert s.scalar(select(func.count()).select_from(Change).where(Change.kind == "session")) == 2

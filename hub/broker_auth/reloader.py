@@ -70,7 +70,11 @@ class Reloader:
         if time.monotonic() < self._not_before:
             return False
         with self.db.session() as s:
-            if changes.latest(s) == self.change_id:
+            latest = changes.latest(s)
+            if latest == self.change_id:
+                return False
+            if not changes.any_since(s, self.change_id, exclude=changes.HTTP_ONLY):
+                self.change_id = latest  # e.g. a log-out: nothing the broker holds
                 return False
             started = time.monotonic()
             snap = snapshot_mod.load(s)

@@ -25,6 +25,7 @@ from hub.http.deps import in_session
 from hub.http.typedefs import AUTH_CACHE, SETTINGS
 from hub.settings import Settings
 from hub.storage import keys, permissions, users
+from hub.storage import sessions as ended_sessions
 from hub.storage.models import Level, User
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,6 +77,8 @@ def _by_session(s: Session, settings: Settings, data: sessions.SessionData) -> C
     if u is None or u.deleted or \
             sessions.password_fingerprint(settings.SECRET_KEY, u.password_hash) != data.fingerprint:
         raise Unauthenticated("your session has ended: log in again")
+    if data.nonce and ended_sessions.ended(s, data.nonce):
+        raise Unauthenticated("you logged out of this session: log in again")
     return _user_caller(s, u, "session", session=data)
 
 

@@ -4,7 +4,9 @@ Stateless: `hs1.<payload>.<mac>`, payload = base64url(JSON {"u": user id,
 "exp": unix seconds, "p": password fingerprint, "n": nonce}), mac =
 HMAC-SHA256(SECRET_KEY, "session:" + payload). The password fingerprint ties
 a session to the password it was opened with: changing the password ends
-every other session. Logging out clears the cookie.
+every other session. Logging out clears the cookie and records the nonce in
+`ended_sessions` (`hub.storage.sessions`), so a copy of the cookie stops
+working too.
 
 CSRF: cookie-authenticated writes must send `X-CSRF-Token`, equal to
 HMAC(SECRET_KEY, "csrf:" + payload). A hostile page can make the browser
@@ -34,6 +36,7 @@ class SessionData:
     expires: int
     fingerprint: str
     payload: str
+    nonce: str = ""
 
 
 def password_fingerprint(secret_key: str, password_hash: str) -> str:
@@ -53,7 +56,8 @@ def verify(secret_key: str, cookie: str) -> SessionData | None:
         return None
     data, payload = found
     try:
-        return SessionData(int(data["u"]), int(data["exp"]), str(data["p"]), payload)  # type: ignore[call-overload]
+        return SessionData(int(data["u"]), int(data["exp"]), str(data["p"]),  # type: ignore[call-overload]
+                           payload, str(data.get("n", "")))
     except (ValueError, KeyError, TypeError):
         return None
 

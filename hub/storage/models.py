@@ -198,6 +198,17 @@ class Permission(Base):
     level: Mapped[int] = mapped_column(Integer)
 
 
+class EndedSession(Base):
+    """A browser session ended before its cookie expired (log-out). Sessions are signed
+    cookies (`hub.http.sessions`); this row makes one stop working. Rows go once the
+    cookie would have expired anyway."""
+
+    __tablename__ = "ended_sessions"
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class Change(Base):
     """Append-only log of access-relevant changes (keys, users, permissions,
     memberships, folders). The broker plugin polls max(id) to refresh."""

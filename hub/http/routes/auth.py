@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from hub.errors import Forbidden, Unauthenticated
 from hub.http import sessions, views
-from hub.http.auth import Caller, caller_of, same_origin
+from hub.http.auth import Caller, caller_of, forget_access, same_origin
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
 from hub.http.params import field, json_body
 from hub.http.routes import API
 from hub.http.typedefs import LOGIN_LIMITER, SETTINGS
 from hub.storage import resources, users
+from hub.storage import sessions as ended_sessions
 from hub.storage.models import User
 
 routes = web.RouteTableDef()
@@ -74,7 +75,13 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post(API + "/logout")
 async def logout(request: web.Request) -> web.Response:
-    """Clears the session cookies (works without a valid session)."""
+    """Ends the session on the server (a copy of the cookie stops working in every
+    worker within a second) and clears the cookies; works without a valid session."""
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    data = sessions.verify(request.app[SETTINGS].SECRET_KEY, cookie) if cookie else None
+    if data is not None and data.nonce:
+        await in_session(request, ended_sessions.end, data.nonce, data.user_id, data.expires)
+        forget_access(request)
     resp = web.Response(status=204)
     resp.del_cookie(sessions.SESSION_COOKIE, path="/")
     resp.del_cookie(sessions.CSRF_COOKIE, path="/")
