@@ -64,7 +64,8 @@ class Settings:
     MQTT_WS_PORT: int = _s(9001, "Mosquitto's MQTT-over-websockets port.")
     MQTT_WS_URL: str = _s("", "Websocket URL browsers are told to use. Empty: ws://HTTP host:MQTT_WS_PORT.")
     MQTT_MAX_PAYLOAD: int = _s(1048576, "Largest MQTT message in bytes (Mosquitto's max_packet_size).")
-    MQTT_TOKEN_TTL: int = _s(900, "Lifetime in seconds of a browser's MQTT token.")
+    MQTT_TOKEN_TTL: int = _s(900, "Lifetime in seconds of a browser's MQTT token; the broker ends a "
+                                  "connection made with it then (the console reconnects with a newer one).")
     MOSQUITTO_BIN: str = _s("mosquitto", "Mosquitto executable started by run.py.")
     # --- HTTP --------------------------------------------------------------
     HTTP_HOST: str = _s("127.0.0.1", "Address the HTTP server binds.")

@@ -251,6 +251,20 @@ def test_revocation_kicks_live_connection_within_2s(world: World, clients: list[
     assert not again.connected.is_set()
 
 
+def test_expired_token_ends_its_live_connection(world: World, clients: list[Client]) -> None:
+    """A browser token is good for MQTT_TOKEN_TTL: the connection made with it ends then
+    (the console reconnects with the fresh token it fetched before)."""
+    browser = connect(world, clients, world.token(world.alice_id, ttl=2), client_id="browser-expiring",
+                      transport="websockets")
+    other = connect(world, clients, world.token(world.alice_id, ttl=60), transport="websockets")
+    assert browser.connected.is_set() and other.connected.is_set()
+    t0 = time.monotonic()
+    assert browser.disconnected.wait(5.0), world.broker.log_tail()
+    assert time.monotonic() - t0 > 0.5  # not at once: when it ran out
+    assert not other.disconnected.is_set()
+    assert world.broker.wait_log("disconnecting client 'browser-expiring'")
+
+
 def test_revoked_controller_last_will_reaches_watchers(world: World, clients: list[Client]) -> None:
     """A kicked controller's will still reaches those watching its folder (so a console
     shows it went away), and nothing else it sends passes."""

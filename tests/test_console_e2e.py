@@ -494,3 +494,26 @@ def test_token_refreshed_and_reconnects_after_broker_restart(page: Any, page_log
     finally:
         ctl.close()
 
+
+
+# -- the broker ends a connection when its token runs out; the console carries on -----
+def test_token_expiry_renews_the_live_feed_quietly(page: Any, hub: HubStack) -> None:
+    path = f"{CONTROLLER}/temperature"
+    login(page, hub, "member", f"#/r/{path}")
+    page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'", timeout=15_000)
+    page.evaluate("""() => { window.__states = [];
+        window.hubConsole.live.addEventListener('state', (e) => window.__states.push(e.detail.state)); }""")
+    connects = page.evaluate("window.hubConsole.live.connects")
+    # the broker ends the connection when its (TOKEN_TTL) token runs out; the console reconnects
+    page.wait_for_function(f"window.hubConsole.live.connects > {connects}", timeout=(TOKEN_TTL + 8) * 1000)
+    page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'", timeout=5_000)
+    states = page.evaluate("window.__states")
+    assert "connecting" in states and "offline" not in states, states
+    ctl = controller(hub)
+    try:
+        ctl.update("temperature", 66.5)
+        page.wait_for_function("document.querySelector('#latest-value').textContent.startsWith('66.5')",
+                               timeout=SEEN_WITHIN_MS * 3)
+    finally:
+        ctl.close()
+    assert hub.broker.wait_log("its token expired")

@@ -4,6 +4,7 @@ decisions on it, the cache, revocation kicks, sessions, the reloader and the sta
 from __future__ import annotations
 
 import itertools
+import math
 import secrets
 import time
 from collections.abc import Iterator
@@ -124,6 +125,27 @@ def test_authenticate(data: Data, log: Log) -> None:
     text = "\n".join(log.lines)
     assert f"key {prefix}: wrong secret" in text
     assert data.alice_key.split("_", 2)[2] not in text
+
+
+@sqlite_only
+def test_expired_tokens_are_ended(data: Data, log: Log) -> None:
+    p = Policy(SECRET, snapshot_of(data.db), log)
+    now = time.time()
+    short = connect(p, credentials.issue_token(SECRET, data.alice_id, 30, now=now), client_id="short")
+    long = connect(p, credentials.issue_token(SECRET, data.alice_id, 300, now=now), client_id="long")
+    key = connect(p, data.alice_key, client_id="key")
+    assert None not in (short, long, key)
+    assert p.next_expiry == int(now + 30)
+    assert p.expire(now + 10) == []
+    assert p.expire(now + 31) == ["short"]
+    assert p.check(short, ACL_READ, b"acme/greenhouse") is False  # being kicked: nothing passes
+    p.forget_kicked()
+    assert short not in p.clients and long in p.clients and key in p.clients
+    assert p.next_expiry == int(now + 300) and p.counters.kicks == 1
+    assert "'short' (token of user" in "\n".join(log.lines) and "its token expired" in log.lines[-1]
+    assert p.expire(now + 1000) == ["long"]
+    p.forget_kicked()
+    assert p.next_expiry == math.inf and list(p.clients) == [key]
 
 
 # -- ACL ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Live updates: one MQTT-over-websockets connection to Mosquitto per tab,
 // authenticated with the short-lived token from POST /api/v1/mqtt-token.
 // The token is refreshed before it expires (the next reconnect uses the new
-// one), MQTT.js reconnects after a broker restart and resubscribes, and pages
+// one); the broker ends a connection when the token it was made with runs out,
+// and MQTT.js reconnects (as after a broker restart) and resubscribes; pages
 // hear "reconnected" so they can fill the gap from the HTTP API.
 import mqtt from "mqtt/dist/mqtt.esm";
 import { ApiError, userError } from "./http.js";
@@ -23,6 +24,10 @@ class Live extends EventTarget {
     this.everConnected = false;
     this.generation = 0;
     this.refreshes = 0; // tokens fetched after the first (for the tests and the curious)
+    this.connects = 0;
+    this.tokenExpiresAt = 0; // of the token in the client's options (the next connect uses it)
+    this.connectedUntil = 0; // when the broker ends the current connection: its token runs out
+    this.renewingUntil = 0;
   }
 
   _setState(state, detail = "") {
@@ -60,9 +65,12 @@ class Live extends EventTarget {
       resubscribe: true,
     });
     this.client = client;
+    this.tokenExpiresAt = token.expiresAt;
     this._scheduleRefresh(token);
     client.on("connect", () => {
       const again = this.everConnected;
+      this.connects++;
+      this.connectedUntil = this.tokenExpiresAt;
       this.everConnected = true;
       this._setState("live");
       // MQTT.js resubscribes on its own; subscribe to anything added while offline.
@@ -70,8 +78,24 @@ class Live extends EventTarget {
       if (again) this.dispatchEvent(new Event("reconnected"));
     });
     client.on("reconnect", () => this._setState("connecting", "reconnecting to the live feed"));
-    client.on("offline", () => this._setState("offline", "live updates paused: the message broker cannot be reached"));
-    client.on("close", () => this.state === "live" && this._setState("offline", "connection to the broker lost"));
+    // The broker ends a connection when its token runs out; the next try uses the newer one.
+    // Connection losses in the few seconds after that are the renewal; later ones are not.
+    const renewing = () => {
+      if (Date.now() >= this.connectedUntil - 2000) {
+        this.connectedUntil = Infinity;
+        this.renewingUntil = Date.now() + 5000;
+      }
+      return Date.now() < this.renewingUntil;
+    };
+    client.on("offline", () => {
+      if (renewing()) this._setState("connecting", "renewing the live feed's token");
+      else this._setState("offline", "live updates paused: the message broker cannot be reached");
+    });
+    client.on("close", () => {
+      if (this.state !== "live") return;
+      if (renewing()) this._setState("connecting", "renewing the live feed's token");
+      else this._setState("offline", "connection to the broker lost");
+    });
     client.on("error", (err) => {
       if (AUTH_ERRORS.has(err.code)) {
         // The token may have expired while offline: get a new one before the next try.
@@ -100,6 +124,7 @@ class Live extends EventTarget {
     if (this.client) {
       this.client.options.password = token.token;
       if (token.username !== undefined) this.client.options.username = token.username;
+      this.tokenExpiresAt = token.expiresAt;
     }
     this._scheduleRefresh(token);
     return token;

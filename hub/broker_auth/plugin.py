@@ -8,6 +8,7 @@ and Mosquitto refuses to start (fail closed): no settings, no database, no broke
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +53,8 @@ class Plugin:
             host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT
             self.gate = TickGate(*tick_switch, poke=lambda nonce: poke_broker(host, port, nonce))
         self.reloader = Reloader(self.db, snap.change_id, counters, stats_file=stats_path(self.settings),
-                                 extra_stats=self._extra_stats, gate=self.gate)
+                                 extra_stats=self._extra_stats, gate=self.gate,
+                                 due=lambda: time.time() >= self.policy.next_expiry)
         self.reloader.stats_file.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         self.reloader.write_stats()
         self.reloader.start()
@@ -66,7 +68,8 @@ class Plugin:
 
     def tick(self, kick: Callable[[str], None]) -> None:
         """On Mosquitto's thread, at most every TICK_INTERVAL_NS (glue throttles): pass on the
-        reloader's log lines, apply a new snapshot and kick the clients it revokes."""
+        reloader's log lines, end connections whose browser token ran out, apply a new
+        snapshot and kick the clients it revokes."""
         if self.gate is None:
             self._tick(kick)
             return
@@ -80,6 +83,11 @@ class Plugin:
         while self.reloader.messages:
             level, msg = self.reloader.messages.popleft()
             self.log(level, msg)
+        if time.time() >= self.policy.next_expiry:
+            expired = self.policy.expire(time.time())
+            for client_id in expired:
+                kick(client_id)
+            self.policy.forget_kicked()
         snap = self.reloader.take()
         if snap is None:
             return

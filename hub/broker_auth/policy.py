@@ -16,6 +16,7 @@ Credentials (the MQTT password; the username is informational):
 from __future__ import annotations
 
 import hmac
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class ClientState:
     key_prefix: str | None = None
     secret_hash: str | None = None
     user_id: int | None = None
+    expires: float = math.inf  # unix time a browser token runs out: the connection ends then
     online: bool = True
     kicked: bool = False  # being disconnected for a revoked credential: only its will may pass
     read: dict[bytes, bool] = field(default_factory=dict)
@@ -69,6 +71,7 @@ class Policy:
         self.clients: dict[Handle, ClientState] = {}
         self.by_id: dict[str, Handle] = {}  # client id -> handle of its latest accepted connection
         self.offline: OrderedDict[Handle, None] = OrderedDict()
+        self.next_expiry = math.inf  # the earliest `expires` of a known client (read by the reloader thread)
         self._service = {
             credentials.PERSISTER_USERNAME: credentials.service_password(
                 secret_key, credentials.PERSISTER_USERNAME),
@@ -88,6 +91,7 @@ class Policy:
         self.counters.connects_allowed += 1
         self.clients[handle] = state
         self.by_id[client_id] = handle
+        self.next_expiry = min(self.next_expiry, state.expires)
         return True
 
     def _credential(self, client_id: str, username: str | None,
@@ -118,7 +122,7 @@ class Policy:
             if subject is None:
                 return None, f"browser token of user {verified[0]}: user deleted"
             return ClientState(client_id, TOKEN, f"token of user {verified[0]}", subject,
-                               user_id=verified[0]), ""
+                               user_id=verified[0], expires=float(verified[1])), ""
         return None, "the password is neither a hub API key nor a browser token"
 
     # -- disconnect ---------------------------------------------------------
@@ -245,6 +249,26 @@ class Policy:
                 self.counters.kicks += 1
                 self.log(LOG_NOTICE, f"hub-auth: disconnecting client {st.client_id!r} "
                                      f"({st.label}): {reason}")
+        return kicks
+
+    def expire(self, now: float) -> list[str]:
+        """Client ids of live connections whose browser token ran out by `now` (the caller
+        kicks them, then calls `forget_kicked`); sessions left by such clients are forgotten."""
+        if now < self.next_expiry:
+            return []
+        kicks: list[str] = []
+        for handle, st in list(self.clients.items()):
+            if st.expires > now or st.kicked:
+                continue
+            if not st.online:
+                self._forget(handle)
+                continue
+            st.kicked = True
+            kicks.append(st.client_id)
+            self.counters.kicks += 1
+            self.log(LOG_NOTICE, f"hub-auth: disconnecting client {st.client_id!r} ({st.label}): "
+                                 "its token expired (the console fetches a new one and reconnects)")
+        self.next_expiry = min((st.expires for st in self.clients.values() if not st.kicked), default=math.inf)
         return kicks
 
     def forget_kicked(self) -> None:

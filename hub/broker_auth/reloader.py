@@ -29,7 +29,9 @@ POLL_INTERVAL = 0.25
 class Reloader:
     def __init__(self, db: Database, change_id: int, counters: Counters, *,
                  stats_file: Path | None = None, extra_stats: Callable[[], dict[str, object]] | None = None,
-                 interval: float = POLL_INTERVAL, gate: TickGate | None = None) -> None:
+                 interval: float = POLL_INTERVAL, gate: TickGate | None = None,
+                 due: Callable[[], bool] | None = None) -> None:
+        """`due`: whether the broker's tick has other work now (a token ran out)."""
         self.db = db
         self.change_id = change_id
         self.counters = counters
@@ -37,6 +39,7 @@ class Reloader:
         self.extra_stats = extra_stats or dict
         self.interval = interval
         self.gate = gate
+        self.due = due
         self.messages: deque[tuple[int, str]] = deque(maxlen=1000)
         self.loaded_at = time.time()
         self._pending: Snapshot | None = None
@@ -103,7 +106,7 @@ class Reloader:
                                           f"from the database ({type(e).__name__}: {e}); still using "
                                           "the last ones loaded, revocations wait until it is back"))
             if self.gate is not None:
-                if loaded or len(self.messages) > queued:
+                if loaded or len(self.messages) > queued or (self.due is not None and self.due()):
                     self.gate.request()
                 self.gate.nudge()
             now = time.monotonic()
