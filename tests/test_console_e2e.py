@@ -20,9 +20,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.controller import Controller
-from hub.storage import resources, revisions, users
+from hub.storage import permissions, resources, revisions, users
 from hub.storage.db import Database
-from hub.storage.models import ResourceType
+from hub.storage.models import Level, ResourceType
 from tests.fixtures.http import PASSWORD
 from tests.support.browser import PageLog, find_chromium, launch_chromium, screenshot, watch_page
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
@@ -299,11 +299,13 @@ def test_controller_page_connected_status_and_command(page: Any, hub: HubStack) 
 
 
 def test_member_cannot_send_commands(page: Any, hub: HubStack) -> None:
+    """The page shows a reader no command form; the broker refuses the message anyway."""
     login(page, hub, "member", f"#/r/{CONTROLLER}")  # read access only
-    page.fill("#command-form input[name=type]", "reboot")
-    page.click("#send-command")
-    page.wait_for_selector("#notice .notice.error")
-    assert "may not send messages" in page.inner_text("#notice")
+    page.wait_for_selector("#controller-status")
+    assert page.locator("#command-form").count() == 0
+    refused = page.evaluate(f"""() => window.hubConsole.live.publish({CONTROLLER!r}, "reboot", {{}})
+        .then(() => "sent", (e) => e.message)""")
+    assert "may not send messages" in refused
 
 
 def test_create_key_listed_then_revoked_disconnects_controller(page: Any, hub: HubStack) -> None:
@@ -404,8 +406,18 @@ def test_upload_file_preview_new_revision_download(page: Any, hub: HubStack) -> 
     assert bodies == [b"second version\n", b"first version\n"]
 
 
-def test_denied_write_is_explained(page: Any, hub: HubStack) -> None:
-    login(page, hub, "member", "#/r/acme/site")  # read only
+def test_denied_write_is_explained(page: Any, hub: HubStack, hub_db: Database) -> None:
+    """Access withdrawn while the page is open: the button is still there, the API says no."""
+    folder = "acme/site/borrowed"
+    with hub_db.session() as s:
+        if resources.find(s, folder) is None:
+            resources.create(s, folder, ResourceType.FOLDER.value)
+        grant_id = permissions.grant(s, folder, Level.WRITE, user_id=hub.people.users["member"]).id
+    login(page, hub, "member", f"#/r/{folder}")
+    page.wait_for_selector("#new-folder")
+    with hub_db.session() as s:
+        permissions.revoke(s, grant_id)
+    time.sleep(1.5)  # the HTTP workers see the change log within a second
     page.click("#new-folder")
     page.fill("dialog input[name=name]", "nope")
     page.click("dialog button[type=submit]:has-text('Create')")
@@ -474,7 +486,7 @@ def test_admin_creates_organization(page: Any, hub: HubStack) -> None:
 # -- the live feed survives a broker restart, with a refreshed token ------------------
 def test_token_refreshed_and_reconnects_after_broker_restart(page: Any, page_log: PageLog,
                                                               hub: HubStack) -> None:
-    page_log.allowed.append("ERR_CONNECTION_REFUSED")  # while the broker is down
+    page_log.allowed += ["ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET"]  # while the broker is down / starting
     path = f"{CONTROLLER}/temperature"
     login(page, hub, "member", f"#/r/{path}")
     page.wait_for_selector("#chart")
@@ -517,3 +529,27 @@ def test_token_expiry_renews_the_live_feed_quietly(page: Any, hub: HubStack) -> 
     finally:
         ctl.close()
     assert hub.broker.wait_log("its token expired")
+
+
+# -- a page offers only what the caller may do -----------------------------------------
+@pytest.mark.parametrize(("who", "shown", "hidden"), [
+    ("member", [], ["#new-folder", "#upload", "#new-controller", "#permissions-link", "#rename", "#delete",
+                    "#send-command", "#edit-watchdog", "#new-controller-key"]),
+    ("writer", ["#new-folder", "#upload", "#send-command", "#edit-watchdog"],
+     ["#new-controller", "#permissions-link", "#new-controller-key"]),
+    ("orgadmin", ["#new-folder", "#new-controller", "#permissions-link", "#send-command", "#new-controller-key"],
+     []),
+])
+def test_buttons_follow_the_callers_access(page: Any, hub: HubStack, who: str, shown: list[str],
+                                           hidden: list[str]) -> None:
+    login(page, hub, who, "#/r/acme/site")
+    page.wait_for_function("document.querySelector('#resource-name')?.textContent === 'site'")
+    page.wait_for_selector("#entries, table, .empty", state="attached")
+    seen = {sel: page.locator(sel).count() > 0 for sel in shown + hidden if not sel.startswith(("#send", "#edit",
+                                                                                               "#new-controller-"))}
+    page.goto(f"{hub.url}/#/r/{CONTROLLER}")
+    page.wait_for_selector("#controller-status")
+    page.wait_for_selector("#controller-keys p, #controller-keys table", state="attached")
+    seen |= {sel: page.locator(sel).count() > 0 for sel in shown + hidden if sel.startswith(("#send", "#edit",
+                                                                                            "#new-controller-"))}
+    assert {s for s in shown if not seen[s]} == set() and {s for s in hidden if seen[s]} == set(), seen

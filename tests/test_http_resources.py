@@ -199,6 +199,19 @@ def test_home_lists_topmost_granted_folders(server: RunningHttp, people: People)
     assert home("outsider") == []
 
 
+def test_reads_say_the_callers_own_level(server: RunningHttp, people: People) -> None:
+    """One cached body for every reader; X-Access is each caller's (the console hides
+    the buttons for what a caller may not do)."""
+    def access(who: str, path: str = "acme/site") -> str | None:
+        r = requests.get(server.api(f"/resources/{path}"), headers=people.auth(who), timeout=30)
+        assert r.status_code == 200, r.text
+        return r.headers.get("X-Access")
+
+    assert [access(w) for w in ("member", "writer", "orgadmin", "admin", "member")] == \
+        ["read", "write", "admin", "admin", "read"]
+    assert access("controller", "acme/site/pi-01") == "write"  # its own folder
+
+
 def test_folder_listing_carries_small_latest_values(api: Api) -> None:
     assert api("POST", "/resources/acme/site/vals", json={"type": "folder"}).status_code == 201
     assert api("POST", "/resources/acme/site/vals/t", json={"type": "sequence", "value": 21.5}).status_code == 201

@@ -31,7 +31,13 @@ export async function mqttToken() {
 // -- resources --------------------------------------------------------------
 export const roots = () => get("/resources");
 /** A folder (with a page of children), sequence (with its latest value) or a file's metadata. */
-export const resource = (path, query) => get(res(path), { meta: "true", ...(query || {}) });
+export async function resource(path, query) {
+  const response = await request("GET", res(path), { query: { meta: "true", ...(query || {}) }, raw: true });
+  const data = await response.json();
+  const access = response.headers.get("X-Access"); // the caller's level here: read, write or admin
+  if (access && data && typeof data === "object") data.access = access;
+  return data;
+}
 export const createResource = (path, body) => post(res(path), body);
 export const updateResource = (path, body) => patch(res(path), body);
 export const deleteResource = (path, recursive) => del(res(path), recursive ? { recursive: "true" } : undefined);

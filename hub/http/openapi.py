@@ -263,7 +263,9 @@ PATHS: dict[str, Any] = {
             "200": {"description": "folder: a page of children; sequence: spec and latest value; "
                                    "file: its content (meta=true: metadata)",
                     "content": {J: {"schema": {"anyOf": [ref("Resource"), ref("RevisionValue")]}},
-                                "*/*": {"schema": {"type": "string", "format": "binary"}}}}},
+                                "*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    "headers": {"X-Access": {"description": "on JSON answers: the caller's own level here",
+                                             "schema": {"type": "string", "enum": ["read", "write", "admin"]}}}}},
             params=[PATH_PARAM, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                     _q("after", {"type": "string"}, "child name to continue after"),
                     _q("meta", {"type": "boolean"}, "a file's metadata instead of its content"),

@@ -6,6 +6,7 @@ import { live } from "../live.js";
 import { busy, field, formDialog, notice } from "../ui.js";
 import { connectionStatus } from "../wire.js";
 import { keyTable, newKeyDialog } from "./keys.js";
+import { can } from "./resource.js";
 
 const LABELS = { true: "connected", false: "disconnected", null: "unknown" };
 
@@ -97,18 +98,20 @@ export function controllerPanel(ctx, r) {
     const data = await api.keys({ controller: r.path });
     if (!ctx.left()) mount(keysBox, keyTable(data.keys, loadKeys));
   };
-  loadKeys().catch((e) => mount(keysBox, h("p.muted", e.status === 403
-    ? "Only people with admin access to this controller can see its keys." : e.message)));
+  const adminNote = "Only people with admin access to this controller can see its keys.";
+  if (can(r, "admin")) loadKeys().catch((e) => mount(keysBox, h("p.muted", e.status === 403 ? adminNote : e.message)));
+  else mount(keysBox, h("p.muted", adminNote));
+  const writer = can(r, "write");
 
   return h("section.card.controller",
     h("div.card-head", h("h2", "Controller"), h("div.status-line", status, seen)),
     details,
     h("p.watchdog", "Watchdog: ", watchdog, " ",
-      h("button#edit-watchdog.small", { type: "button", onclick: editWatchdog }, "Change")),
-    h("h3", "Send a command"),
-    form, result,
+      writer && h("button#edit-watchdog.small", { type: "button", onclick: editWatchdog }, "Change")),
+    writer && h("h3", "Send a command"),
+    writer && form, writer && result,
     h("div.card-head", h("h3", "Keys"),
-      h("button#new-controller-key", { type: "button", onclick: () => newKeyDialog({ controller: r.path }).then(loadKeys) }, "New key")),
+      can(r, "admin") && h("button#new-controller-key", { type: "button", onclick: () => newKeyDialog({ controller: r.path }).then(loadKeys) }, "New key")),
     keysBox,
   );
 }

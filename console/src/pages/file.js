@@ -4,7 +4,7 @@ import * as api from "../api.js";
 import { formatBytes, formatTime, h, mount } from "../dom.js";
 import { render } from "../router.js";
 import { busy, formDialog, notice, showError } from "../ui.js";
-import { deleteButton, renameButton, resourceHead } from "./resource.js";
+import { can, deleteButton, renameButton, resourceHead } from "./resource.js";
 
 const PREVIEW_BYTES = 256 * 1024;
 
@@ -15,7 +15,7 @@ export async function filePage(ctx, r) {
   mount(ctx.main,
     resourceHead(r, [
       h("a.button#download", { href: api.fileUrl(r.path), download: r.name }, "Download"),
-      h("button#upload-revision", { type: "button", onclick: (ev) => uploadRevision(ev.target, r) }, "Upload new version"),
+      can(r, "write") && h("button#upload-revision", { type: "button", onclick: (ev) => uploadRevision(ev.target, r) }, "Upload new version"),
       renameButton(r),
       deleteButton(r),
     ]),

@@ -8,7 +8,7 @@ import { busy, emptyRow, formDialog, notice, resourceHref, showError, typeBadge 
 import { formatValue } from "../values.js";
 import { sequenceUpdates } from "../wire.js";
 import { controllerPanel } from "./controller.js";
-import { deleteButton, renameButton, resourceHead } from "./resource.js";
+import { can, deleteButton, renameButton, resourceHead } from "./resource.js";
 
 const NAME_HELP = "Letters, digits, '_', '.' and '-'.";
 const FETCH_CONCURRENCY = 6;
@@ -123,11 +123,11 @@ export async function folderPage(ctx, r) {
 
   mount(ctx.main,
     resourceHead(r, [
-      h("button#new-folder", { type: "button", onclick: () => createChild(r, "folder") }, "New folder"),
-      h("button#new-controller", { type: "button", onclick: () => createChild(r, "controller") }, "New controller"),
-      h("button#new-sequence", { type: "button", onclick: () => createChild(r, "sequence") }, "New sequence"),
-      h("button#upload", { type: "button", onclick: () => uploadDialog(r) }, "Upload file"),
-      h("a.button#permissions-link", { href: `#/permissions/${r.path}` }, "Permissions"),
+      can(r, "write") && h("button#new-folder", { type: "button", onclick: () => createChild(r, "folder") }, "New folder"),
+      can(r, "admin") && h("button#new-controller", { type: "button", onclick: () => createChild(r, "controller") }, "New controller"),
+      can(r, "write") && h("button#new-sequence", { type: "button", onclick: () => createChild(r, "sequence") }, "New sequence"),
+      can(r, "write") && h("button#upload", { type: "button", onclick: () => uploadDialog(r) }, "Upload file"),
+      can(r, "admin") && h("a.button#permissions-link", { href: `#/permissions/${r.path}` }, "Permissions"),
       renameButton(r),
       deleteButton(r, { total: r.total }),
     ]),

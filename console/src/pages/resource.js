@@ -28,6 +28,13 @@ export async function resourcePage(ctx) {
   await page(ctx, r);
 }
 
+const RANK = { read: 1, write: 2, admin: 3 };
+/** Whether the caller holds `level` on resource `r` (the API's X-Access; unknown: assume so,
+ * the API still refuses). Buttons for what the caller may not do are not shown. */
+export const can = (r, level) => !r.access || (RANK[r.access] || 0) >= RANK[level];
+/** The level that renaming or deleting `r` needs. */
+const changeLevel = (r) => (r.type === "controller" ? "admin" : "write");
+
 /** The title row every resource page shares: name, type, and action buttons. */
 export function resourceHead(r, actions) {
   return [
@@ -40,7 +47,7 @@ export function resourceHead(r, actions) {
 }
 
 export function renameButton(r) {
-  if (r.type === "organization") return null;
+  if (r.type === "organization" || !can(r, changeLevel(r))) return null;
   return h("button#rename", {
     type: "button",
     onclick: async (ev) => {
@@ -60,7 +67,7 @@ export function renameButton(r) {
 }
 
 export function deleteButton(r, { total = 0 } = {}) {
-  if (r.type === "organization") return null;
+  if (r.type === "organization" || !can(r, changeLevel(r))) return null;
   return h("button#delete.danger", {
     type: "button",
     onclick: async (ev) => {

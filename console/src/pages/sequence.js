@@ -7,7 +7,7 @@ import { live } from "../live.js";
 import { render } from "../router.js";
 import { busy, formDialog, notice, showError } from "../ui.js";
 import { formatValue, imageUrl } from "../values.js";
-import { deleteButton, renameButton, resourceHead } from "./resource.js";
+import { can, deleteButton, renameButton, resourceHead } from "./resource.js";
 
 const CHART_POINTS = 400;
 const RECENT = 20;
@@ -97,8 +97,8 @@ export async function sequencePage(ctx, r) {
 
   mount(ctx.main,
     resourceHead(r, [
-      h("button#set-value", { type: "button", onclick: () => setValue(r, spec) }, "Set value"),
-      h("button#settings", { type: "button", onclick: () => editSettings(r, spec) }, "Settings"),
+      can(r, "write") && h("button#set-value", { type: "button", onclick: () => setValue(r, spec) }, "Set value"),
+      can(r, "write") && h("button#settings", { type: "button", onclick: () => editSettings(r, spec) }, "Settings"),
       h("a.button#download-csv", { href: api.historyCsvUrl(r.path), download: `${r.path.replaceAll("/", "_")}.csv` }, "Download CSV"),
       renameButton(r),
       deleteButton(r),

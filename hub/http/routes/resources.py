@@ -29,6 +29,7 @@ routes = web.RouteTableDef()
 PATH = API + "/resources/{path:.+}"
 CONTROLLER = ResourceType.CONTROLLER.value
 CHUNK = 256 * 1024
+ACCESS_HEADER = "X-Access"  # read, write or admin: what the caller may do here (the console hides the rest)
 
 
 def _path(request: web.Request) -> str:
@@ -64,7 +65,7 @@ def _roots_with_types(s: Any, subject: Any) -> list[tuple[str, str]]:
 async def get_resource(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     path = _path(request)
-    await require_level(request, caller, path, Level.READ)
+    have = await require_level(request, caller, path, Level.READ)
     store = store_of(request)
     revision = int_param(request, "revision", None, 1, 2**62)
     if revision is not None:
@@ -86,7 +87,8 @@ async def get_resource(request: web.Request) -> web.StreamResponse:
             return await _stream(request, found)
         body = json.dumps(found).encode()
         cache.put(key, body)
-    return web.Response(body=body, content_type="application/json")
+    # the body is shared by every reader (cached); the caller's own level rides in a header
+    return web.Response(body=body, content_type="application/json", headers={ACCESS_HEADER: have.name.lower()})
 
 
 async def _stream(request: web.Request, content: ops.FileContent) -> web.StreamResponse:
