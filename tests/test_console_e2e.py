@@ -96,6 +96,17 @@ def controller(hub: HubStack) -> Controller:
                       port=hub.settings.MQTT_PORT).connect(wait=10)
 
 
+def shows_new_value(page: Any, hub: HubStack, value: float) -> None:
+    """The controller publishes `value` for temperature; the open sequence page shows it."""
+    ctl = controller(hub)
+    try:
+        ctl.update("temperature", value)
+        page.wait_for_function(f"document.querySelector('#latest-value').textContent.startsWith('{value}')",
+                               timeout=SEEN_WITHIN_MS * 3)
+    finally:
+        ctl.close()
+
+
 class Device:
     """A controller as the hub expects one, in plain paho: a last will saying it is gone,
     a status message on connect; it records the messages it receives."""
@@ -498,13 +509,7 @@ def test_token_refreshed_and_reconnects_after_broker_restart(page: Any, page_log
     hub.broker.restart()
     page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'",
                            timeout=15_000)
-    ctl = controller(hub)
-    try:
-        ctl.update("temperature", 77.25)
-        page.wait_for_function("document.querySelector('#latest-value').textContent.startsWith('77.25')",
-                               timeout=SEEN_WITHIN_MS * 3)
-    finally:
-        ctl.close()
+    shows_new_value(page, hub, 77.25)
 
 
 
@@ -521,13 +526,7 @@ def test_token_expiry_renews_the_live_feed_quietly(page: Any, hub: HubStack) -> 
     page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'", timeout=5_000)
     states = page.evaluate("window.__states")
     assert "connecting" in states and "offline" not in states, states
-    ctl = controller(hub)
-    try:
-        ctl.update("temperature", 66.5)
-        page.wait_for_function("document.querySelector('#latest-value').textContent.startsWith('66.5')",
-                               timeout=SEEN_WITHIN_MS * 3)
-    finally:
-        ctl.close()
+    shows_new_value(page, hub, 66.5)
     assert hub.broker.wait_log("its token expired")
 
 

@@ -145,6 +145,12 @@ def test_history_values_points_and_csv(api: Api) -> None:
     api("POST", "/resources/acme/site/words", json={"type": "sequence", "data_type": "text", "value": "hi"})
     assert api("GET", "/history/acme/site/words?points=10").status_code == 400
     assert api("GET", "/history/acme/site/words").json()["values"][0]["value"] == "hi"
+    # the same under the resource's own path, unless a resource is named "history"
+    same = api("GET", "/history/acme/site/h?count=3").json()
+    assert api("GET", "/resources/acme/site/h/history?count=3").json() == same
+    assert api("GET", "/resources/acme/site/nothing/history").status_code == 404
+    api("POST", "/resources/acme/site/history", json={"type": "folder"})
+    assert api("GET", "/resources/acme/site/history").json()["type"] == "folder"
 
 
 def test_csv_streams_many_pages(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

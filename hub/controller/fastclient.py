@@ -61,6 +61,20 @@ def _supported() -> bool:
 SUPPORTED = _supported()
 
 
+def _var_int(buf: bytes | bytearray, i: int, end: int) -> tuple[int, int] | None:
+    """MQTT's variable byte integer at buf[i]: (value, index after it); None if it does not
+    end before `end`."""
+    value, mult = 0, 1
+    while i < end:
+        b = buf[i]
+        i += 1
+        value += (b & 127) * mult
+        if not b & 128:
+            return value, i
+        mult *= 128
+    return None
+
+
 def _plain(p: Any) -> bool:
     """A whole, unsent QoS 1 PUBLISH or a PUBACK."""
     cmd = p["command"] & 0xF0
@@ -107,16 +121,10 @@ class FastClient(mqtt.Client):
             n = len(buf)
             if self._in_packet["command"] != 0 or n - pos < 2:
                 return super()._packet_read()
-            i, length, mult = pos + 1, 0, 1
-            while True:
-                if i >= n or i > pos + 4:
-                    return super()._packet_read()  # length not all here (or malformed): paho's way
-                b = buf[i]
-                i += 1
-                length += (b & 127) * mult
-                mult *= 128
-                if not b & 128:
-                    break
+            found = _var_int(buf, pos + 1, min(n, pos + 5))
+            if found is None:
+                return super()._packet_read()  # length not all here (or malformed): paho's way
+            length, i = found
             if i + length > n:
                 return super()._packet_read()
             self._rpos = i + length
@@ -172,16 +180,10 @@ class FastClient(mqtt.Client):
             if qos:
                 mid = (pkt[pos] << 8) | pkt[pos + 1]
                 pos += 2
-            plen, mult = 0, 1
-            while True:  # the properties' length (a variable byte integer); we skip them
-                b = pkt[pos]
-                pos += 1
-                plen += (b & 127) * mult
-                mult *= 128
-                if not b & 128:
-                    break
-            if not topic:  # a topic alias: let paho resolve it
+            found = _var_int(pkt, pos, len(pkt))  # the properties' length; we skip them
+            if found is None or not topic:  # malformed, or a topic alias: paho's way
                 return super()._handle_publish()
+            plen, pos = found
             try:
                 text = topic.decode()
             except UnicodeDecodeError:

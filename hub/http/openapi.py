@@ -269,7 +269,9 @@ PATHS: dict[str, Any] = {
             params=[PATH_PARAM, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                     _q("after", {"type": "string"}, "child name to continue after"),
                     _q("meta", {"type": "boolean"}, "a file's metadata instead of its content"),
-                    _q("revision", {"type": "integer", "minimum": 1, "maximum": 2**62}, "an older revision's id")]),
+                    _q("revision", {"type": "integer", "minimum": 1, "maximum": 2**62}, "an older revision's id")],
+            description="`GET /resources/{path}/history` (when no resource is named so) answers as "
+                        "`GET /history/{path}`."),
         "post": op("Create a resource", "resources", {"201": _json(ref("Resource"), "created")},
                    params=[PATH_PARAM, _q("type", {"type": "string", "enum": ["file"]},
                                           "force a file upload even for a JSON body")],

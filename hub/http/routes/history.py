@@ -1,4 +1,5 @@
-"""/api/v1/history/{path}: a sequence's values over a time range.
+"""/api/v1/history/{path}: a sequence's values over a time range (also at
+/api/v1/resources/{path}/history, unless a resource is named so).
 
 - `start`, `end` (ISO 8601 or epoch seconds; [start, end)), `count`, `order`;
 - `points=N`: about N buckets (count/min/max/mean each) computed by the
@@ -108,8 +109,12 @@ async def _csv(request: web.Request, path: str, start: int | None, end: int | No
 
 @routes.get(API + "/history/{path:.+}")
 async def history(request: web.Request) -> web.StreamResponse:
+    return await history_of(request, paths.normalize(request.match_info["path"]))
+
+
+async def history_of(request: web.Request, path: str) -> web.StreamResponse:
+    """Also serves `GET /resources/{path}/history` (routes/resources.py)."""
     caller = await caller_of(request)
-    path = paths.normalize(request.match_info["path"])
     await require_level(request, caller, path, Level.READ)
     start, end = time_param(request, "start"), time_param(request, "end")
     newest_first = choice_param(request, "order", ("asc", "desc"), "desc") == "desc"

@@ -20,6 +20,7 @@ from hub.http.auth import caller_of, forget_access, level_of, require_level
 from hub.http.deps import in_session, store_of
 from hub.http.params import bool_param, field, int_param, is_json, json_body, time_param
 from hub.http.routes import API
+from hub.http.routes.history import history_of
 from hub.http.typedefs import READ_CACHE
 from hub.http.uploads import read_upload
 from hub.storage import resources as res_store
@@ -65,6 +66,8 @@ def _roots_with_types(s: Any, subject: Any) -> list[tuple[str, str]]:
 async def get_resource(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     path = _path(request)
+    if path.endswith("/history") and await in_session(request, res_store.find, path) is None:
+        return await history_of(request, path.removesuffix("/history"))
     have = await require_level(request, caller, path, Level.READ)
     store = store_of(request)
     revision = int_param(request, "revision", None, 1, 2**62)
