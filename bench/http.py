@@ -10,7 +10,10 @@ the permission check runs) authenticating with an API key.
 
 Measured:
 - bare: a one-route aiohttp app returning a constant (the ceiling);
-- latest: GET /resources/{sequence} (the latest value);
+- latest: GET /resources/{sequence} (the latest value), served from the worker's
+  read cache as it is between new values; latest_uncached: the same from a second
+  worker with the read cache off (HTTP_READ_CACHE_SECONDS=0): every request reads
+  the database, as when the value changes all the time;
 - listing: GET /resources/{folder}?limit=1000 (a folder of 1,000 sequences);
 - downsample: GET /history/{sequence}?points=1000 over 1,000,000 revisions
   (loaded with COPY, rollups rebuilt), one request at a time, p50/p99.
@@ -197,31 +200,37 @@ def main() -> int:
         url = cluster.create_database("bench")
         migrate(url)
         secret = seed(url, args.revisions)
-        port, bare_port = free_port(), free_port()
+        port, bare_port, port_nc = free_port(), free_port(), free_port()
         settings = write_settings_file(tmp / "config.py", {
             "DATA_DIR": str(tmp / "data"), "SECRET_KEY": "b" * 48, "DATABASE_URL": url, "HTTP_PORT": port,
             "MQTT_PORT": free_port(), "LOG_LEVEL": "WARNING"})
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--http"], env=clean_env(settings)))
         procs.append(subprocess.Popen([sys.executable, __file__, "--bare", str(bare_port)]))
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--http"], env=clean_env(
+            settings, HUB_HTTP_PORT=str(port_nc), HUB_HTTP_READ_CACHE_SECONDS="0")))
         base = f"http://127.0.0.1:{port}/api/v1"
         wait_http(base + "/openapi.json", procs[0])
         wait_http(f"http://127.0.0.1:{bare_port}/bare", procs[1])
+        wait_http(f"http://127.0.0.1:{port_nc}/api/v1/openapi.json", procs[2])
         auth = {"Authorization": f"Bearer {secret['key']}"}
         c, sec = args.concurrency, args.seconds
         bare = load(f"http://127.0.0.1:{bare_port}/bare", {}, sec, c)
         latest = load(base + "/resources/bench/site/temp", auth, sec, c)
+        uncached = load(f"http://127.0.0.1:{port_nc}/api/v1/resources/bench/site/temp", auth, sec, c)
         listing = load(base + "/resources/bench/site/big?limit=1000", auth, sec, min(c, 8))
         down = downsample_latency(base + "/history/bench/site/long?points=1000", auth, args.downsample_requests)
-        for name, r in (("bare", bare), ("latest", latest), ("listing", listing)):
+        for name, r in (("bare", bare), ("latest", latest), ("uncached", uncached), ("listing", listing)):
             print(f"{name:8} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                   f"({r['n']} requests, {r['errors']} errors)  {r['rps'] / bare['rps']:.2f} of bare")
         print(f"downsample {args.revisions:,} revisions to {down['buckets']} buckets: p50 {down['p50_ms']:.1f} ms "
               f"p99 {down['p99_ms']:.1f} ms (target p50 < 100 ms)")
         print(f"latest-value GET is {latest['rps'] / bare['rps']:.0%} of the bare handler (target >= 40%)")
-        errors = bare["errors"] + latest["errors"] + listing["errors"]
+        errors = bare["errors"] + latest["errors"] + uncached["errors"] + listing["errors"]
         print(f"bare_rps={bare['rps']:.0f} latest_rps={latest['rps']:.0f} "
               f"latest_vs_bare={latest['rps'] / bare['rps']:.3f} latest_p50_ms={latest['p50_ms']:.2f} "
-              f"latest_p99_ms={latest['p99_ms']:.2f} listing_rps={listing['rps']:.1f} "
+              f"latest_p99_ms={latest['p99_ms']:.2f} latest_uncached_rps={uncached['rps']:.0f} "
+              f"latest_uncached_vs_bare={uncached['rps'] / bare['rps']:.3f} "
+              f"latest_uncached_p50_ms={uncached['p50_ms']:.2f} listing_rps={listing['rps']:.1f} "
               f"listing_vs_bare={listing['rps'] / bare['rps']:.4f} listing_p50_ms={listing['p50_ms']:.1f} "
               f"downsample_p50_ms={down['p50_ms']:.1f} downsample_p99_ms={down['p99_ms']:.1f} "
               f"revisions={args.revisions} errors={errors}")

@@ -72,6 +72,8 @@ class Settings:
     HTTP_PORT: int = _s(8080, "Port the HTTP server binds.")
     ALLOWED_ORIGINS: list = _s([], "Extra origins allowed to make cookie-authenticated writes.")
     MAX_REQUEST_BYTES: int = _s(16 * 1024 * 1024, "Largest HTTP request body; larger gets 413.")
+    HTTP_READ_CACHE_SECONDS: float = _s(2.0, "Longest an HTTP worker serves a cached resource read (latest "
+                                        "value, listing); new values clear it within 0.25 s. 0: no cache.")
     # --- persister ---------------------------------------------------------
     AUTO_CREATE_SEQUENCES: bool = _s(True, "Create a sequence on its first update when the "
                                      "publisher may write the folder.")

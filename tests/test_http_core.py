@@ -10,6 +10,7 @@ import requests
 
 from hub.http.app import init_app
 from hub.http.openapi import DOCUMENT
+from hub.http.readcache import ReadCache
 from hub.settings import load
 from tests.fixtures.http import PASSWORD, People, RunningHttp, seed_people, start_http_server
 from tests.support import free_port, write_settings_file
@@ -182,3 +183,15 @@ def test_openapi_document_is_valid() -> None:
     from openapi_spec_validator import validate
 
     validate(DOCUMENT)
+
+
+def test_read_cache_ages_and_can_be_off() -> None:
+    cache = ReadCache(max_age=60)
+    cache.observe((1, 1))
+    cache.put(("a",), b"x")
+    assert cache.get(("a",)) == b"x"
+    cache.observe((1, 2))  # a new revision somewhere: everything goes
+    assert cache.get(("a",)) is None
+    off = ReadCache(max_age=0)  # HTTP_READ_CACHE_SECONDS=0
+    off.put(("a",), b"x")
+    assert off.get(("a",)) is None

@@ -99,7 +99,7 @@ async def _watch_changes(app: web.Application) -> None:
 
 async def _auth_cache(app: web.Application) -> AsyncIterator[None]:
     app[AUTH_CACHE] = AuthCache()
-    app[READ_CACHE] = ReadCache()
+    app[READ_CACHE] = ReadCache(app[SETTINGS].HTTP_READ_CACHE_SECONDS)
     task = asyncio.create_task(_watch_changes(app))
     yield
     task.cancel()

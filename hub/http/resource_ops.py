@@ -14,7 +14,7 @@ from hub import paths
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.http import views
 from hub.storage import controllers, resources, revisions, values
-from hub.storage.models import Resource, ResourceType, Revision
+from hub.storage.models import Resource, ResourceType, Revision, Sequence
 from hub.storage.store import Store
 
 FILE = ResourceType.FILE.value
@@ -30,9 +30,11 @@ class FileContent:
     timestamp: str
 
 
-def describe(s: Session, store: Store, path: str, *, limit: int, after: str | None) -> dict[str, Any]:
-    """Folder: its children (a page); sequence: spec and latest value; file: metadata."""
-    r = resources.get(s, path)
+def describe(s: Session, store: Store, path: str, *, limit: int, after: str | None,
+             loaded: tuple[Resource, Sequence | None, Revision | None] | None = None) -> dict[str, Any]:
+    """Folder: its children (a page); sequence: spec and latest value; file: metadata.
+    `loaded`: `resources.get_with_latest(s, path)`, if the caller has it."""
+    r, seq, rev = loaded if loaded is not None else resources.get_with_latest(s, path)
     if r.type in resources.FOLDER_TYPES:
         kids = resources.children(s, r, limit=limit + 1, after=after)
         out = views.resource(r)
@@ -41,15 +43,14 @@ def describe(s: Session, store: Store, path: str, *, limit: int, after: str | No
         out["total"] = resources.count_children(s, r)
         return out
     if r.type == SEQUENCE:
-        seq = resources.sequence_of(s, r)
+        if seq is None:
+            raise BadRequest(f"{r.path} is a sequence without its spec: recreate it")
         out = views.resource(r, seq=seq)
-        rev = revisions.latest(s, r)
         out["value"] = store.value(seq.data_type, rev) if rev else None
         out["timestamp"] = values.iso(rev.timestamp_us) if rev else None
         out["revision"] = rev.id if rev else None
         return out
     out = views.resource(r)
-    rev = revisions.latest(s, r)
     out["size"] = rev.size if rev else 0
     out["revision"] = rev.id if rev else None
     out["timestamp"] = values.iso(rev.timestamp_us) if rev else None
@@ -82,10 +83,10 @@ def _children_with_values(s: Session, kids: list[Resource]) -> list[dict[str, An
 def read(s: Session, store: Store, path: str, *, limit: int, after: str | None,
          meta: bool) -> dict[str, Any] | FileContent:
     """What GET shows at `path`: a file's content (unless `meta`), else `describe`."""
-    r = resources.get(s, path)
-    if r.type == FILE and not meta:
+    loaded = resources.get_with_latest(s, path)
+    if loaded[0].type == FILE and not meta:
         return file_content(s, store, path, None)
-    return describe(s, store, path, limit=limit, after=after)
+    return describe(s, store, path, limit=limit, after=after, loaded=loaded)
 
 
 def _revision(s: Session, r: Resource, revision_id: int | None) -> Revision:
