@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +20,9 @@ from hub.settings import Settings
 from hub.storage import controllers, keys, permissions, resources, users
 from hub.storage.models import ControllerStatus, Level
 from tests.support.notify import World, notify_world, smtp_server, wait_for
+from tests.support.settings import clean_env
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +210,42 @@ def test_send_email_through_the_http_api(world: World) -> None:
         mails = world.smtp.wait(before + 1)
     assert mails[-1].message["Subject"] == "from a script" and mails[-1].rcpt_tos == [world.emails["bob"]]
     assert [row.status for row in world.outgoing("acme/ops")] == ["sent"]
+
+
+def test_email_in_flight_when_the_notifier_is_killed_is_sent_after_restart(tmp_path: Path) -> None:
+    """At least once: a send_email is acknowledged to the broker only once handled, so a
+    notifier killed (-9) while its SMTP server hangs gets the message again on restart."""
+    with socket.socket() as hang, notify_world(tmp_path, controllers=1) as w:
+        hang.bind(("127.0.0.1", 0))
+        hang.listen(8)  # accepts connections, never says a word: the send blocks
+        w.notifier.stop()  # its MQTT session (and the shared subscription) outlives it
+        log_path = tmp_path / "notifier.log"
+
+        def start(**env: str) -> subprocess.Popen[bytes]:
+            with open(log_path, "ab") as log:
+                return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--notifier"],
+                                        env=clean_env(w.settings_path, HUB_LOG_LEVEL="INFO", **env),
+                                        stdout=log, stderr=subprocess.STDOUT)
+
+        first = start(HUB_SMTP_PORT=str(hang.getsockname()[1]))
+        try:
+            assert wait_for(lambda: b"notifier subscribed" in log_path.read_bytes(), 15), log_path.read_text()
+            c = w.controller("pi-01")
+            try:
+                c.publish("acme/pi-01", json.dumps({"type": "send_email", "parameters": {
+                    "to": [w.emails["alice"]], "subject": "in flight", "body": "b"}}))
+            finally:
+                c.close()
+            hang.settimeout(10)
+            held, _ = hang.accept()  # the notifier is inside its SMTP send now
+        finally:
+            first.kill()
+            first.wait(10)
+        held.close()
+        second = start()
+        try:
+            mails = w.smtp.wait(1, timeout=20)
+            assert [m.message["Subject"] for m in mails] == ["in flight"], log_path.read_text()
+        finally:
+            second.terminate()
+            second.wait(10)

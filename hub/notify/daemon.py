@@ -6,8 +6,10 @@ controller status and runs the watchdog.
   notifier group, independently of the persisters' group.
 - paho's thread only notes "topic heard at t" and queues the few messages it acts on
   (`send_email`, `send_text_message` / `send_sms`, `status`, `connected`); worker
-  threads do the slow part (SMTP, HTTP, the database). Messages are acknowledged when
-  queued: an email in flight when the notifier is killed is not sent (at most once).
+  threads do the slow part (SMTP, HTTP, the database). Those messages are acknowledged to
+  the broker once handled, the rest at once: an email in flight when the notifier is
+  killed comes again when it restarts (at least once: it may then go out twice). While
+  Mosquitto's in-flight window (max_inflight_messages) is full of slow sends, the feed waits.
 - Every WATCHDOG_CHECK_SECONDS the watchdog thread writes the last-heard times to the
   controllers' status rows, then sends the alerts that are due (claimed atomically,
   so several notifiers never send one twice).
@@ -71,12 +73,13 @@ class Notifier:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.stopping = threading.Event()
-        self.jobs: queue.Queue[tuple[str, wire.Message] | None] = queue.Queue(maxsize=10_000)
+        self.jobs: queue.Queue[tuple[str, wire.Message, int, int] | None] = queue.Queue(maxsize=10_000)
         self._seen: dict[str, float] = {}  # topic -> epoch seconds heard
         self._seen_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_purge = 0.0
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=True)
         c.username_pw_set(credentials.PERSISTER_USERNAME,
                           credentials.service_password(settings.SECRET_KEY, credentials.PERSISTER_USERNAME))
         c.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -104,10 +107,7 @@ class Notifier:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
-        if self.client.is_connected():
-            self.client.disconnect()
-        self.client.loop_stop()
-        for _ in range(WORKERS):
+        for _ in range(WORKERS):  # after the jobs queued so far, whose acks still reach the broker
             try:
                 self.jobs.put_nowait(None)
             except queue.Full:
@@ -115,6 +115,9 @@ class Notifier:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))
+        if self.client.is_connected():
+            self.client.disconnect()  # what came after the sentinels comes again next time
+        self.client.loop_stop()
         try:
             self.check_watchdogs()  # record what was heard last
         except Exception as e:  # noqa: BLE001 - stopping anyway
@@ -141,32 +144,39 @@ class Notifier:
         if not self.stopping.is_set():
             log.warning("notifier lost the broker (%s); reconnecting", reason)
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+    def _on_message(self, c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+        if not self._take(m):
+            c.ack(m.mid, m.qos)  # a worker acks what it took, once done
+
+    def _take(self, m: mqtt.MQTTMessage) -> bool:
+        """Note what `m` says; True if a worker took it."""
         self.received += 1
         try:
             topic = m.topic
         except UnicodeDecodeError:
-            return
+            return False
         payload = bytes(m.payload)
         if payload[:2] in (b"s,", b"d,"):  # rhizo's text lines: sequence values
             self._heard(topic)
-            return
+            return False
         if _HEARD_ONLY.match(payload):
             self._heard(topic)
-            return
+            return False
         if not any(marker in payload for marker in _MARKERS):
-            return
+            return False
         try:
             msg = wire.parse(payload, max_bytes=self.settings.MQTT_MAX_PAYLOAD)
         except HubError:
-            return  # the persister logs and keeps bad messages
+            return False  # the persister logs and keeps bad messages
         if msg.type in HEARD:
             self._heard(topic)
         if msg.type in ACTED_ON:
             try:
-                self.jobs.put_nowait((topic, msg))
+                self.jobs.put_nowait((topic, msg, m.mid, m.qos))
+                return True
             except queue.Full:
                 log.error("notifier queue full: dropping %s from %s", msg.type, topic)
+        return False
 
     def _heard(self, topic: str) -> None:
         now = time.time()
@@ -179,12 +189,13 @@ class Notifier:
             job = self.jobs.get()
             if job is None:
                 return
-            topic, msg = job
+            topic, msg, mid, qos = job
             try:
                 self.handle(topic, msg)
             except Exception:  # noqa: BLE001 - one bad job must not kill a worker
                 log.exception("notifier failed on %s from %s", msg.type, topic)
             finally:
+                self.client.ack(mid, qos)  # handled (sent, or its failure recorded)
                 self.jobs.task_done()
 
     def handle(self, topic: str, msg: wire.Message) -> None:
