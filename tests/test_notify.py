@@ -19,7 +19,7 @@ import requests
 from hub.settings import Settings
 from hub.storage import controllers, keys, permissions, resources, users
 from hub.storage.models import ControllerStatus, Level
-from tests.support.notify import World, notify_world, smtp_server, wait_for
+from tests.support.notify import World, notify_world, self_signed, smtp_server, wait_for
 from tests.support.settings import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +166,23 @@ def test_smtp_login_and_refused_login(tmp_path: Path, settings_factory: Callable
     with pytest.raises(channels.ChannelOff) as e2:
         channels.send_email(off, ["a@example.com"], "hi", "body")
     assert "SMTP_HOST" in e2.value.message
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_smtp_over_tls_checks_the_servers_certificate(tmp_path: Path, tls: str, monkeypatch: pytest.MonkeyPatch,
+                                                      settings_factory: Callable[..., tuple[Settings, Path]]) -> None:
+    from hub.notify import channels
+
+    cert = self_signed(tmp_path)
+    with smtp_server(login=("hub", "s3cret"), tls=tls, cert=cert) as (sink, port):
+        settings, _ = settings_factory(SMTP_HOST="localhost", SMTP_PORT=port, SMTP_TLS=tls, SMTP_USER="hub",
+                                       SMTP_PASSWORD="s3cret", SMTP_FROM="hub@example.com")
+        with pytest.raises(channels.DeliveryFailed) as e:  # a certificate nobody vouches for
+            channels.send_email(settings, ["a@example.com"], "hi", "body")
+        assert "CERTIFICATE_VERIFY_FAILED" in e.value.message and sink.mails == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # now the system trusts it
+        channels.send_email(settings, ["a@example.com"], "over tls", "body")
+        assert [m.message["Subject"] for m in sink.wait(1)] == ["over tls"]
 
 
 def test_controller_client_reports_connect_and_status(world: World) -> None:

@@ -11,6 +11,8 @@ import asyncio
 import base64
 import email
 import secrets
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,7 +66,9 @@ class SmtpSink:
 
 
 @contextmanager
-def smtp_server(login: tuple[str, str] | None = None) -> Iterator[tuple[SmtpSink, int]]:
+def smtp_server(login: tuple[str, str] | None = None, tls: str = "none",
+                cert: tuple[Path, Path] | None = None) -> Iterator[tuple[SmtpSink, int]]:
+    """A local SMTP server; `tls` "starttls" (required) or "ssl" with `cert` (certificate, key)."""
     sink = SmtpSink()
     port = free_port()
     kw: dict[str, Any] = {}
@@ -73,13 +77,29 @@ def smtp_server(login: tuple[str, str] | None = None) -> Iterator[tuple[SmtpSink
             ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == login
             return AuthResult(success=ok, handled=False)
 
-        kw = {"authenticator": check, "auth_require_tls": False}
+        # (aiosmtpd knows of STARTTLS, not of a TLS listener: there it would not offer AUTH)
+        kw = {"authenticator": check, "auth_require_tls": tls == "starttls"}
+    if tls != "none":
+        assert cert is not None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        kw |= {"tls_context": ctx, "require_starttls": True} if tls == "starttls" else {"ssl_context": ctx}
     ctl = Controller(sink, hostname="127.0.0.1", port=port, **kw)
     ctl.start()
     try:
         yield sink, port
     finally:
         ctl.stop()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate (and its key) for localhost and 127.0.0.1, made by openssl."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key
 
 
 @dataclass
