@@ -90,7 +90,7 @@ def _export(store: Store, org_name: str, out: IO[str], progress: IO[str] | None)
     def emit(record: dict[str, Any]) -> None:
         out.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
 
-    with store.session() as s:
+    with store.db.snapshot() as s:  # the header's counts and the records agree, live writers or not
         org = users.get_organization(s, org_name)
         rows = list(s.scalars(select(Resource).where(Resource.organization_id == org.id).order_by(Resource.id)))
         ids = [r.id for r in rows]

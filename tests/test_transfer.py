@@ -4,6 +4,7 @@ history (bulk values on S3 included) moves into an empty database unchanged."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import secrets
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub import cli
+from hub import cli, transfer
 from hub.storage import keys, permissions, resources, revisions, users, values
 from hub.storage.bulk import open_bulk
 from hub.storage.db import Database, migrate
@@ -211,3 +212,34 @@ def test_import_refuses_existing_org_and_damaged_files(
     finally:
         check.dispose()
     assert _run(monkeypatch, empty, "--import", str(export)) == 0
+
+
+def test_export_is_one_snapshot_while_writers_go_on(db: Database, tmp_path: Path) -> None:
+    """A live hub keeps writing during an export: the file still says what it holds (or the
+    import would refuse it) and holds one moment's state."""
+    store = Store(db, open_bulk(f"file://{tmp_path / 'bulk'}"), THRESHOLD)
+    with db.session() as s:
+        users.create_organization(s, "acme")
+        temp = resources.create(s, "acme/temp", "sequence")
+        revisions.append(s, [store.new_revision(temp.id, 1_000 + i, values.encode(resources.sequence_of(s, temp), i))
+                             for i in range(10)])
+
+    class WritesMeanwhile(io.StringIO):
+        def write(self, text: str) -> int:
+            if self.tell() == 0:  # while the header goes out, a controller and the persister go on
+                with db.session() as s:
+                    seq = resources.get(s, "acme/temp")
+                    new = resources.create(s, "acme/humidity", "sequence")
+                    spec = resources.sequence_of(s, seq)
+                    revisions.append(s, [store.new_revision(seq.id, 5_000, values.encode(spec, 99)),
+                                         store.new_revision(new.id, 5_000, values.encode(spec, 1))])
+            return super().write(text)
+
+    out = WritesMeanwhile()
+    counts = transfer._export(store, "acme", out, None)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    held = {k: sum(r["kind"] == k[:-1] for r in lines) for k in ("resources", "permissions", "revisions")}
+    assert counts == held == lines[0]["counts"] == lines[-1]["counts"] == \
+        {"resources": 2, "permissions": 0, "revisions": 10}  # the organization folder and temp
+    with db.session() as s:  # the writes themselves went through
+        assert resources.find(s, "acme/humidity") is not None

@@ -46,6 +46,24 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session that sees one state of the database throughout, whatever
+        others commit meanwhile (exports, reports): REPEATABLE READ on PostgreSQL; on
+        SQLite an explicit BEGIN (its Python driver begins only before writes, so each
+        SELECT would otherwise see the newest state)."""
+        s = self._sessions()
+        try:
+            with s.begin():
+                if self.engine.dialect.name == "postgresql":
+                    s.connection(execution_options={"isolation_level": "REPEATABLE READ",
+                                                    "postgresql_readonly": True})
+                elif self.engine.dialect.name == "sqlite":
+                    s.connection().exec_driver_sql("BEGIN")
+                yield s
+        finally:
+            s.close()
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed on success, rolled back on any error."""
         s = self._sessions()
