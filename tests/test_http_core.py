@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,19 @@ def test_login_rate_limit(server: RunningHttp, people: People) -> None:
     err = assert_error(r, 429, "rate_limited")
     assert 1 <= int(r.headers["Retry-After"]) <= 300
     assert "try again" in err["message"]
+
+
+def test_login_rate_limit_is_one_for_every_worker(server: RunningHttp, people: People) -> None:
+    """Two HTTP workers on one database: failures at either count for both."""
+    email = people.emails["writer"]
+    with start_http_server(dataclasses.replace(server.settings, HTTP_PORT=free_port()), migrate_db=False) as other:
+        for i in range(5):
+            target = server if i % 2 else other
+            assert_error(requests.post(target.api("/login"), json={"email": email, "password": "wrong password!"}),
+                         401, "unauthenticated")
+        for target in (server, other):
+            r = requests.post(target.api("/login"), json={"email": email, "password": PASSWORD})
+            assert_error(r, 429, "rate_limited")
 
 
 def test_unknown_email_same_answer(server: RunningHttp) -> None:

@@ -209,6 +209,17 @@ class EndedSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class LoginFailure(Base):
+    """A failed log-in, counted by every HTTP worker (`hub.storage.login_failures`). `key`
+    is a hash of "account:EMAIL" or "address:IP", never the typed text itself."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 class Change(Base):
     """Append-only log of access-relevant changes (keys, users, permissions,
     memberships, folders). The broker plugin polls max(id) to refresh."""

@@ -50,15 +50,15 @@ async def login(request: web.Request) -> web.Response:
     password = field(body, "password", str, required=True)
     account, address = email.strip().lower()[:254], client_address(request)
     limiter = request.app[LOGIN_LIMITER]
-    limiter.check(account, address)
+    await in_session(request, limiter.check, account, address)
     store = store_of(request)
     try:
         u: User = await in_hash_thread(request, run_in_session, store,
                                        lambda s: users.authenticate(s, email, password))
     except Unauthenticated:
-        limiter.failure(account, address)
+        await in_session(request, limiter.failure, account, address)
         raise
-    limiter.success(account)
+    await in_session(request, limiter.success, account)
     secret = settings.SECRET_KEY
     cookie = sessions.issue(secret, u.id, u.password_hash)
     data = sessions.verify(secret, cookie)
