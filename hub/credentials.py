@@ -28,6 +28,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 KEY_TAG = "hk"
 PREFIX_LEN = 10
@@ -125,18 +126,28 @@ def unsign(secret_key: str, tag: str, purpose: str, token: str, *, max_len: int 
     return data, parts[1]
 
 
-def issue_token(secret_key: str, user_id: int, ttl: float, now: float | None = None) -> str:
+class TokenData(NamedTuple):
+    user_id: int
+    expires: int  # unix seconds
+    session: str  # nonce of the browser session it was issued to ("": none); it ends with it
+
+
+def issue_token(secret_key: str, user_id: int, ttl: float, now: float | None = None, session: str = "") -> str:
     exp = int((time.time() if now is None else now) + ttl)
-    return sign(secret_key, TOKEN_TAG, "mqtt-token", {"u": user_id, "exp": exp})
+    data: dict[str, object] = {"u": user_id, "exp": exp}
+    if session:
+        data["s"] = session
+    return sign(secret_key, TOKEN_TAG, "mqtt-token", data)
 
 
-def verify_token(secret_key: str, token: str, now: float | None = None) -> tuple[int, int] | None:
-    """(user_id, expiry) of a valid unexpired token, else None."""
+def verify_token(secret_key: str, token: str, now: float | None = None) -> TokenData | None:
+    """(user_id, expiry, session) of a valid unexpired token, else None."""
     found = unsign(secret_key, TOKEN_TAG, "mqtt-token", token, max_len=500, now=now)
     if found is None:
         return None
     try:
-        return int(found[0]["u"]), int(found[0]["exp"])  # type: ignore[call-overload]
+        data = found[0]
+        return TokenData(int(data["u"]), int(data["exp"]), str(data.get("s", "")))  # type: ignore[call-overload]
     except (ValueError, KeyError, TypeError):
         return None
 

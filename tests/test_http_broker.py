@@ -133,3 +133,30 @@ def test_health_without_broker_is_degraded(http_server_factory: Any) -> None:
     h = requests.get(srv.api("/health"), timeout=30)
     assert h.status_code == 200 and h.json()["status"] == "degraded"
     assert not h.json()["checks"]["broker"]["ok"] and h.json()["checks"]["database"]["ok"]
+
+
+def test_log_out_ends_the_live_feed_of_that_session(stack: tuple[RunningHttp, People, RunningBroker]) -> None:
+    """The MQTT token belongs to the session that asked for it: logging out closes the
+    websocket made with it (within 2 s) and the token no longer connects."""
+    srv, people, broker = stack
+    sessions = [_browser_login(srv, people.emails["member"]) for _ in range(2)]
+    tokens = [s.post(srv.api("/mqtt-token"), headers={"X-CSRF-Token": csrf}, timeout=30).json()
+              for s, csrf in sessions]
+    feeds = [mqtt_client(broker, t["token"], username=t["username"], transport="websockets") for t in tokens]
+    try:
+        assert all(f.connected.is_set() for f in feeds), broker.log_tail()
+        s, csrf = sessions[0]
+        assert s.post(srv.api("/logout"), timeout=30).status_code == 204
+        t0 = time.monotonic()
+        assert feeds[0].disconnected.wait(2.0), broker.log_tail()
+        assert time.monotonic() - t0 < 2.0
+        assert not feeds[1].disconnected.is_set()  # the other session goes on
+        again = mqtt_client(broker, tokens[0]["token"], username=tokens[0]["username"], transport="websockets")
+        try:
+            assert not again.connected.is_set()
+        finally:
+            again.close()
+        assert broker.wait_log("its session was logged out")
+    finally:
+        for f in feeds:
+            f.close()

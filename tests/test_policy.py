@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from hub import credentials
 from hub.access import Subject
@@ -25,7 +24,7 @@ from hub.settings import Settings
 from hub.storage import changes, keys, permissions, resources, users
 from hub.storage import sessions as ended_sessions
 from hub.storage.db import Database
-from hub.storage.models import Level, Role, User
+from hub.storage.models import Level, Role
 
 SECRET = secrets.token_hex(24)
 # The decisions do not depend on the database: most tests run on SQLite only.
@@ -320,16 +319,26 @@ def test_reloader_loads_only_when_the_change_log_moves(data: Data, reloader: Rel
 
 
 @sqlite_only
-def test_reloader_skips_changes_the_broker_does_not_hold(data: Data, reloader: Reloader) -> None:
-    """A log-out moves the change log for the HTTP workers; the broker need not reload."""
+def test_log_out_patches_the_snapshot_and_ends_the_sessions_tokens(data: Data, reloader: Reloader, log: Log) -> None:
+    """A log-out needs no whole reload: the ended session is patched into the snapshot in
+    use, and the live connection made with that session's token is ended."""
+    reloader.current = snapshot_of(data.db)
+    p = Policy(SECRET, reloader.current, log)
+    mine = connect(p, credentials.issue_token(SECRET, data.alice_id, 60, session="n" * 16), client_id="mine")
+    other = connect(p, credentials.issue_token(SECRET, data.alice_id, 60, session="m" * 16), client_id="other")
+    assert mine is not None and other is not None
     with data.db.session() as s:
-        uid = s.scalar(select(User.id).limit(1))
-        assert uid is not None
-        ended_sessions.end(s, "n" * 16, uid, int(time.time()) + 60)
-    assert reloader.poll_once() is False and reloader.take() is None
+        ended_sessions.end(s, "n" * 16, data.alice_id, int(time.time()) + 60)
+    assert reloader.poll_once() is True
+    snap = reloader.take()
+    assert snap is not None and snap.ended_sessions == {"n" * 16}
+    assert snap.folders is reloader.current.folders and reloader.counters.reloads == 0  # patched, not reloaded
     with data.db.session() as s:
-        assert reloader.change_id == changes.latest(s)
-    assert reloader.counters.reloads == 0
+        assert snap.change_id == changes.latest(s)
+    assert p.install(snap) == ["mine"]
+    p.forget_kicked()
+    assert other in p.clients and "its session was logged out" in log.lines[-1]
+    assert connect(p, credentials.issue_token(SECRET, data.alice_id, 60, session="n" * 16)) is None
 
 
 @sqlite_only

@@ -54,7 +54,7 @@ class Plugin:
             self.gate = TickGate(*tick_switch, poke=lambda nonce: poke_broker(host, port, nonce))
         self.reloader = Reloader(self.db, snap.change_id, counters, stats_file=stats_path(self.settings),
                                  extra_stats=self._extra_stats, gate=self.gate,
-                                 due=lambda: time.time() >= self.policy.next_expiry)
+                                 due=lambda: time.time() >= self.policy.next_expiry, current=snap)
         self.reloader.stats_file.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         self.reloader.write_stats()
         self.reloader.start()

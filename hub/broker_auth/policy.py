@@ -49,6 +49,7 @@ class ClientState:
     secret_hash: str | None = None
     user_id: int | None = None
     expires: float = math.inf  # unix time a browser token runs out: the connection ends then
+    session: str = ""  # the browser session a token belongs to: the connection ends at its log-out
     online: bool = True
     kicked: bool = False  # being disconnected for a revoked credential: only its will may pass
     read: dict[bytes, bool] = field(default_factory=dict)
@@ -118,11 +119,14 @@ class Policy:
             verified = credentials.verify_token(self.secret_key, password)
             if verified is None:
                 return None, "browser token: expired, tampered or not signed by this hub"
-            subject = self.snapshot.user_subject(verified[0])
+            if verified.session and verified.session in self.snapshot.ended_sessions:
+                return None, f"browser token of user {verified.user_id}: its session was logged out"
+            subject = self.snapshot.user_subject(verified.user_id)
             if subject is None:
-                return None, f"browser token of user {verified[0]}: user deleted"
-            return ClientState(client_id, TOKEN, f"token of user {verified[0]}", subject,
-                               user_id=verified[0], expires=float(verified[1])), ""
+                return None, f"browser token of user {verified.user_id}: user deleted"
+            return ClientState(client_id, TOKEN, f"token of user {verified.user_id}", subject,
+                               user_id=verified.user_id, expires=float(verified.expires),
+                               session=verified.session), ""
         return None, "the password is neither a hub API key nor a browser token"
 
     # -- disconnect ---------------------------------------------------------
@@ -297,6 +301,8 @@ class Policy:
             st.subject = self.snapshot.key_subject(entry)
             return None if st.subject is not None else "the key's user or controller folder was deleted"
         if st.kind == TOKEN:
+            if st.session and st.session in self.snapshot.ended_sessions:
+                return "its session was logged out"
             st.subject = self.snapshot.user_subject(st.user_id or 0)
             return None if st.subject is not None else "user deleted"
         return None

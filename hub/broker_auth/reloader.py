@@ -30,8 +30,9 @@ class Reloader:
     def __init__(self, db: Database, change_id: int, counters: Counters, *,
                  stats_file: Path | None = None, extra_stats: Callable[[], dict[str, object]] | None = None,
                  interval: float = POLL_INTERVAL, gate: TickGate | None = None,
-                 due: Callable[[], bool] | None = None) -> None:
-        """`due`: whether the broker's tick has other work now (a token ran out)."""
+                 due: Callable[[], bool] | None = None, current: Snapshot | None = None) -> None:
+        """`due`: whether the broker's tick has other work now (a token ran out);
+        `current`: the snapshot in use (log-outs patch it instead of reloading)."""
         self.db = db
         self.change_id = change_id
         self.counters = counters
@@ -40,6 +41,7 @@ class Reloader:
         self.interval = interval
         self.gate = gate
         self.due = due
+        self.current = current
         self.messages: deque[tuple[int, str]] = deque(maxlen=1000)
         self.loaded_at = time.time()
         self._pending: Snapshot | None = None
@@ -76,17 +78,20 @@ class Reloader:
             latest = changes.latest(s)
             if latest == self.change_id:
                 return False
-            if not changes.any_since(s, self.change_id, exclude=changes.HTTP_ONLY):
-                self.change_id = latest  # e.g. a log-out: nothing the broker holds
-                return False
             started = time.monotonic()
-            snap = snapshot_mod.load(s)
-        self._not_before = time.monotonic() + 2 * (time.monotonic() - started)
+            whole = self.current is None or changes.any_since(s, self.change_id, exclude=changes.HTTP_ONLY)
+            if whole:
+                snap = snapshot_mod.load(s)
+            else:  # log-outs only: patch the ended sessions in, no whole reload
+                snap = snapshot_mod.with_sessions(self.current, s)  # type: ignore[arg-type]
+        if whole:
+            self._not_before = time.monotonic() + 2 * (time.monotonic() - started)
+            self.counters.reloads += 1
         with self._lock:
             self._pending = snap
+        self.current = snap
         self.change_id = snap.change_id
         self.loaded_at = time.time()
-        self.counters.reloads += 1
         return True
 
     def _run(self) -> None:

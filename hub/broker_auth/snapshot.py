@@ -9,7 +9,7 @@ Levels are computed with `hub.access.resolve`, the same rule the HTTP API uses.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from sqlalchemy import select
@@ -17,7 +17,17 @@ from sqlalchemy.orm import Session
 
 from hub.access import Grant, Subject, resolve
 from hub.storage import changes
-from hub.storage.models import ApiKey, Level, Membership, Permission, Resource, ResourceType, User
+from hub.storage.models import (
+    ApiKey,
+    EndedSession,
+    Level,
+    Membership,
+    Permission,
+    Resource,
+    ResourceType,
+    User,
+    utcnow,
+)
 
 FOLDER_TYPES = tuple(t.value for t in ResourceType if t.is_folder)
 CONTROLLER = ResourceType.CONTROLLER.value
@@ -51,6 +61,7 @@ class Snapshot:
     folders: Mapping[str, Folder] = field(default_factory=dict)  # live folders by path
     controllers: Mapping[int, str] = field(default_factory=dict)  # controller folder id -> path
     grants: Mapping[str, tuple[Grant, ...]] = field(default_factory=dict)  # by folder path
+    ended_sessions: frozenset[str] = frozenset()  # browser sessions logged out (their tokens end too)
 
     # -- subjects -----------------------------------------------------------
     def user_subject(self, user_id: int, key_prefix: str | None = None) -> Subject | None:
@@ -121,4 +132,15 @@ def load(s: Session) -> Snapshot:
             .where(Resource.deleted.is_(False))):
         grants.setdefault(path, []).append(Grant(path, int(level), user_id, org_id, controller_id))
     return Snapshot(change_id=change_id, keys=keys, users=users, folders=folders,
-                    controllers=controllers, grants={p: tuple(g) for p, g in grants.items()})
+                    controllers=controllers, grants={p: tuple(g) for p, g in grants.items()},
+                    ended_sessions=ended_sessions(s))
+
+
+def ended_sessions(s: Session) -> frozenset[str]:
+    return frozenset(s.scalars(select(EndedSession.nonce).where(EndedSession.expires_at > utcnow())))
+
+
+def with_sessions(snap: Snapshot, s: Session) -> Snapshot:
+    """`snap` with the ended sessions and change id read now: what a log-out changes
+    (a small query instead of a whole reload)."""
+    return replace(snap, change_id=changes.latest(s), ended_sessions=ended_sessions(s))

@@ -38,7 +38,9 @@ async def mqtt_token(request: web.Request) -> web.Response:
     user_id = require_user(caller)
     settings = request.app[SETTINGS]
     now = time.time()
-    token = credentials.issue_token(settings.SECRET_KEY, user_id, settings.MQTT_TOKEN_TTL, now=now)
+    # tied to the session asking (if any): logging out ends the live connections made with it
+    session = caller.session.nonce if caller.session is not None else ""
+    token = credentials.issue_token(settings.SECRET_KEY, user_id, settings.MQTT_TOKEN_TTL, now=now, session=session)
     return web.json_response({
         "token": token, "username": f"user-{user_id}", "url": websocket_url(settings, request),
         "expires_at": int(now + settings.MQTT_TOKEN_TTL), "ttl": settings.MQTT_TOKEN_TTL})
