@@ -71,7 +71,7 @@ def bulk_load(db: Database, rid: int, rows: int) -> None:
     print(f"\r  loaded {rows:,} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
 
-def run(label: str, url: str, rows: int) -> dict[str, float]:
+def run(label: str, url: str, rows: int, append_scale: float = 1.0) -> dict[str, float]:
     migrate(url)
     db = Database(url)
     out: dict[str, float] = {}
@@ -82,6 +82,7 @@ def run(label: str, url: str, rows: int) -> dict[str, float]:
             r_big = resources.create(s, "bench/big", "sequence", sequence=SequenceSpec())
             app_id, big_id = r_app.id, r_big.id
         for batch, total in ((1, 2_000), (100, 50_000), (1000, 200_000)):
+            total = max(batch, int(total * append_scale))
             rate = append_rate(db, app_id, batch, total, T0 + batch * 10**9)
             out[f"{label}_batch{batch}_per_s"] = rate
             print(f"{label}: append batch {batch:>4}: {rate:>10,.0f} revisions/s")
@@ -119,10 +120,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000, help="revisions in the history-read sequence")
     ap.add_argument("--skip-pg", action="store_true", help="SQLite only")
+    ap.add_argument("--append-scale", type=float, default=1.0,
+                    help="scale the appended revisions (2,000 / 50,000 / 200,000 for batches of 1/100/1000)")
     args = ap.parse_args()
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-        figures.update(run("sqlite", f"sqlite:///{tmp}/bench.db", args.rows))
+        figures.update(run("sqlite", f"sqlite:///{tmp}/bench.db", args.rows, args.append_scale))
     if not args.skip_pg:
         from tests.support.pg import PgCluster, find_pg_bindir
         from tests.support.ports import free_port
@@ -137,7 +140,7 @@ def main() -> int:
                 with open(cluster.datadir / "postgresql.conf", "a") as f:
                     f.write("fsync = on\nsynchronous_commit = on\nfull_page_writes = on\nshared_buffers = 256MB\n")
                 cluster.start()
-                figures.update(run("pg", cluster.create_database("bench"), args.rows))
+                figures.update(run("pg", cluster.create_database("bench"), args.rows, args.append_scale))
             finally:
                 cluster.destroy()
     if "pg_batch1000_per_s" in figures:
