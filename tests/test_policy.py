@@ -342,6 +342,36 @@ def test_log_out_patches_the_snapshot_and_ends_the_sessions_tokens(data: Data, r
 
 
 @sqlite_only
+def test_key_changes_patch_the_snapshot(data: Data, reloader: Reloader, log: Log) -> None:
+    """A key created or revoked is read alone (no whole reload) and takes effect: the new
+    key connects, the revoked key's connection is ended."""
+    reloader.current = snapshot_of(data.db)
+    p = Policy(SECRET, reloader.current, log)
+    with data.db.session() as s:
+        row, new_key = keys.create(s, user_id=data.alice_id)
+        prefix = row.prefix
+    assert reloader.poll_once() is True
+    snap = reloader.take()
+    assert snap is not None and prefix in snap.keys and snap.folders is reloader.current.folders
+    p.install(snap)
+    assert connect(p, new_key, client_id="fresh") is not None
+    with data.db.session() as s:
+        keys.revoke(s, prefix)
+        resources.create(s, "acme/after", "folder")  # and something a patch cannot do
+    assert reloader.poll_once() is True
+    snap = reloader.take()
+    assert snap is not None and prefix not in snap.keys and "acme/after" in snap.folders
+    assert p.install(snap) == ["fresh"]
+    assert (reloader.counters.patches, reloader.counters.reloads) == (1, 1)
+    with data.db.session() as s:
+        keys.revoke(s, credentials.key_prefix(data.alice_key) or "")
+    assert reloader.poll_once() is True
+    snap = reloader.take()
+    assert snap is not None and credentials.key_prefix(data.alice_key) not in snap.keys
+    assert (reloader.counters.patches, reloader.counters.reloads) == (2, 1)
+
+
+@sqlite_only
 def test_reloader_thread_and_stats_file(data: Data, reloader: Reloader, tmp_path: Path) -> None:
     settings = Settings(DATA_DIR=str(tmp_path), SECRET_KEY=SECRET)
     assert stats_path(settings) == reloader.stats_file

@@ -24,6 +24,7 @@ from hub.storage import changes
 from hub.storage.db import Database
 
 POLL_INTERVAL = 0.25
+PATCH_LIMIT = 500  # changes read per look (a longer backlog of key changes takes a few looks)
 
 
 class Reloader:
@@ -66,27 +67,32 @@ class Reloader:
         return snap
 
     def poll_once(self) -> bool:
-        """Load a new snapshot if the change log moved; True if one was loaded.
+        """Load a new snapshot if the change log moved; True if one was loaded. When only
+        keys were created or revoked, or sessions logged out, the snapshot in use is patched
+        with those rows (`snapshot.patched`): no whole reload, no wait before the next.
 
         A reload holds the GIL for most of its run (about 0.2 s of CPU for 20,000 folders
         and 10,000 keys), which the broker thread then waits for: after a reload, the next
         one waits twice as long as it took, so bursts of changes cost the broker at most a
         third of its time, and a fleet that size still sees revocations within a second or so."""
-        if time.monotonic() < self._not_before:
-            return False
         with self.db.session() as s:
             latest = changes.latest(s)
             if latest == self.change_id:
                 return False
             started = time.monotonic()
-            whole = self.current is None or changes.any_since(s, self.change_id, exclude=changes.HTTP_ONLY)
-            if whole:
+            snap = None
+            if self.current is not None:  # keys and log-outs only: patch those rows in
+                snap = snapshot_mod.patched(self.current, s, changes.since(s, self.change_id, PATCH_LIMIT))
+            whole = snap is None
+            if snap is None:
+                if started < self._not_before:
+                    return False  # a whole reload waits out the last one's pause
                 snap = snapshot_mod.load(s)
-            else:  # log-outs only: patch the ended sessions in, no whole reload
-                snap = snapshot_mod.with_sessions(self.current, s)  # type: ignore[arg-type]
         if whole:
             self._not_before = time.monotonic() + 2 * (time.monotonic() - started)
             self.counters.reloads += 1
+        else:
+            self.counters.patches += 1
         with self._lock:
             self._pending = snap
         self.current = snap

@@ -8,7 +8,7 @@ Levels are computed with `hub.access.resolve`, the same rule the HTTP API uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -140,7 +140,22 @@ def ended_sessions(s: Session) -> frozenset[str]:
     return frozenset(s.scalars(select(EndedSession.nonce).where(EndedSession.expires_at > utcnow())))
 
 
-def with_sessions(snap: Snapshot, s: Session) -> Snapshot:
-    """`snap` with the ended sessions and change id read now: what a log-out changes
-    (a small query instead of a whole reload)."""
-    return replace(snap, change_id=changes.latest(s), ended_sessions=ended_sessions(s))
+PATCHABLE = {"key", "session"}  # changes `patched` applies; any other kind needs a whole `load`
+
+
+def patched(snap: Snapshot, s: Session, changed: Sequence[tuple[int, str, str]]) -> Snapshot | None:
+    """`snap` with what `changed` (id, kind, subject) touched read anew, when only keys
+    (subject: the prefix) and log-outs changed: a few rows instead of a whole reload
+    (0.2 s and more for a large hub). None: `load` everything."""
+    if not changed or any(kind not in PATCHABLE for _, kind, _ in changed):
+        return None
+    keys = dict(snap.keys)
+    prefixes = {subject for _, kind, subject in changed if kind == "key"}
+    for prefix in prefixes:
+        keys.pop(prefix, None)
+    if prefixes:
+        for prefix, secret_hash, user_id, controller_id in s.execute(
+                select(ApiKey.prefix, ApiKey.secret_hash, ApiKey.user_id, ApiKey.controller_id)
+                .where(ApiKey.prefix.in_(prefixes), ApiKey.revoked_at.is_(None))):
+            keys[prefix] = KeyEntry(prefix, secret_hash, user_id, controller_id)
+    return replace(snap, change_id=changed[-1][0], keys=keys, ended_sessions=ended_sessions(s))

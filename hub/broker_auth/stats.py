@@ -28,7 +28,8 @@ class Counters:
     acl_allowed: int = 0
     acl_denied: int = 0
     kicks: int = 0
-    reloads: int = 0
+    reloads: int = 0  # whole snapshots loaded
+    patches: int = 0  # snapshots patched with changed keys / ended sessions only
     reload_errors: int = 0
 
 

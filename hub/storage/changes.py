@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from hub.storage.models import Change
 
 KINDS = ("key", "user", "permission", "membership", "resource", "organization", "session")
-HTTP_ONLY = ("session",)  # kinds that change nothing the broker plugin holds
 
 
 def record(s: Session, kind: str, subject: str = "") -> None:
@@ -22,9 +21,8 @@ def latest(s: Session) -> int:
     return int(s.scalar(select(func.coalesce(func.max(Change.id), 0))) or 0)
 
 
-def any_since(s: Session, since: int, exclude: Sequence[str] = ()) -> bool:
-    """Whether a change after `since` is of a kind not in `exclude`."""
-    q = select(Change.id).where(Change.id > since)
-    if exclude:
-        q = q.where(Change.kind.not_in(exclude))
-    return s.scalar(q.limit(1)) is not None
+def since(s: Session, change_id: int, limit: int) -> Sequence[tuple[int, str, str]]:
+    """(id, kind, subject) of the changes after `change_id`, oldest first, at most `limit`."""
+    rows = s.execute(select(Change.id, Change.kind, Change.subject).where(Change.id > change_id)
+                     .order_by(Change.id).limit(limit))
+    return [(int(i), k, subj) for i, k, subj in rows]
