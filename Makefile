@@ -72,12 +72,13 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check hub tests bench
+	$(PY) -m mypy hub
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# ruff also runs (blocking) in `make test`; mypy is advisory.
+# What `make test` checks before the tests: ruff and mypy.
 lint: $(STAMP)
 	$(PY) -m ruff check hub tests bench
-	-$(PY) -m mypy hub
+	$(PY) -m mypy hub
 
 # Rewrite constraints.txt from the packages currently in .venv.
 constraints: $(STAMP)
