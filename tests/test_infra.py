@@ -16,7 +16,7 @@ from hub.storage.models import Base
 from tests.conftest import SettingsFactory
 from tests.support import PgCluster, S3Bucket, free_port
 
-EXPECTED_TABLES = {"alembic_version", "organizations", "users", "memberships", "resources", "login_failures",
+EXPECTED_TABLES = {"alembic_version", "organizations", "users", "memberships", "resources", "rate_events",
                    "sequences", "revisions", "api_keys", "permissions", "changes", "ended_sessions"}
 
 

@@ -3,6 +3,7 @@ wrong pin codes, who may attach, and the rate limit."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import stat
 import subprocess
@@ -143,6 +144,9 @@ def test_asking_for_pins_is_rate_limited(http_server_factory: Callable[..., Runn
     r = requests.post(srv.api("/pins"))
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 3000
     assert "new PINs" in r.json()["error"]["message"]
+    # counted in the database: another worker on it refuses too
+    with start_http_server(dataclasses.replace(srv.settings, HTTP_PORT=free_port()), migrate_db=False) as other:
+        assert requests.post(other.api("/pins")).status_code == 429
 
 
 def test_controller_client_provisions_and_saves_its_key(server: RunningHttp, people: People, tmp_path: Path) -> None:

@@ -209,12 +209,12 @@ class EndedSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
-class LoginFailure(Base):
-    """A failed log-in, counted by every HTTP worker (`hub.storage.login_failures`). `key`
-    is a hash of "account:EMAIL" or "address:IP", never the typed text itself."""
+class RateEvent(Base):
+    """A rate-limited event (a failed log-in, a PIN request), counted by every HTTP worker
+    (`hub.storage.rate_events`). `key` is a hash of "kind:value", never the typed text."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_key_at", "key", "at"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime, index=True)

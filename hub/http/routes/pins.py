@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from hub import paths
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
-from hub.http import views
+from hub.http import ratelimit, views
 from hub.http.auth import caller_of, forget_access, require_level, require_user
 from hub.http.deps import in_session
 from hub.http.params import field, json_body
@@ -71,10 +71,11 @@ def _window(request: web.Request, name: str, limit: int, period: float) -> Windo
 @routes.post(API + "/pins")
 async def create_pin(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    _window(request, "create", max(1, settings.PIN_CREATE_PER_HOUR), 3600.0).hit(
-        client_address(request), "new PINs")
+    address = client_address(request)
 
     def work(s: Session) -> dict[str, Any]:
+        ratelimit.take(s, "pin-create", address, max(1, settings.PIN_CREATE_PER_HOUR), 3600.0,
+                       "new PINs from your address")
         row, code = pins.create(s, ttl_s=settings.PIN_TTL_SECONDS)
         return {"pin": row.pin, "pin_code": code, "expires_at": views.ts(row.expires_at)}
 

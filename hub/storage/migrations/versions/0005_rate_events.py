@@ -1,4 +1,4 @@
-"""failed log-ins in the database (one rate limit for every HTTP worker)
+"""rate-limited events in the database (failed log-ins, PIN requests): one limit for every HTTP worker
 
 Revision ID: 0005
 Revises: 0004
@@ -17,17 +17,17 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 def upgrade() -> None:
     op.create_table(
-        'login_failures',
+        'rate_events',
         sa.Column('id', BigId, nullable=False),
         sa.Column('key', sa.String(length=64), nullable=False),
         sa.Column('at', sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint('id'),
     )
-    op.create_index('ix_login_failures_key_at', 'login_failures', ['key', 'at'])
-    op.create_index('ix_login_failures_at', 'login_failures', ['at'])
+    op.create_index('ix_rate_events_key_at', 'rate_events', ['key', 'at'])
+    op.create_index('ix_rate_events_at', 'rate_events', ['at'])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_login_failures_at', table_name='login_failures')
-    op.drop_index('ix_login_failures_key_at', table_name='login_failures')
-    op.drop_table('login_failures')
+    op.drop_index('ix_rate_events_at', table_name='rate_events')
+    op.drop_index('ix_rate_events_key_at', table_name='rate_events')
+    op.drop_table('rate_events')
