@@ -494,6 +494,19 @@ def test_admin_creates_organization(page: Any, hub: HubStack) -> None:
     assert page.locator(f"{row} select").input_value() == "admin"
 
 
+def test_organization_admin_adds_someone_from_another_organization(page: Any, hub: HubStack,
+                                                                   hub_db: Database) -> None:
+    email = f"contractor-{time.monotonic_ns()}@example.com"
+    with hub_db.session() as s:
+        other = users.get_organization(s, "initech") if resources.find(s, "initech") else \
+            users.create_organization(s, "initech")
+        users.set_membership(s, other, users.create_user(s, email, PASSWORD, rounds=4))
+    login(page, hub, "orgadmin", "#/admin/org/acme")
+    page.fill("#add-member-form input[name=email]", email)
+    page.click("#add-member-form button[type=submit]")
+    page.wait_for_selector(f"#members tr[data-email='{email}']")
+
+
 # -- the live feed survives a broker restart, with a refreshed token ------------------
 def test_token_refreshed_and_reconnects_after_broker_restart(page: Any, page_log: PageLog,
                                                               hub: HubStack) -> None:

@@ -117,3 +117,29 @@ def test_revoked_key_and_deleted_user_stop_at_once(http_server_factory: Any, dat
     assert requests.get(server.api("/me"), headers=member).status_code == 401
     assert requests.delete(server.api(f"/users/{people.users['admin']}"),
                            headers=people.auth("admin")).status_code == 409
+
+
+def test_organization_admin_adds_a_user_from_elsewhere_by_exact_email(http_server_factory: Any) -> None:
+    """The outsider has an account (in another organization): the organization admin finds
+    them by their exact address, not by listing, and adds them."""
+    server = http_server_factory()
+    people = seed_people(server.settings)
+    outsider = people.emails["outsider"]
+
+    def find(who: str, email: str) -> list[str]:
+        r = requests.get(server.api("/users"), params={"email": email}, headers=people.auth(who))
+        assert r.status_code == 200, r.text
+        return [u["email"] for u in r.json()["users"]]
+
+    assert outsider not in [u["email"] for u in requests.get(
+        server.api("/users"), headers=people.auth("orgadmin")).json()["users"]]  # not listed
+    assert find("orgadmin", outsider.upper()) == [outsider]
+    assert find("orgadmin", "nobody@example.com") == []
+    assert find("member", outsider) == [people.emails["member"]]  # a plain member: only themselves
+    r = requests.get(server.api("/users"), params={"email": "not an address"}, headers=people.auth("orgadmin"))
+    assert r.status_code == 400
+    r = requests.put(server.api(f"/organizations/acme/members/{people.users['outsider']}"), json={"role": "member"},
+                     headers=people.auth("orgadmin"))
+    assert r.status_code == 200, r.text
+    members = requests.get(server.api("/organizations/acme/members"), headers=people.auth("orgadmin")).json()
+    assert outsider in str(members)

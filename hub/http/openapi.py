@@ -313,7 +313,9 @@ PATHS: dict[str, Any] = {
     },
     # --- users and organizations ----------------------------------------------
     "/api/v1/users": {
-        "get": op("Users the caller may see", "users", {"200": _json(ref("Users"))}),
+        "get": op("Users the caller may see", "users", {"200": _json(ref("Users"))},
+                  params=[_q("email", {"type": "string"}, "one exact address (system and organization admins): "
+                                                          "that user, or none")]),
         "post": op("Create a user", "users", {"201": _json(ref("User"), "created")}, body=_body(ref("NewUser"))),
     },
     "/api/v1/users/{user_id}": {

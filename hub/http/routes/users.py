@@ -55,8 +55,14 @@ def _user_id(request: web.Request) -> int:
 async def list_users(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
+    email = request.query.get("email")
 
     def work(s: Session) -> list[dict[str, Any]]:
+        if email is not None and (caller.is_admin or _admin_of(caller)):
+            # one exact address, so an organization admin can add someone who already has
+            # an account elsewhere on the hub (no listing: they must know the address)
+            u = users.find_user_by_email(s, users.normalize_email(email))
+            return [views.user(u)] if u is not None and not u.deleted else []
         if caller.is_admin:
             found = users.list_users(s)
         else:
