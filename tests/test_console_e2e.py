@@ -505,6 +505,25 @@ def test_organization_admin_adds_someone_from_another_organization(page: Any, hu
     page.fill("#add-member-form input[name=email]", email)
     page.click("#add-member-form button[type=submit]")
     page.wait_for_selector(f"#members tr[data-email='{email}']")
+    # and grants a folder to another one, without making them a member
+    guest = email.replace("contractor", "guest")
+    with hub_db.session() as s:
+        users.set_membership(s, users.get_organization(s, "initech"), users.create_user(s, guest, PASSWORD, rounds=4))
+    page.goto(f"{hub.url}/#/permissions/acme/site")
+    page.fill("#grant-form input[name=who]", guest)
+    page.select_option("#grant-form select[name=level]", "read")
+    page.click("#grant")
+
+    def guest_level() -> Level:
+        with hub_db.session() as s:
+            u = users.find_user_by_email(s, guest)
+            assert u is not None
+            return permissions.level(s, users.subject_for_user(s, u), "acme/site")
+
+    deadline = time.monotonic() + 5
+    while guest_level() != Level.READ and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert guest_level() == Level.READ
 
 
 # -- the live feed survives a broker restart, with a refreshed token ------------------

@@ -95,5 +95,11 @@ function label(p, emails) {
 async function userId(email, known) {
   for (const [id, e] of known) if (e.toLowerCase() === email.toLowerCase()) return id;
   if (/^\d+$/.test(email)) return Number(email);
+  if (email.includes("@")) {
+    // organization and system admins may look up one exact address elsewhere on the hub
+    const found = (await api.users({ email }).catch(() => ({ users: [] }))).users || [];
+    const user = found.find((u) => u.email.toLowerCase() === email.toLowerCase());
+    if (user) return user.id;
+  }
   throw userError(`There is no user ${email} that you can see. Check the spelling, or grant access to their organization instead.`);
 }
