@@ -3,7 +3,10 @@ stream, and every update is still stored exactly once (counted and compared)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +92,18 @@ def test_postgresql_down_10s_persister_waits_and_catches_up(broker_factory, pers
     assert p.wait_log("database is back after", timeout=5)
     assert p.is_running()
     db.dispose()
+
+
+def test_a_stop_that_hangs_still_ends_the_process() -> None:
+    """The guard a stop signal starts: whatever hangs, the process ends (status 1) and
+    says where each thread was."""
+    code = ("import threading, time\n"
+            "from hub.persister import daemon\n"
+            "daemon.STOP_GUARD_SECONDS = 0.3\n"
+            "threading.Thread(target=daemon._exit_if_still_running, daemon=True).start()\n"
+            "threading.Event().wait()  # a shutdown that never completes\n")
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                       cwd=str(Path(__file__).resolve().parent.parent))
+    assert r.returncode == 1 and time.monotonic() - t < 20
+    assert "still not stopped" in r.stderr and "Thread" in r.stderr and "wait" in r.stderr, r.stderr

@@ -8,12 +8,16 @@ Mosquitto keeps everything; when it returns the persister catches up.
 
 SIGTERM / SIGINT: finish the current batch, store and acknowledge what had
 already arrived when the signal came (for at most DRAIN_SECONDS), disconnect
-(the session stays: Mosquitto keeps queueing), exit 0.
+(the session stays: Mosquitto keeps queueing), exit 0. Should anything hang on the
+way out, the process ends STOP_GUARD_SECONDS after the signal anyway (status 1, with
+every thread's stack in the log): nothing unacknowledged is lost.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import os
 import queue
 import signal
 import socket
@@ -40,6 +44,18 @@ log = logging.getLogger("hub.persister")
 
 TRANSIENT = (Unavailable, OperationalError, InterfaceError, PoolTimeout)
 DRAIN_SECONDS = 10.0
+STOP_GUARD_SECONDS = DRAIN_SECONDS + 10  # after a stop signal, the process ends by then
+
+
+def _exit_if_still_running() -> None:
+    """Unacknowledged messages stay with Mosquitto, so a hard exit loses nothing: better
+    than a persister that never ends (and blocks a restart). Says where it hung."""
+    time.sleep(STOP_GUARD_SECONDS)
+    log.error("still not stopped %.0f s after the stop signal: exiting now (unacknowledged messages "
+              "stay with Mosquitto); where each thread was:", STOP_GUARD_SECONDS)
+    faulthandler.dump_traceback(all_threads=True)
+    logging.shutdown()
+    os._exit(1)
 MAX_BACKOFF = 5.0
 SCHEMA_MISSING = ("no such table", "does not exist", "undefinedtable")
 
@@ -73,6 +89,9 @@ class Daemon:
         if not self.stopping.is_set():
             log.info("stopping: storing what has arrived, then disconnecting")
             self.stop_deadline = time.monotonic() + DRAIN_SECONDS
+            if signum:  # a process being stopped: it ends in bounded time, whatever hangs
+                threading.Thread(target=_exit_if_still_running, name="hub-persister-stop-guard",
+                                 daemon=True).start()
         self.stopping.set()
 
     # -- life cycle -----------------------------------------------------------------
