@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from hub.controller import Controller  # noqa: E402
 from tests.fixtures.http import PASSWORD  # noqa: E402
-from tests.support.browser import launch_chromium  # noqa: E402
+from tests.support.browser import launch_chromium, publish_and_watch  # noqa: E402
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack  # noqa: E402
 
 CONTROLLER = "acme/site/pi-01"
@@ -97,19 +97,8 @@ def run(updates: int) -> dict[str, float]:
         page.wait_for_selector("#chart[data-points='20']")
         page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'")
         page_ready_ms = (time.perf_counter() - t) * 1000
-        page.evaluate("""() => {
-            window.__seen = [];
-            new MutationObserver(() => window.__seen.push([
-                document.querySelector('#latest-value').textContent, performance.timeOrigin + performance.now()]))
-              .observe(document.querySelector('#latest-value'), {childList: true, characterData: true, subtree: true});
-        }""")
-        sent: dict[str, float] = {}
-        for i in range(updates):
-            value = 100_000 + i
-            sent[str(value)] = time.time() * 1000
-            ctl.update(SEQUENCE, value)
-            page.wait_for_function(f"window.__seen.length >= {i + 1}", timeout=5000)
-        seen = {text.split()[0]: at for text, at in page.evaluate("window.__seen")}
+        sent, seen = publish_and_watch(page, lambda v: ctl.update(SEQUENCE, v),
+                                       [100_000 + i for i in range(updates)], 5000)
         time.sleep(0.2)
         ctl.close()
         tcp.close()

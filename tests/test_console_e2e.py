@@ -24,7 +24,7 @@ from hub.storage import permissions, resources, revisions, users
 from hub.storage.db import Database
 from hub.storage.models import Level, ResourceType
 from tests.fixtures.http import PASSWORD
-from tests.support.browser import PageLog, find_chromium, launch_chromium, screenshot, watch_page
+from tests.support.browser import PageLog, find_chromium, launch_chromium, publish_and_watch, screenshot, watch_page
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
 
 pytestmark = pytest.mark.slow
@@ -240,28 +240,11 @@ def test_sequence_page_live_values_chart_and_latency(page: Any, hub: HubStack, h
 
 
 def publish_to_page_latencies(page: Any, ctl: Controller, n: int) -> list[float]:
-    """Publish n values one at a time; the page records (text, epoch ms) at each change
-    of the latest value; latency = when the page showed it - when it was published."""
-    page.evaluate("""() => {
-        window.__seen = [];
-        new MutationObserver(() => window.__seen.push([
-            document.querySelector('#latest-value').textContent, performance.timeOrigin + performance.now()]))
-          .observe(document.querySelector('#latest-value'), {childList: true, characterData: true, subtree: true});
-    }""")
-    sent: dict[str, float] = {}
-    for i in range(n):
-        value = 1000 + i
-        sent[str(value)] = time.time() * 1000
-        ctl.update("temperature", value)
-        page.wait_for_function(f"window.__seen.length >= {i + 1}", timeout=SEEN_WITHIN_MS * 5)
-    seen = page.evaluate("window.__seen")
-    out = []
-    for text, at in seen:
-        key = text.split()[0]
-        if key in sent:
-            out.append(at - sent.pop(key))
-    assert not sent, f"never shown: {sorted(sent)}"
-    return out
+    """Latency of each of n values: when the page showed it - when it was published."""
+    sent, shown = publish_and_watch(page, lambda v: ctl.update("temperature", v), [1000 + i for i in range(n)],
+                                    SEEN_WITHIN_MS * 5)
+    assert not set(sent) - set(shown), f"never shown: {sorted(set(sent) - set(shown))}"
+    return [shown[k] - sent[k] for k in sent]
 
 
 def test_folder_page_shows_latest_values_live(page: Any, hub: HubStack, hub_db: Database) -> None:

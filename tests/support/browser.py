@@ -8,6 +8,7 @@ page's console errors and uncaught exceptions so a test can assert there were no
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,3 +79,25 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def publish_and_watch(page: Any, publish: Any, values: list[float], timeout_ms: float) -> tuple[
+        dict[str, float], dict[str, float]]:
+    """Publish `values` one at a time with `publish(value)`, waiting for the open sequence
+    page to change its latest value after each. Returns (when each was published, when
+    the page first showed it), epoch milliseconds keyed by the value's text."""
+    page.evaluate("""() => {
+        window.__seen = [];
+        new MutationObserver(() => window.__seen.push([
+            document.querySelector('#latest-value').textContent, performance.timeOrigin + performance.now()]))
+          .observe(document.querySelector('#latest-value'), {childList: true, characterData: true, subtree: true});
+    }""")
+    sent: dict[str, float] = {}
+    for i, value in enumerate(values):
+        sent[str(value)] = time.time() * 1000
+        publish(value)
+        page.wait_for_function(f"window.__seen.length >= {i + 1}", timeout=timeout_ms)
+    shown: dict[str, float] = {}
+    for text, at in page.evaluate("window.__seen"):
+        shown.setdefault(text.split()[0], at)  # one change can fire the observer twice: the first
+    return sent, shown
