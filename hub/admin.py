@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -41,42 +42,36 @@ def create_org(s: Settings, name: str) -> int:
 
 
 def create_key(s: Settings, *, user: str | None, controller: str | None) -> int:
-    if (user is None) == (controller is None):
-        raise BadRequest("--create-key needs exactly one of --user EMAIL or --controller PATH")
     with _db(s).session() as sess:
-        if user is not None:
-            u = users.find_user_by_email(sess, user)
-            if u is None:
-                raise BadRequest(f"no user {user}: create it first (--create-admin, or the HTTP API)")
-            row, secret = keys.create(sess, user_id=u.id, name="run.py")
-            owner = f"user {u.email}"
-        else:
-            path = paths.normalize(controller or "")
-            _ensure_controller(sess, path)
-            row, secret = keys.create(sess, controller_path=path, name="run.py")
-            owner = f"controller /{path}"
-    print(f"key {row.prefix} for {owner} (shown once, store it now):\n{secret}")
+        owner, description = _key_owner(sess, "--create-key", user, controller)
+        row, secret = keys.create(sess, **owner, name="run.py")
+    print(f"key {row.prefix} for {description} (shown once, store it now):\n{secret}")
     return 0
 
 
 def import_key(s: Settings, key: str, *, user: str | None, controller: str | None) -> int:
     """An existing rhizo-format key, for --user EMAIL or --controller PATH (created if missing)."""
-    if (user is None) == (controller is None):
-        raise BadRequest("--import-key needs exactly one of --user EMAIL or --controller PATH")
     with _db(s).session() as sess:
-        if user is not None:
-            u = users.find_user_by_email(sess, user)
-            if u is None:
-                raise BadRequest(f"no user {user}: create it first (--create-admin, or the HTTP API)")
-            row = keys.import_key(sess, key, user_id=u.id, name="imported with run.py")
-            owner = f"user {u.email}"
-        else:
-            path = paths.normalize(controller or "")
-            _ensure_controller(sess, path)
-            row = keys.import_key(sess, key, controller_path=path, name="imported with run.py")
-            owner = f"controller /{path}"
-    print(f"imported key {row.prefix} for {owner}; devices holding it can connect now")
+        owner, description = _key_owner(sess, "--import-key", user, controller)
+        row = keys.import_key(sess, key, **owner, name="imported with run.py")
+    print(f"imported key {row.prefix} for {description}; devices holding it can connect now")
     return 0
+
+
+def _key_owner(sess: Session, command: str, user: str | None,
+               controller: str | None) -> tuple[dict[str, Any], str]:
+    """(keyword for `keys.create` / `keys.import_key`, words for the owner) of --user EMAIL
+    or --controller PATH (the controller folder is created if missing)."""
+    if (user is None) == (controller is None):
+        raise BadRequest(f"{command} needs exactly one of --user EMAIL or --controller PATH")
+    if user is not None:
+        u = users.find_user_by_email(sess, user)
+        if u is None:
+            raise BadRequest(f"no user {user}: create it first (--create-admin, or the HTTP API)")
+        return {"user_id": u.id}, f"user {u.email}"
+    path = paths.normalize(controller or "")
+    _ensure_controller(sess, path)
+    return {"controller_path": path}, f"controller /{path}"
 
 
 def _ensure_controller(sess: Session, path: str) -> None:
