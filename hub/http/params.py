@@ -9,11 +9,19 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.errors import BadRequest, UnsupportedMediaType
+from hub.errors import BadRequest, NotFound, UnsupportedMediaType
 from hub.storage import values
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def user_id_param(request: web.Request) -> int:
+    """The `{user_id}` of the route: a positive integer, else 404 (no such user)."""
+    raw = request.match_info["user_id"]
+    if not raw.isdigit() or not 0 < int(raw) < 2**31:
+        raise NotFound(f"no user {raw!r}")
+    return int(raw)
 
 
 def int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:

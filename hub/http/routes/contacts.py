@@ -11,23 +11,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub.errors import Forbidden, NotFound
+from hub.errors import Forbidden
 from hub.http.auth import Caller, caller_of, require_user
 from hub.http.deps import in_session
-from hub.http.params import field, json_body
+from hub.http.params import field, json_body, user_id_param
 from hub.http.routes import API
 from hub.storage import outgoing, users
 from hub.storage.models import User
 
 routes = web.RouteTableDef()
 PHONE = API + "/users/{user_id}/phone"
-
-
-def _user_id(request: web.Request) -> int:
-    raw = request.match_info["user_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**31:
-        raise NotFound(f"no user {raw!r}")
-    return int(raw)
 
 
 def _own(s: Session, caller: Caller, user_id: int) -> User:
@@ -40,7 +33,7 @@ def _own(s: Session, caller: Caller, user_id: int) -> User:
 async def get_phone(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
 
     def work(s: Session) -> dict[str, Any]:
         return {"user_id": user_id, "phone": _own(s, caller, user_id).phone}
@@ -52,7 +45,7 @@ async def get_phone(request: web.Request) -> web.Response:
 async def set_phone(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
     body = await json_body(request)
     phone = field(body, "phone", str)
 

@@ -16,7 +16,7 @@ from hub.errors import NotFound
 from hub.http import views
 from hub.http.auth import Caller, caller_of, forget_access, require_admin
 from hub.http.deps import in_session
-from hub.http.params import field, json_body
+from hub.http.params import field, json_body, user_id_param
 from hub.http.routes import API
 from hub.storage import users
 from hub.storage.models import Organization, Role
@@ -98,20 +98,13 @@ async def list_members(request: web.Request) -> web.Response:
     return web.json_response({"members": await in_session(request, work)})
 
 
-def _user_id(request: web.Request) -> int:
-    raw = request.match_info["user_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**31:
-        raise NotFound(f"no user {raw!r}")
-    return int(raw)
-
-
 @routes.put(ORG + "/members/{user_id}")
 async def set_member(request: web.Request) -> web.Response:
     """Add a user to the organization or change their role: `{role: member|admin}`."""
     caller = await caller_of(request)
     body = await json_body(request, required=False)
     role = field(body, "role", str, default=Role.MEMBER.value)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
 
     def work(s: Session) -> dict[str, Any]:
         org = org_for(s, caller, request.match_info["name"], manage=True)
@@ -126,7 +119,7 @@ async def set_member(request: web.Request) -> web.Response:
 @routes.delete(ORG + "/members/{user_id}")
 async def remove_member(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
 
     def work(s: Session) -> None:
         org = org_for(s, caller, request.match_info["name"], manage=True)

@@ -19,7 +19,7 @@ from hub.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticate
 from hub.http import views
 from hub.http.auth import Caller, caller_of, forget_access, require_user
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
-from hub.http.params import field, json_body
+from hub.http.params import field, json_body, user_id_param
 from hub.http.routes import API
 from hub.http.typedefs import SETTINGS
 from hub.storage import changes, users
@@ -42,13 +42,6 @@ def _visible_user(s: Session, caller: Caller, user_id: int) -> User:
     if admin_of and any(m.id == u.id for m in users.list_users(s, organization_ids=admin_of)):
         return u
     raise NotFound(f"no user {user_id}")
-
-
-def _user_id(request: web.Request) -> int:
-    raw = request.match_info["user_id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**31:
-        raise NotFound(f"no user {raw!r}")
-    return int(raw)
 
 
 @routes.get(API + "/users")
@@ -109,7 +102,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
     return web.json_response(await in_session(request, lambda s: views.user(_visible_user(s, caller, user_id))))
 
 
@@ -117,7 +110,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def patch_user(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
     body = await json_body(request)
     unknown = set(body) - {"full_name", "password", "current_password", "is_admin"}
     if unknown:
@@ -157,7 +150,7 @@ async def patch_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     """System admins only; revokes the user's keys (their MQTT connections close)."""
     caller = await caller_of(request)
-    user_id = _user_id(request)
+    user_id = user_id_param(request)
     if not caller.is_admin:
         raise Forbidden("only a system admin may delete users")
     if user_id == caller.user_id:
