@@ -26,6 +26,7 @@ from hub.broker_auth import runner
 from hub.settings import Settings, load
 from hub.storage import changes
 from hub.storage.db import Database
+from tests.support.processes import stop_process
 from tests.support.settings import clean_env
 
 START_TIMEOUT = 30.0
@@ -71,14 +72,8 @@ class RunningBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        p.terminate()
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout)
+        if p is not None:
+            stop_process(p, timeout)
 
     def restart(self) -> None:
         self.stop()

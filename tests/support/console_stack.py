@@ -23,6 +23,7 @@ from hub.settings import Settings, load
 from hub.storage.db import migrate
 from tests.support.broker import RunningBroker, start_broker
 from tests.support.ports import free_port
+from tests.support.processes import stop_process
 from tests.support.settings import clean_env, write_settings_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -75,17 +76,6 @@ def _start_persister(settings_path: Path, log_path: Path) -> subprocess.Popen[by
                                 stderr=subprocess.STDOUT)
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout)
-
-
 @contextmanager
 def hub_stack(root: Path, **overrides: Any) -> Iterator[HubStack]:
     """Start the hub with its data under `root` (an empty folder)."""
@@ -111,7 +101,7 @@ def hub_stack(root: Path, **overrides: Any) -> Iterator[HubStack]:
         stack.callback(broker.stop)
         log_path = root / "persister.log"
         persister = _start_persister(settings_path, log_path)
-        stack.callback(_stop, persister)
+        stack.callback(stop_process, persister)
         http = stack.enter_context(start_http_server(settings, settings_path, migrate_db=False))
         hub = HubStack(settings, settings_path, broker, http, people, persister, log_path)
         _wait_persister(hub)
