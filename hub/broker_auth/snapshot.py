@@ -8,7 +8,7 @@ Levels are computed with `hub.access.resolve`, the same rule the HTTP API uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -16,18 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.access import Grant, Subject, resolve
-from hub.storage import changes
-from hub.storage.models import (
-    ApiKey,
-    EndedSession,
-    Level,
-    Membership,
-    Permission,
-    Resource,
-    ResourceType,
-    User,
-    utcnow,
-)
+from hub.storage import changes, sessions
+from hub.storage.models import ApiKey, Level, Membership, Permission, Resource, ResourceType, User
 
 FOLDER_TYPES = tuple(t.value for t in ResourceType if t.is_folder)
 CONTROLLER = ResourceType.CONTROLLER.value
@@ -102,12 +92,7 @@ class Snapshot:
 def load(s: Session) -> Snapshot:
     """Read every access-relevant row (call inside one transaction)."""
     change_id = changes.latest(s)
-    keys = {
-        prefix: KeyEntry(prefix, secret_hash, user_id, controller_id)
-        for prefix, secret_hash, user_id, controller_id in s.execute(
-            select(ApiKey.prefix, ApiKey.secret_hash, ApiKey.user_id, ApiKey.controller_id)
-            .where(ApiKey.revoked_at.is_(None)))
-    }
+    keys = _live_keys(s)
     roles: dict[int, dict[int, str]] = {}
     for member_id, member_org, role in s.execute(
             select(Membership.user_id, Membership.organization_id, Membership.role)):
@@ -133,11 +118,17 @@ def load(s: Session) -> Snapshot:
         grants.setdefault(path, []).append(Grant(path, int(level), user_id, org_id, controller_id))
     return Snapshot(change_id=change_id, keys=keys, users=users, folders=folders,
                     controllers=controllers, grants={p: tuple(g) for p, g in grants.items()},
-                    ended_sessions=ended_sessions(s))
+                    ended_sessions=sessions.ended_nonces(s))
 
 
-def ended_sessions(s: Session) -> frozenset[str]:
-    return frozenset(s.scalars(select(EndedSession.nonce).where(EndedSession.expires_at > utcnow())))
+def _live_keys(s: Session, prefixes: Collection[str] | None = None) -> dict[str, KeyEntry]:
+    """The unrevoked keys by prefix (of `prefixes` only, if given)."""
+    q = select(ApiKey.prefix, ApiKey.secret_hash, ApiKey.user_id, ApiKey.controller_id) \
+        .where(ApiKey.revoked_at.is_(None))
+    if prefixes is not None:
+        q = q.where(ApiKey.prefix.in_(prefixes))
+    return {prefix: KeyEntry(prefix, secret_hash, user_id, controller_id)
+            for prefix, secret_hash, user_id, controller_id in s.execute(q)}
 
 
 PATCHABLE = {"key", "session"}  # changes `patched` applies; any other kind needs a whole `load`
@@ -151,11 +142,9 @@ def patched(snap: Snapshot, s: Session, changed: Sequence[tuple[int, str, str]])
         return None
     keys = dict(snap.keys)
     prefixes = {subject for _, kind, subject in changed if kind == "key"}
-    for prefix in prefixes:
-        keys.pop(prefix, None)
     if prefixes:
-        for prefix, secret_hash, user_id, controller_id in s.execute(
-                select(ApiKey.prefix, ApiKey.secret_hash, ApiKey.user_id, ApiKey.controller_id)
-                .where(ApiKey.prefix.in_(prefixes), ApiKey.revoked_at.is_(None))):
-            keys[prefix] = KeyEntry(prefix, secret_hash, user_id, controller_id)
-    return replace(snap, change_id=changed[-1][0], keys=keys, ended_sessions=ended_sessions(s))
+        for prefix in prefixes:
+            keys.pop(prefix, None)
+        keys.update(_live_keys(s, prefixes))
+    ended = sessions.ended_nonces(s) if any(kind == "session" for _, kind, _ in changed) else snap.ended_sessions
+    return replace(snap, change_id=changed[-1][0], keys=keys, ended_sessions=ended)

@@ -28,3 +28,9 @@ def end(s: Session, nonce: str, user_id: int, expires: int) -> None:
 
 def ended(s: Session, nonce: str) -> bool:
     return s.scalar(select(EndedSession.nonce).where(EndedSession.nonce == nonce)) is not None
+
+
+def ended_nonces(s: Session) -> frozenset[str]:
+    """The sessions ended whose cookies have not expired yet (the broker plugin ends their
+    MQTT tokens' connections)."""
+    return frozenset(s.scalars(select(EndedSession.nonce).where(EndedSession.expires_at > utcnow())))
