@@ -52,13 +52,17 @@ async def login(request: web.Request) -> web.Response:
     limiter = request.app[LOGIN_LIMITER]
     await in_session(request, limiter.check, account, address)
     store = store_of(request)
+
+    def authenticate(s: Session) -> User:
+        u = users.authenticate(s, email, password)
+        limiter.success(s, account)  # in the same transaction
+        return u
+
     try:
-        u: User = await in_hash_thread(request, run_in_session, store,
-                                       lambda s: users.authenticate(s, email, password))
+        u: User = await in_hash_thread(request, run_in_session, store, authenticate)
     except Unauthenticated:
         await in_session(request, limiter.failure, account, address)
         raise
-    await in_session(request, limiter.success, account)
     secret = settings.SECRET_KEY
     cookie = sessions.issue(secret, u.id, u.password_hash)
     data = sessions.verify(secret, cookie)
