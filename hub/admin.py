@@ -123,6 +123,26 @@ def import_org(s: Settings, path: str) -> int:
     return 0
 
 
+def import_rhizo(s: Settings, source_url: str, bulk_url: str) -> int:
+    """A rhizo-server database (and its bulk storage) into this hub (hub/rhizo_import/)."""
+    from hub import checks
+    from hub.rhizo_import import importer
+    from hub.storage.store import Store
+
+    checks.database(s)  # a hub schema that is current, or a clear error before anything is read
+    store = Store.from_settings(s)
+    try:
+        summary = importer.run(store, source_url, bulk_url=bulk_url, bulk_endpoint_url=s.S3_ENDPOINT_URL,
+                               bulk_region=s.S3_REGION, progress=sys.stderr)
+    finally:
+        store.close()
+    for line in importer.describe(summary):
+        print(line)
+    if not s.RHIZO_SALT and summary.created["keys"] + summary.created["users"]:
+        print("set RHIZO_SALT to rhizo-server's SALT setting: until then imported keys and passwords do not work")
+    return 0
+
+
 def check(s: Settings) -> int:
     """Reach every dependency; print one line each; non-zero if any failed (hub/checks.py)."""
     from hub import checks

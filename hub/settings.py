@@ -117,6 +117,10 @@ class Settings:
     PIN_TTL_SECONDS: int = _s(1800, "Lifetime of a provisioning PIN (POST /api/v1/pins).")
     PIN_MAX_ATTEMPTS: int = _s(5, "Wrong pin codes before a PIN is dead (the controller starts over).")
     PIN_CREATE_PER_HOUR: int = _s(30, "PINs one client address may ask for per hour (per HTTP worker).")
+    # --- moving from rhizo-server ----------------------------------------------
+    RHIZO_SALT: str = _s("", "rhizo-server's SALT setting (from its settings/config.py), for keys and "
+                         "passwords brought over by run.py --import-rhizo: rhizo hashed both with it. "
+                         "Empty: those keys and passwords do not work. Keep it secret.")
 
     # ------------------------------------------------------------------------
     @property

@@ -47,7 +47,7 @@ class Plugin:
         with self.db.session() as s:
             snap = load(s)
         counters = Counters()
-        self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters)
+        self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters, rhizo_salt=self.settings.RHIZO_SALT)
         self.gate: TickGate | None = None
         if tick_switch is not None:
             host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from hub import credentials
 from hub.access import Subject
+from hub.broker_auth import rhizo_keys
 from hub.broker_auth.snapshot import Snapshot
 from hub.broker_auth.stats import Counters
 from hub.storage.models import Level
@@ -64,8 +65,9 @@ class ClientState:
 
 class Policy:
     def __init__(self, secret_key: str, snapshot: Snapshot, log: Log,
-                 counters: Counters | None = None) -> None:
+                 counters: Counters | None = None, rhizo_salt: str = "") -> None:
         self.secret_key = secret_key
+        self.rhizo_salt = rhizo_salt  # RHIZO_SALT: keys imported from rhizo-server work when set
         self.snapshot = snapshot
         self.log = log
         self.counters = counters or Counters()
@@ -107,6 +109,8 @@ class Policy:
         prefix = credentials.key_prefix(password)
         if prefix is not None:
             entry = self.snapshot.keys.get(prefix)
+            if entry is None and self.rhizo_salt and self.snapshot.rhizo_keys:
+                return self._rhizo_key(client_id, password)
             if entry is None:
                 return None, f"key {prefix}: unknown or revoked"
             if not credentials.key_matches(password, entry.secret_hash):
@@ -128,6 +132,17 @@ class Policy:
                                user_id=verified.user_id, expires=float(verified.expires),
                                session=verified.session), ""
         return None, "the password is neither a hub API key nor a browser token"
+
+    def _rhizo_key(self, client_id: str, password: str) -> tuple[ClientState | None, str]:
+        """A key imported from rhizo-server (`rhizo_keys.find`: a fast hash only)."""
+        prefix, why = rhizo_keys.find(self.snapshot.rhizo_keys, password, self.rhizo_salt)
+        entry = self.snapshot.keys.get(prefix) if prefix is not None else None
+        if entry is None:
+            return None, why or "unknown or revoked key"
+        subject = self.snapshot.key_subject(entry)
+        if subject is None:
+            return None, f"key {entry.prefix}: its user or controller folder was deleted"
+        return ClientState(client_id, KEY, f"key {entry.prefix}", subject, entry.prefix, entry.secret_hash), ""
 
     # -- disconnect ---------------------------------------------------------
     def disconnected(self, handle: Handle, keeps_session: bool) -> None:

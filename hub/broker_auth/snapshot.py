@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.access import Grant, Subject, resolve
+from hub.broker_auth import rhizo_keys
 from hub.storage import changes, sessions
 from hub.storage.models import ApiKey, Level, Membership, Permission, Resource, ResourceType, User
 
@@ -52,6 +53,7 @@ class Snapshot:
     controllers: Mapping[int, str] = field(default_factory=dict)  # controller folder id -> path
     grants: Mapping[str, tuple[Grant, ...]] = field(default_factory=dict)  # by folder path
     ended_sessions: frozenset[str] = frozenset()  # browser sessions logged out (their tokens end too)
+    rhizo_keys: rhizo_keys.Hashes = field(default_factory=dict)  # imported rhizo-server keys (rhizo_keys.py)
 
     # -- subjects -----------------------------------------------------------
     def user_subject(self, user_id: int, key_prefix: str | None = None) -> Subject | None:
@@ -118,7 +120,7 @@ def load(s: Session) -> Snapshot:
         grants.setdefault(path, []).append(Grant(path, int(level), user_id, org_id, controller_id))
     return Snapshot(change_id=change_id, keys=keys, users=users, folders=folders,
                     controllers=controllers, grants={p: tuple(g) for p, g in grants.items()},
-                    ended_sessions=sessions.ended_nonces(s))
+                    ended_sessions=sessions.ended_nonces(s), rhizo_keys=rhizo_keys.load_hashes(s))
 
 
 def _live_keys(s: Session, prefixes: Collection[str] | None = None) -> dict[str, KeyEntry]:

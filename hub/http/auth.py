@@ -63,8 +63,8 @@ def _user_caller(s: Session, u: User, via: str, key_prefix: str | None = None,
     return Caller(users.subject_for_user(s, u, key_prefix=key_prefix), via, u.email, u.full_name, session)
 
 
-def _by_key(s: Session, key: str) -> Caller:
-    row = keys.verify(s, key)
+def _by_key(s: Session, key: str, rhizo_salt: str = "") -> Caller:
+    row = keys.verify(s, key, rhizo_salt=rhizo_salt)  # a worker thread: a rhizo bcrypt check may run here
     subject = keys.subject_for_key(s, row)
     if subject.user_id is not None:
         u = users.get_user(s, subject.user_id)
@@ -116,7 +116,7 @@ async def optional_caller(request: web.Request) -> Caller | None:
         token_key = "k:" + hashlib.sha256(key.encode()).hexdigest()
         caller = cache.get_caller(token_key)
         if caller is None:
-            caller = await in_session(request, _by_key, key)
+            caller = await in_session(request, _by_key, key, settings.RHIZO_SALT)
             cache.put_caller(token_key, caller)
     else:
         cookie = request.cookies.get(sessions.SESSION_COOKIE)

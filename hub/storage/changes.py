@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hub.storage.models import Change
 
-KINDS = ("key", "user", "permission", "membership", "resource", "organization", "session")
+KINDS = ("key", "user", "permission", "membership", "resource", "organization", "session", "rhizo_key")
 
 
 def record(s: Session, kind: str, subject: str = "") -> None:

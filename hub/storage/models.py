@@ -186,6 +186,19 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class RhizoKey(Base):
+    """How rhizo-server stored a key that `run.py --import-rhizo` brought over: its
+    `key_part` (first and last three characters: the look-up, not unique) and its hash,
+    base64(SHA-512(key + rhizo's SALT)), or bcrypt of that for a key rhizo never saw used.
+    The `api_keys` row with the same prefix is the key itself (owner, revocation);
+    `hub.rhizo_import.keys` checks a presented key against this row."""
+
+    __tablename__ = "rhizo_keys"
+    prefix: Mapped[str] = mapped_column(ForeignKey("api_keys.prefix"), primary_key=True)
+    key_part: Mapped[str] = mapped_column(String(8), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+
+
 class Permission(Base):
     """`level` on `resource` and below for exactly one subject."""
 

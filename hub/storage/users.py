@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hub import paths
 from hub.access import Subject
 from hub.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from hub.rhizo_import import keys as rhizo_keys
 from hub.storage import changes
 from hub.storage.models import ApiKey, Membership, Organization, Resource, ResourceType, Role, User, utcnow
 
@@ -64,12 +65,20 @@ def find_user_by_email(s: Session, email: str) -> User | None:
     return s.scalar(select(User).where(User.email == email.strip().lower(), User.deleted.is_(False)))
 
 
-def authenticate(s: Session, email: str, password: str) -> User:
+def authenticate(s: Session, email: str, password: str, *, rhizo_salt: str = "", rounds: int = 12) -> User:
     """The user with this email and password, else Unauthenticated (same
-    message and about the same time either way)."""
+    message and about the same time either way). A password hash brought over from
+    rhizo-server (`run.py --import-rhizo`) is checked with `rhizo_salt` and, when it
+    matches, replaced by the hub's own (bcrypt with `rounds`)."""
     u = find_user_by_email(s, email or "")
-    stored = u.password_hash.encode() if u else _DUMMY_HASH
-    ok = bcrypt.checkpw((password or "").encode()[:72], stored)
+    stored = u.password_hash if u else ""
+    if stored.startswith(rhizo_keys.PASSWORD_TAG):
+        ok = rhizo_keys.password_matches(password or "", rhizo_salt, stored)
+        if ok and u is not None:
+            u.password_hash = hash_password(password, rounds)
+    else:  # an unusable hash (a rhizo format the hub cannot check) matches nothing, in the same time
+        usable = stored.startswith("$2")
+        ok = bcrypt.checkpw((password or "").encode()[:72], stored.encode() if usable else _DUMMY_HASH) and usable
     if u is None or not ok:
         raise Unauthenticated("wrong email or password")
     return u

@@ -54,7 +54,8 @@ async def login(request: web.Request) -> web.Response:
     store = store_of(request)
 
     def authenticate(s: Session) -> User:
-        u = users.authenticate(s, email, password)
+        u = users.authenticate(s, email, password, rhizo_salt=settings.RHIZO_SALT,
+                               rounds=settings.PASSWORD_HASH_ROUNDS)
         limiter.success(s, account)  # in the same transaction
         return u
 

@@ -1,0 +1,82 @@
+"""`run.py --import-rhizo DATABASE_URL [--bulk S3_URL]`: a rhizo-server installation's
+data into the hub, in one transaction.
+
+The source is read in one read-only snapshot; the hub is written in one transaction, so a
+failure anywhere (a bad source, a path conflict, a lost connection, Ctrl-C) leaves the
+hub's database as it was, and running the command again starts over. Large values are
+put in the hub's bulk storage before the rows that point at them: a failed run may leave
+unreferenced objects there, never a row without its value.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from hub.errors import BadRequest
+from hub.rhizo_import import source
+from hub.rhizo_import.history import History
+from hub.rhizo_import.source import SrcResource
+from hub.rhizo_import.writer import Summary, Writer
+from hub.storage.bulk import open_bulk
+from hub.storage.store import Store
+
+
+def run(store: Store, source_url: str, *, bulk_url: str = "", bulk_endpoint_url: str = "", bulk_region: str = "",
+        progress: IO[str] | None = None) -> Summary:
+    bulk = open_bulk(bulk_url, endpoint_url=bulk_endpoint_url, region=bulk_region) if bulk_url else None
+    summary = Summary()
+    with source.open_source(source_url) as conn:
+        total, in_bulk = source.revision_counts(conn)
+        if in_bulk and bulk is None:
+            raise BadRequest(f"{in_bulk} of the {total} revisions keep their value in rhizo-server's bulk storage: "
+                             "pass --bulk s3://BUCKET (rhizo's S3_STORAGE_BUCKET); nothing was imported")
+        if bulk is not None:
+            bulk.check()
+        rows = source.resources(conn)
+        _say(progress, f"rhizo-server database: {len(rows)} resources, {total} revisions ({in_bulk} in bulk storage)")
+        with store.session() as s:
+            w = Writer(s, summary)
+            w.write_users(source.users(conn))
+            w.write_tree(rows)
+            w.finish_controllers()
+            w.write_memberships(source.memberships(conn))
+            w.write_permissions(rows)
+            w.write_keys(source.keys(conn))
+            w.write_statuses(source.statuses(conn))
+            _say(progress, "structure written; copying the history")
+            History(store, s, summary, w.targets, _bulk_orgs(rows), bulk).copy(conn, total, progress)
+    return summary
+
+
+def _bulk_orgs(rows: list[SrcResource]) -> dict[int, int]:
+    """rhizo resource id -> the organization id in its bulk storage paths: its
+    `organization_id`, or its root's id when that is empty (as rhizo did)."""
+    parent = {r.id: r.parent_id for r in rows}
+    out: dict[int, int] = {}
+    for r in rows:
+        if r.organization_id:
+            out[r.id] = r.organization_id
+            continue
+        root, seen = r.id, 0
+        while parent.get(root) is not None and seen < 100:
+            root, seen = parent[root], seen + 1  # type: ignore[assignment]
+        out[r.id] = root
+    return out
+
+
+def _say(progress: IO[str] | None, line: str) -> None:
+    if progress is not None:
+        progress.write(line + "\n")
+        progress.flush()
+
+
+def describe(summary: Summary) -> list[str]:
+    """The summary's lines, for the command's output."""
+    lines = ["created: " + (", ".join(f"{n} {what}" for what, n in sorted(summary.created.items())) or "nothing")]
+    if summary.existing:
+        lines.append("already in the hub (left as they were): "
+                     + ", ".join(f"{n} {what}" for what, n in sorted(summary.existing.items())))
+    if summary.skipped:
+        lines.append("not imported: " + ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items())))
+    lines.extend(f"  note: {n}" for n in summary.notes)
+    return lines

@@ -1,0 +1,225 @@
+"""`run.py --import-rhizo`: a real rhizo-server-shaped PostgreSQL database (built by
+tests/support/rhizo_db.py), values in moto's S3, imported with the real command; then the
+old keys over HTTP and MQTT, and the old passwords at log-in."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from hub.storage import values
+from hub.storage.db import Database, migrate
+from hub.storage.models import (
+    ApiKey,
+    ControllerStatus,
+    Membership,
+    Organization,
+    Permission,
+    Resource,
+    Revision,
+    RhizoKey,
+    Sequence,
+    User,
+)
+from hub.storage.store import Store
+from tests.support import PgCluster, S3Bucket, clean_env
+from tests.support.broker import RunningBroker, mqtt_client
+from tests.support.rhizo_db import SALT, RhizoData, build, inner
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.pg
+
+
+def run_cli(settings_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], env=clean_env(settings_path),
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def rhizo(pg_database_url: str, s3_bucket: S3Bucket) -> RhizoData:
+    return build(pg_database_url, revisions=3000, bulk=s3_bucket.client, bucket=s3_bucket.name)
+
+
+@pytest.fixture
+def hub_settings(settings_factory: Callable[..., Any], s3_bucket: S3Bucket, tmp_path: Path) -> tuple[Any, Path]:
+    settings, path = settings_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'hub.db'}", RHIZO_SALT=SALT,
+                                      S3_ENDPOINT_URL=s3_bucket.endpoint_url, PASSWORD_HASH_ROUNDS=4)
+    migrate(settings.database_url)
+    return settings, path
+
+
+def counts(db: Database) -> dict[str, int]:
+    with db.session() as s:
+        return {m.__tablename__: int(s.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (Organization, User, Membership, Resource, Revision, Permission, ApiKey, RhizoKey)}
+
+
+def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData, s3_bucket: S3Bucket,
+                                                               hub_settings: tuple[Any, Path]) -> None:
+    settings, path = hub_settings
+    r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "import rhizo-server history [" in r.stderr  # progress on stderr
+    assert "created: " in r.stdout and f"{rhizo.numeric_values + 20 + 2 + 3} revisions" in r.stdout, r.stdout
+    assert "1 values a numeric sequence cannot hold" in r.stdout and "1 deleted users" in r.stdout
+    assert "renamed 'pi 02' to lab1/controllers/pi_02" in r.stdout
+
+    store = Store.from_settings(settings)
+    db = store.db
+    try:
+        first = counts(db)
+        with db.session() as s:
+            orgs = {o.name: o for o in s.scalars(select(Organization))}
+            assert set(orgs) == {"lab1", "other"} and orgs["lab1"].full_name == "Lab One"
+            people = {u.email: u for u in s.scalars(select(User))}
+            assert set(people) == {"root@example.com", "alice@example.com", "bob@example.com", "legacy@example.com"}
+            assert people["root@example.com"].is_admin and not people["alice@example.com"].is_admin
+            roles = {(m.user_id, m.role) for m in s.scalars(select(Membership))}
+            assert roles == {(people["alice@example.com"].id, "admin"), (people["bob@example.com"].id, "member")}
+            paths = {r.path: r.type for r in s.scalars(select(Resource))}
+            assert paths["lab1/controllers/pi-01"] == "controller" and paths["lab1/controllers/pi_02"] == "controller"
+            assert paths["lab1/shared/readme.txt"] == "file" and "lab1/controllers/pi-01/status" in paths
+            assert not any(p.startswith("lab1/old") for p in paths) and "other/Controllers" not in paths
+            temp = s.scalar(select(Resource).where(Resource.path == "lab1/controllers/pi-01/temp"))
+            assert temp is not None
+            spec = s.get(Sequence, temp.id)
+            assert spec is not None and (spec.data_type, spec.units, spec.decimal_places, spec.max_history) == \
+                ("numeric", "degrees C", 1, 1_000_000)
+            assert '"min_storage_interval": 0' in (temp.attributes or "")
+            stamps = list(s.scalars(select(Revision.timestamp_us).where(Revision.resource_id == temp.id)
+                                    .order_by(Revision.timestamp_us).limit(2)))
+            t0 = values.to_us(values.from_us(stamps[0]))
+            assert stamps == [t0, t0 + 1]  # rhizo's two values at one instant both arrive
+            assert s.scalar(select(func.count()).where(Revision.resource_id == temp.id)) == rhizo.numeric_values
+            cam = s.scalar(select(Resource).where(Resource.path == "lab1/controllers/pi-01/cam"))
+            assert cam is not None
+            images = [store.value("image", rev) for rev in s.scalars(
+                select(Revision).where(Revision.resource_id == cam.id).order_by(Revision.timestamp_us))]
+            assert [base64.b64decode(v) for v in images] == list(rhizo.images.values())
+            readme = s.scalar(select(Resource).where(Resource.path == "lab1/shared/readme.txt"))
+            assert readme is not None and readme.last_revision_id is not None
+            latest = s.get(Revision, readme.last_revision_id)
+            assert latest is not None and store.raw(latest) == b"second version\n"
+            grants = {(s.get(Resource, p.resource_id).path, p.level, p.user_id, p.organization_id,  # type: ignore[union-attr]
+                       p.controller_id) for p in s.scalars(select(Permission))}
+            assert ("lab1", 2, None, orgs["lab1"].id, None) in grants  # the organization's users
+            assert sum(1 for g in grants if g[0] == "lab1" and g[4]) == 2  # its controllers, each
+            assert ("lab1/shared", 1, people["bob@example.com"].id, None, None) in grants
+            prefixes = {k.name: (k.revoked_at is not None) for k in s.scalars(select(ApiKey))}
+            assert len(prefixes) == 4 and sum(prefixes.values()) == 1
+            status = s.scalars(select(ControllerStatus)).one()
+            assert status.client_version == "0.1.5" and status.status == '{"disk": 12.5}'
+        again = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "created: nothing" in again.stdout, again.stdout
+        assert counts(db) == first
+    finally:
+        store.close()
+
+
+def test_a_database_that_is_not_rhizo_shaped_is_refused(pg_cluster: PgCluster, hub_settings: tuple[Any, Path]) -> None:
+    settings, path = hub_settings
+    url = pg_cluster.create_database("not_rhizo_" + Path(path).parent.name[-8:].replace("-", "_"))
+    migrate(url)  # a hub database: tables, but not rhizo's
+    r = run_cli(path, "--import-rhizo", url)
+    assert r.returncode == 2
+    assert "is not a rhizo-server database" in r.stderr and "resource_revisions" in r.stderr, r.stderr
+    assert counts(Database(settings.database_url))["users"] == 0
+
+
+def test_bulk_values_need_the_bulk_storage(rhizo: RhizoData, hub_settings: tuple[Any, Path]) -> None:
+    settings, path = hub_settings
+    r = run_cli(path, "--import-rhizo", rhizo.url)
+    assert r.returncode == 2 and "pass --bulk s3://BUCKET" in r.stderr, r.stderr
+    assert counts(Database(settings.database_url))["users"] == 0
+
+
+def test_a_conflicting_target_stops_the_import_and_changes_nothing(rhizo: RhizoData, s3_bucket: S3Bucket,
+                                                                  hub_settings: tuple[Any, Path]) -> None:
+    from hub.storage import resources, users
+
+    settings, path = hub_settings
+    db = Database(settings.database_url)
+    with db.session() as s:
+        users.create_organization(s, "lab1")
+        resources.create(s, "lab1/controllers", "sequence")
+    before = counts(db)
+    r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
+    assert r.returncode == 2
+    assert "already has /lab1/controllers as a sequence" in r.stderr and "nothing was imported" in r.stderr
+    assert counts(db) == before  # one transaction: nothing half-written
+
+
+def test_old_keys_work_over_http_and_mqtt_and_old_passwords_log_in(
+        rhizo: RhizoData, s3_bucket: S3Bucket, broker_factory: Callable[..., RunningBroker],
+        http_server_factory: Callable[..., Any], tmp_path: Path) -> None:
+    broker = broker_factory(RHIZO_SALT=SALT, S3_ENDPOINT_URL=s3_bucket.endpoint_url, PASSWORD_HASH_ROUNDS=4)
+    path = broker.settings_path
+    r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    broker.sync()
+    http = http_server_factory(path)
+    pi1, pi2 = rhizo.keys["pi1"], rhizo.keys["pi2"]
+
+    # MQTT: the key rhizo kept as SHA-512 connects and publishes to its folder
+    c = mqtt_client(broker, pi1)
+    try:
+        assert c.connected.is_set(), broker.log_tail()
+        assert c.subscribe("lab1/controllers/pi-01") == [1]
+        assert c.publish("lab1/controllers/pi-01", b'{"update": {"temp": 21.5}}') == 0  # 135 if refused
+        assert c.wait_messages(1)[0][0] == "lab1/controllers/pi-01"
+    finally:
+        c.close()
+    assert not mqtt_client(broker, rhizo.keys["pi1-old"]).connected.is_set()  # revoked in rhizo
+    assert not mqtt_client(broker, pi1[:-1] + ("A" if pi1[-1] != "A" else "B")).connected.is_set()
+    # the bcrypt-kept key: refused by the broker until its first HTTP use upgrades it
+    assert not mqtt_client(broker, pi2).connected.is_set()
+    assert "use it once with the HTTP API" in broker.log_tail()
+
+    # HTTP: Basic (as rhizo-client sends it) and Bearer
+    basic = {"Authorization": "Basic " + base64.b64encode(f"key:{pi2}".encode()).decode()}
+    got = requests.get(http.api("/resources/lab1/controllers/pi_02"), headers=basic, timeout=10)
+    assert got.status_code == 200, got.text
+    got = requests.get(http.api("/resources/lab1/controllers/pi-01/temp"),
+                       headers={"Authorization": f"Bearer {pi1}"}, timeout=10)
+    assert got.status_code == 200, got.text
+    wrong = requests.get(http.api("/resources/lab1/controllers/pi-01/temp"),
+                         headers={"Authorization": f"Bearer {rhizo.keys['pi1-old']}"}, timeout=10)
+    assert wrong.status_code == 401
+    db = Database(broker.settings.database_url)
+    with db.session() as s:
+        assert inner(pi2) in set(s.scalars(select(RhizoKey.key_hash)))  # upgraded from bcrypt
+    broker.sync()
+    c = mqtt_client(broker, pi2)
+    try:
+        assert c.connected.is_set(), broker.log_tail()
+    finally:
+        c.close()
+
+    # passwords: rhizo's bcrypt(SHA-512) logs in (and becomes the hub's own hash); others do not
+    login = requests.post(http.api("/login"), json={"email": "alice@example.com",
+                                                    "password": rhizo.passwords["alice@example.com"]},
+                          headers={"Origin": http.url}, timeout=10)
+    assert login.status_code == 200, login.text
+    bad = requests.post(http.api("/login"), json={"email": "alice@example.com", "password": "wrong password"},
+                        headers={"Origin": http.url}, timeout=10)
+    assert bad.status_code == 401
+    legacy = requests.post(http.api("/login"), json={"email": "legacy@example.com", "password": "legacy password"},
+                           headers={"Origin": http.url}, timeout=10)
+    assert legacy.status_code == 401
+    with db.session() as s:
+        alice = s.scalars(select(User).where(User.email == "alice@example.com")).one()
+        assert alice.password_hash.startswith("$2b$")
+    again = requests.post(http.api("/login"), json={"email": "alice@example.com",
+                                                    "password": rhizo.passwords["alice@example.com"]},
+                          headers={"Origin": http.url}, timeout=10)
+    assert again.status_code == 200
+    db.dispose()
