@@ -27,6 +27,8 @@ CASES = {
     "notify.py": (["--messages", "2000", "--emails", "10", "--pins", "5", "--lone", "3"],
                   ["filter_us", "emails_per_s"]),
     "console_latency.py": (["--updates", "10"], ["page_p50_ms"]),
+    "rhizo_import.py": (["--revisions", "2000"], ["rhizo_import_per_s", "revisions", "pg_rhizo_import_per_s",
+                                                 "rhizo_vs_transfer_import"]),
 }
 
 

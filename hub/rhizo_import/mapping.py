@@ -16,6 +16,7 @@ import math
 import mimetypes
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.paths import MAX_SEGMENT_LENGTH
@@ -97,11 +98,15 @@ def sequence_value(data_type: str, data: bytes) -> Any | None:
     return text
 
 
-def timestamps_us(previous: int | None, ts: Any) -> int:
+_EPOCH = datetime(1970, 1, 1)
+_US = timedelta(microseconds=1)
+
+
+def timestamps_us(previous: int | None, ts: datetime) -> int:
     """The hub timestamp of a rhizo revision at `ts` (naive UTC), one microsecond after
     `previous` when rhizo kept two values of a resource at the same time (the hub keeps
     one per instant), so every value arrives; the same source gives the same result."""
-    us = values.to_us(ts)
+    us = (ts - _EPOCH) // _US if ts.tzinfo is None else values.to_us(ts)
     return previous + 1 if previous is not None and us <= previous else us
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -157,7 +159,7 @@ class Writer:
             r.created_at = src.created or r.created_at
             self.summary.created[kind.value + "s"] += 1
             preexisting = False
-        seq = resources.sequence_of(self.s, r) if kind == ResourceType.SEQUENCE else None
+        seq = _detached(resources.sequence_of(self.s, r)) if kind == ResourceType.SEQUENCE else None
         return Target(r.id, path, kind.value, parent.org_source_id, preexisting, seq)
 
     def _organization(self, src: SrcResource, name: str) -> Target:
@@ -288,3 +290,10 @@ class Writer:
                 last_connect_at=st.last_connect, last_message_at=st.last_watchdog,
                 status=status, status_at=st.last_watchdog if status else None))
             self.summary.created["controller status"] += 1
+
+
+def _detached(seq: Sequence) -> Sequence:
+    """A plain copy of a sequence's spec for `values.encode`: read once per value, and an
+    ORM attribute read costs ten times a plain one."""
+    return cast(Sequence, SimpleNamespace(**{c: getattr(seq, c) for c in (
+        "data_type", "units", "min_value", "max_value", "decimal_places", "max_history")}))
