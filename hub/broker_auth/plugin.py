@@ -15,6 +15,7 @@ from pathlib import Path
 from hub import settings as settings_mod
 from hub.broker_auth.policy import LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
 from hub.broker_auth.reloader import Reloader
+from hub.broker_auth.rhizo_keys import SlowChecks
 from hub.broker_auth.snapshot import load
 from hub.broker_auth.stats import Counters, stats_path
 from hub.broker_auth.tickgate import TickGate, poke_broker
@@ -47,7 +48,10 @@ class Plugin:
         with self.db.session() as s:
             snap = load(s)
         counters = Counters()
-        self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters, rhizo_salt=self.settings.RHIZO_SALT)
+        salt = self.settings.RHIZO_SALT
+        self.rhizo_checks = SlowChecks(self.db, salt, log=self._queue_log) if salt else None
+        self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters, rhizo_salt=salt,
+                             rhizo_slow_check=self.rhizo_checks.submit if self.rhizo_checks else None)
         self.gate: TickGate | None = None
         if tick_switch is not None:
             host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT
@@ -60,6 +64,12 @@ class Plugin:
         self.reloader.start()
         log(LOG_NOTICE, f"hub-auth: ready ({self.db.safe_url}; {len(snap.keys)} live keys, "
                         f"{len(snap.folders)} folders, change {snap.change_id})")
+
+    def _queue_log(self, line: str) -> None:
+        """A log line from another thread: the broker thread writes it on its next tick."""
+        reloader = getattr(self, "reloader", None)
+        if reloader is not None:
+            reloader.messages.append((LOG_NOTICE, line))
 
     def _extra_stats(self) -> dict[str, object]:
         gate = self.gate
@@ -100,6 +110,8 @@ class Plugin:
 
     def close(self) -> None:
         try:
+            if self.rhizo_checks is not None:
+                self.rhizo_checks.stop()
             self.reloader.stop()
             self.reloader.write_stats()
         finally:

@@ -65,9 +65,11 @@ class ClientState:
 
 class Policy:
     def __init__(self, secret_key: str, snapshot: Snapshot, log: Log,
-                 counters: Counters | None = None, rhizo_salt: str = "") -> None:
+                 counters: Counters | None = None, rhizo_salt: str = "",
+                 rhizo_slow_check: Callable[[str], bool] | None = None) -> None:
         self.secret_key = secret_key
         self.rhizo_salt = rhizo_salt  # RHIZO_SALT: keys imported from rhizo-server work when set
+        self.rhizo_slow_check = rhizo_slow_check  # queues a bcrypt check off this thread (rhizo_keys.SlowChecks)
         self.snapshot = snapshot
         self.log = log
         self.counters = counters or Counters()
@@ -135,7 +137,9 @@ class Policy:
 
     def _rhizo_key(self, client_id: str, password: str) -> tuple[ClientState | None, str]:
         """A key imported from rhizo-server (`rhizo_keys.find`: a fast hash only)."""
-        prefix, why = rhizo_keys.find(self.snapshot.rhizo_keys, password, self.rhizo_salt)
+        prefix, why, slow = rhizo_keys.find(self.snapshot.rhizo_keys, password, self.rhizo_salt)
+        if slow and self.rhizo_slow_check is not None:
+            self.rhizo_slow_check(password)
         entry = self.snapshot.keys.get(prefix) if prefix is not None else None
         if entry is None:
             return None, why or "unknown or revoked key"

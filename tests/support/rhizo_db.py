@@ -245,7 +245,7 @@ def build(url: str, *, revisions: int = 3000, bulk: Any = None, bucket: str = ""
         b.key("pi1", lab, alice, controller=pi1)
         b.key("pi2", lab, alice, controller=pi2, slow=True)
         b.key("pi1-old", lab, alice, controller=pi1, revoked=True)
-        b.key("alice", lab, admin, user=alice)
+        b.key("alice", lab, admin, user=alice, slow=True)
         conn.execute("INSERT INTO controller_status (id, client_version, web_socket_connected, last_connect_timestamp, "
                      "last_watchdog_timestamp, watchdog_notification_sent, attributes) VALUES "
                      "(%s, '0.1.5', false, %s, %s, false, %s)",
