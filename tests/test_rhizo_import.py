@@ -5,12 +5,15 @@ old keys over HTTP and MQTT, and the old passwords at log-in."""
 from __future__ import annotations
 
 import base64
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 from sqlalchemy import func, select
@@ -30,9 +33,9 @@ from hub.storage.models import (
     User,
 )
 from hub.storage.store import Store
-from tests.support import PgCluster, S3Bucket, clean_env
+from tests.support import PgCluster, S3Bucket, clean_env, free_port
 from tests.support.broker import RunningBroker, mqtt_client
-from tests.support.rhizo_db import SALT, RhizoData, build, inner
+from tests.support.rhizo_db import SALT, T0, RhizoData, build, inner, plain_url
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.pg
@@ -48,12 +51,26 @@ def rhizo(pg_database_url: str, s3_bucket: S3Bucket) -> RhizoData:
     return build(pg_database_url, revisions=3000, bulk=s3_bucket.client, bucket=s3_bucket.name)
 
 
-@pytest.fixture
-def hub_settings(settings_factory: Callable[..., Any], s3_bucket: S3Bucket, tmp_path: Path) -> tuple[Any, Path]:
-    settings, path = settings_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'hub.db'}", RHIZO_SALT=SALT,
-                                      S3_ENDPOINT_URL=s3_bucket.endpoint_url, PASSWORD_HASH_ROUNDS=4)
+def make_hub(settings_factory: Callable[..., Any], s3_bucket: S3Bucket, url: str) -> tuple[Any, Path]:
+    settings, path = settings_factory(DATABASE_URL=url, RHIZO_SALT=SALT, S3_ENDPOINT_URL=s3_bucket.endpoint_url,
+                                      PASSWORD_HASH_ROUNDS=4, BULK_STORAGE_URL=s3_bucket.url("hub"))
     migrate(settings.database_url)
     return settings, path
+
+
+@pytest.fixture
+def hub_settings(settings_factory: Callable[..., Any], s3_bucket: S3Bucket, tmp_path: Path) -> tuple[Any, Path]:
+    """A hub on SQLite, its bulk storage in the same S3 bucket as rhizo's (another prefix)."""
+    return make_hub(settings_factory, s3_bucket, f"sqlite:///{tmp_path / 'hub.db'}")
+
+
+@pytest.fixture(params=["sqlite", "pg"])
+def any_hub(request: pytest.FixtureRequest, settings_factory: Callable[..., Any], s3_bucket: S3Bucket,
+            pg_cluster: PgCluster, tmp_path: Path) -> tuple[Any, Path]:
+    """A hub on SQLite, or on its own PostgreSQL database."""
+    if request.param == "sqlite":
+        return make_hub(settings_factory, s3_bucket, f"sqlite:///{tmp_path / 'hub.db'}")
+    return make_hub(settings_factory, s3_bucket, pg_cluster.create_database("hub_" + secrets.token_hex(6)))
 
 
 def counts(db: Database) -> dict[str, int]:
@@ -63,8 +80,8 @@ def counts(db: Database) -> dict[str, int]:
 
 
 def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData, s3_bucket: S3Bucket,
-                                                               hub_settings: tuple[Any, Path]) -> None:
-    settings, path = hub_settings
+                                                               any_hub: tuple[Any, Path]) -> None:
+    settings, path = any_hub
     r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "import rhizo-server history [" in r.stderr  # progress on stderr
@@ -121,13 +138,20 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
         assert again.returncode == 0, again.stderr[-3000:]
         assert "created: nothing" in again.stdout, again.stdout
         assert counts(db) == first
+        # rhizo kept running meanwhile: the next run brings only what is new
+        with psycopg.connect(plain_url(rhizo.url)) as conn:
+            conn.execute("INSERT INTO resource_revisions (resource_id, timestamp, data) SELECT id, %s, %s "
+                         "FROM resources WHERE name = 'temp'", (T0 + timedelta(days=30), b"30.5"))
+        third = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
+        assert third.returncode == 0 and "created: 1 revisions" in third.stdout, third.stdout
+        assert counts(db)["revisions"] == first["revisions"] + 1
     finally:
         store.close()
 
 
 def test_a_database_that_is_not_rhizo_shaped_is_refused(pg_cluster: PgCluster, hub_settings: tuple[Any, Path]) -> None:
     settings, path = hub_settings
-    url = pg_cluster.create_database("not_rhizo_" + Path(path).parent.name[-8:].replace("-", "_"))
+    url = pg_cluster.create_database("not_rhizo_" + secrets.token_hex(6))
     migrate(url)  # a hub database: tables, but not rhizo's
     r = run_cli(path, "--import-rhizo", url)
     assert r.returncode == 2
@@ -161,7 +185,8 @@ def test_a_conflicting_target_stops_the_import_and_changes_nothing(rhizo: RhizoD
 def test_old_keys_work_over_http_and_mqtt_and_old_passwords_log_in(
         rhizo: RhizoData, s3_bucket: S3Bucket, broker_factory: Callable[..., RunningBroker],
         http_server_factory: Callable[..., Any], tmp_path: Path) -> None:
-    broker = broker_factory(RHIZO_SALT=SALT, S3_ENDPOINT_URL=s3_bucket.endpoint_url, PASSWORD_HASH_ROUNDS=4)
+    broker = broker_factory(RHIZO_SALT=SALT, S3_ENDPOINT_URL=s3_bucket.endpoint_url, PASSWORD_HASH_ROUNDS=4,
+                            HTTP_PORT=free_port())
     path = broker.settings_path
     r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
     assert r.returncode == 0, r.stderr[-3000:]
