@@ -234,21 +234,24 @@ def test_old_keys_work_over_http_and_mqtt_and_old_passwords_log_in(
     assert wrong.status_code == 401
 
     # passwords: rhizo's bcrypt(SHA-512) logs in (and becomes the hub's own hash); others do not
-    login = requests.post(http.api("/login"), json={"email": "alice@example.com",
-                                                    "password": rhizo.passwords["alice@example.com"]},
-                          headers={"Origin": http.url}, timeout=10)
-    assert login.status_code == 200, login.text
-    bad = requests.post(http.api("/login"), json={"email": "alice@example.com", "password": "wrong password"},
-                        headers={"Origin": http.url}, timeout=10)
-    assert bad.status_code == 401
-    legacy = requests.post(http.api("/login"), json={"email": "legacy@example.com", "password": "legacy password"},
-                           headers={"Origin": http.url}, timeout=10)
-    assert legacy.status_code == 401
+    def login(email: str, password: str) -> requests.Response:
+        return requests.post(http.api("/login"), json={"email": email, "password": password},
+                             headers={"Origin": http.url}, timeout=10)
+
+    bob_password = rhizo.passwords["bob@example.com"]
+    assert login("bob@example.com", "wrong password").status_code == 401
+    assert login("bob@example.com", bob_password).status_code == 200
+    assert login("legacy@example.com", "legacy password").status_code == 401  # an md5: reset by an admin
     with db.session() as s:
-        alice = s.scalars(select(User).where(User.email == "alice@example.com")).one()
-        assert alice.password_hash.startswith("$2b$")
-    again = requests.post(http.api("/login"), json={"email": "alice@example.com",
-                                                    "password": rhizo.passwords["alice@example.com"]},
-                          headers={"Origin": http.url}, timeout=10)
-    assert again.status_code == 200
+        bob = s.scalars(select(User).where(User.email == "bob@example.com")).one()
+        assert bob.password_hash.startswith("$2b$")
+        alice_id = s.scalars(select(User.id).where(User.email == "alice@example.com")).one()
+    assert login("bob@example.com", bob_password).status_code == 200
+    # a user changes a password still kept in rhizo's form, giving it as the current one
+    changed = requests.patch(http.api(f"/users/{alice_id}"), timeout=10,
+                             headers={"Authorization": f"Bearer {rhizo.keys['alice']}"},
+                             json={"password": "alice new password 9",
+                                   "current_password": rhizo.passwords["alice@example.com"]})
+    assert changed.status_code == 200, changed.text
+    assert login("alice@example.com", "alice new password 9").status_code == 200
     db.dispose()

@@ -71,17 +71,22 @@ def authenticate(s: Session, email: str, password: str, *, rhizo_salt: str = "",
     rhizo-server (`run.py --import-rhizo`) is checked with `rhizo_salt` and, when it
     matches, replaced by the hub's own (bcrypt with `rounds`)."""
     u = find_user_by_email(s, email or "")
-    stored = u.password_hash if u else ""
-    if stored.startswith(rhizo_keys.PASSWORD_TAG):
-        ok = rhizo_keys.password_matches(password or "", rhizo_salt, stored)
-        if ok and u is not None:
-            u.password_hash = hash_password(password, rounds)
-    else:  # an unusable hash (a rhizo format the hub cannot check) matches nothing, in the same time
-        usable = stored.startswith("$2")
-        ok = bcrypt.checkpw((password or "").encode()[:72], stored.encode() if usable else _DUMMY_HASH) and usable
+    ok = password_ok(u.password_hash if u else "", password, rhizo_salt=rhizo_salt)
     if u is None or not ok:
         raise Unauthenticated("wrong email or password")
+    if u.password_hash.startswith(rhizo_keys.PASSWORD_TAG):
+        u.password_hash = hash_password(password, rounds)
     return u
+
+
+def password_ok(stored: str, password: str, *, rhizo_salt: str = "") -> bool:
+    """True if `password` matches the stored hash: the hub's bcrypt, or one brought over
+    from rhizo-server (checked with `rhizo_salt`). Any other hash (an unknown one, none)
+    matches nothing, in about the same time."""
+    if stored.startswith(rhizo_keys.PASSWORD_TAG):
+        return rhizo_keys.password_matches(password or "", rhizo_salt, stored)
+    usable = stored.startswith("$2")
+    return bcrypt.checkpw((password or "").encode()[:72], stored.encode() if usable else _DUMMY_HASH) and usable
 
 
 def set_password(s: Session, u: User, password: str, *, rounds: int, min_length: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import bcrypt
 from aiohttp import web
 from sqlalchemy.orm import Session
 
@@ -134,7 +133,7 @@ async def patch_user(request: web.Request) -> web.Response:
             u.full_name = full_name[:200]
         if password is not None:
             if u.id == me and not caller.is_admin and not (
-                    current and bcrypt.checkpw(current.encode()[:72], u.password_hash.encode())):
+                    current and users.password_ok(u.password_hash, current, rhizo_salt=settings.RHIZO_SALT)):
                 raise Unauthenticated("send your current_password to change your password")
             users.set_password(s, u, password, rounds=settings.PASSWORD_HASH_ROUNDS,
                                min_length=settings.MIN_PASSWORD_LENGTH)
