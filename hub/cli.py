@@ -106,6 +106,8 @@ def _dispatch(args: argparse.Namespace, s: Settings) -> int:
         (bool(args.import_rhizo), lambda: admin.import_rhizo(s, args.import_rhizo, args.bulk or "")),
         (args.check, lambda: admin.check(s)),
     ]
+    if args.bulk and not args.import_rhizo:
+        raise HubError("--bulk goes with --import-rhizo (rhizo-server's bulk storage)")
     chosen = [fn for wanted, fn in commands if wanted]
     for fn in chosen:
         rc = fn()

@@ -78,5 +78,9 @@ def describe(summary: Summary) -> list[str]:
                      + ", ".join(f"{n} {what}" for what, n in sorted(summary.existing.items())))
     if summary.skipped:
         lines.append("not imported: " + ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items())))
+    if summary.slow_keys:
+        lines.append(f"{summary.slow_keys} keys are still kept as bcrypt (rhizo never saw them used since it moved "
+                     "to SHA-512): each is checked once at its first use, so a controller's first MQTT connection "
+                     "with one is refused and its retry accepted")
     lines.extend(f"  note: {n}" for n in summary.notes)
     return lines

@@ -1,0 +1,134 @@
+"""rhizo-server's terms and hashes without a rhizo database: the mapping rules, the key
+and password checks, and the broker policy's handling of imported rhizo keys on a
+snapshot loaded from a real (SQLite) database."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from hub.broker_auth import rhizo_keys as broker_rhizo
+from hub.broker_auth.policy import ACL_WRITE, Policy
+from hub.broker_auth.snapshot import load
+from hub.rhizo_import import keys as rhizo
+from hub.rhizo_import import mapping
+from hub.rhizo_import.history import storage_path
+from hub.storage import changes, resources, users
+from hub.storage.db import Database
+from hub.storage.models import ApiKey, Level, RhizoKey
+from tests.support.rhizo_db import SALT, bcrypt_inner, inner
+
+KEY = "tst" + "K7" * 25
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def test_names_attributes_values_and_permissions_map_to_the_hubs() -> None:
+    assert mapping.safe_name("pi 02") == "pi_02" and mapping.safe_name("..") == "_"
+    assert mapping.safe_name("a.b") == "a.b"
+    spec, extra = mapping.sequence_spec({"data_type": 1, "decimal_places": 2, "units": "degrees C",
+                                         "max_history": 500, "min_storage_interval": 30})
+    assert (spec.data_type, spec.decimal_places, spec.units, spec.max_history) == ("numeric", 2, "degrees C", 500)
+    assert extra == {"min_storage_interval": 30}
+    assert mapping.sequence_spec({"data_type": 3})[0].data_type == "image"
+    assert mapping.sequence_spec({"data_type": "x", "decimal_places": 99})[0].data_type == "text"
+    assert mapping.sequence_spec({"decimal_places": 99})[0].decimal_places is None
+    assert mapping.sequence_value("numeric", b"21.5") == 21.5
+    assert mapping.sequence_value("numeric", b"nan") is None and mapping.sequence_value("numeric", b"x") is None
+    assert mapping.sequence_value("text", "grüß".encode()) == "grüß"
+    assert mapping.sequence_value("image", b"\x89PNG") == b"\x89PNG"
+    t = datetime(2024, 1, 1)
+    first = mapping.timestamps_us(None, t)
+    assert first == 1_704_067_200_000_000 and mapping.timestamps_us(first, t) == first + 1
+    grants, skipped = mapping.grants('[[110, 1, 20], [120, 1, 10], [130, 5, 10], [140, 9, 20], [100, 0, 10], '
+                                     '[130, 5, 0], "x"]')
+    assert [(g.kind, g.source_id, g.level) for g in grants] == [
+        ("organization", 1, Level.WRITE), ("org_controllers", 1, Level.READ), ("user", 5, Level.READ),
+        ("controller", 9, Level.WRITE)]
+    assert sorted(skipped) == ["malformed permission records", "public permissions (the hub has no anonymous access)"]
+    assert mapping.grants("not json") == ([], ["permissions that are not JSON"])
+    assert storage_path(1, 13, 3023) == "1/000/000/013/13_3023"
+    assert storage_path(7, 1_234_567_890, 5) == "7/234/567/890/1234567890_5"
+
+
+def test_rhizo_key_and_password_hashes() -> None:
+    assert rhizo.key_part(KEY) == "tst7K7"
+    assert rhizo.fast_match(KEY, SALT, inner(KEY)) and not rhizo.fast_match(KEY, "other salt", inner(KEY))
+    assert not rhizo.fast_match(KEY, "", inner(KEY, ""))  # no RHIZO_SALT: nothing matches
+    slow = bcrypt_inner(KEY)
+    assert not rhizo.fast_match(KEY, SALT, slow)  # never bcrypt on the fast path
+    assert rhizo.slow_match(KEY, SALT, slow) and not rhizo.slow_match(KEY + "X", SALT, slow)
+    assert not rhizo.slow_match(KEY, SALT, "$2b$12$broken")
+    prefix = rhizo.prefix_for(42)
+    assert prefix == rhizo.prefix_for(42) != rhizo.prefix_for(43) and len(prefix) == 10 and prefix.startswith("rz")
+    stored = rhizo.stored_password(bcrypt_inner("a password 1"))
+    assert stored.startswith(rhizo.PASSWORD_TAG)
+    assert rhizo.password_matches("a password 1", SALT, stored) and not rhizo.password_matches("nope", SALT, stored)
+    assert rhizo.stored_password("5f4dcc3b5aa765d61d8327deb882cf99") == rhizo.UNUSABLE_PASSWORD
+    assert not users.password_ok(rhizo.UNUSABLE_PASSWORD, "anything", rhizo_salt=SALT)
+    assert users.password_ok(stored, "a password 1", rhizo_salt=SALT)
+    assert not users.password_ok(stored, "a password 1")  # without RHIZO_SALT
+
+
+def _import_key(db: Database, controller: str, stored: str, source_id: int) -> str:
+    with db.session() as s:
+        c = resources.get(s, controller)
+        prefix = rhizo.prefix_for(source_id)
+        s.add(ApiKey(prefix=prefix, secret_hash=rhizo.PLACEHOLDER_HASH, controller_id=c.id,
+                     organization_id=c.organization_id))
+        s.flush()
+        s.add(RhizoKey(prefix=prefix, key_part=rhizo.key_part(KEY), key_hash=stored))
+        changes.record(s, "key", prefix)
+    return prefix
+
+
+@sqlite_only
+def test_policy_accepts_a_fast_hashed_rhizo_key_and_queues_a_bcrypt_one(db: Database) -> None:
+    with db.session() as s:
+        users.create_organization(s, "lab")
+        resources.create(s, "lab/pi", "controller")
+        resources.create(s, "lab/pi2", "controller")
+    prefix = _import_key(db, "lab/pi", inner(KEY), 1)
+    other = "tst" + "Q7" + "K7" * 24  # the same key_part as KEY, another key
+    assert rhizo.key_part(other) == rhizo.key_part(KEY)
+    _import_key(db, "lab/pi2", bcrypt_inner(other), 2)
+    with db.session() as s:
+        snap = load(s)
+    queued: list[str] = []
+    lines: list[str] = []
+    pol = Policy("s" * 48, snap, lambda _lvl, line: lines.append(line), rhizo_salt=SALT,
+                 rhizo_slow_check=lambda key: queued.append(key) or True)
+    assert pol.authenticate("h1", "c1", "key", KEY)
+    assert pol.check("h1", ACL_WRITE, b"lab/pi") and not pol.check("h1", ACL_WRITE, b"lab/pi2")
+    assert pol.clients["h1"].key_prefix == prefix
+    assert not pol.authenticate("h2", "c2", "key", other) and queued == [other]  # checked off this thread
+    assert "rhizo kept as bcrypt" in lines[-1] and other not in lines[-1]  # never the secret in a log
+    assert not Policy("s" * 48, snap, lambda *_: None).authenticate("h3", "c3", "key", KEY)  # no RHIZO_SALT
+    with db.session() as s:  # revoked: the next snapshot kicks the live connection
+        s.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).one().revoked_at = datetime(2025, 1, 1)
+        changes.record(s, "key", prefix)
+    with db.session() as s:
+        assert pol.install(load(s)) == ["c1"]
+
+
+@sqlite_only
+def test_slow_checks_are_bounded_and_upgrade_a_matching_key(db: Database) -> None:
+    with db.session() as s:
+        users.create_organization(s, "lab")
+        resources.create(s, "lab/pi", "controller")
+    prefix = _import_key(db, "lab/pi", bcrypt_inner(KEY), 1)
+    done: list[str] = []
+    checks = broker_rhizo.SlowChecks(db, SALT, per_minute=1, log=done.append)
+    try:
+        assert checks.submit(KEY)
+        assert not checks.submit(KEY[:-4] + "ZZ" + KEY[-2:])  # this minute's budget is spent
+        deadline = time.monotonic() + 30
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done and prefix in done[0], done
+        with db.session() as s:
+            assert s.get(RhizoKey, prefix).key_hash == inner(KEY)  # type: ignore[union-attr]
+    finally:
+        checks.stop()
