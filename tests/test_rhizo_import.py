@@ -255,3 +255,29 @@ def test_old_keys_work_over_http_and_mqtt_and_old_passwords_log_in(
     assert changed.status_code == 200, changed.text
     assert login("alice@example.com", "alice new password 9").status_code == 200
     db.dispose()
+
+
+def test_an_import_killed_midway_leaves_the_hub_as_it_was(pg_database_url: str, hub_settings: tuple[Any, Path]) -> None:
+    settings, path = hub_settings
+    source = build(pg_database_url, revisions=150_000)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--import-rhizo", source.url],
+                            env=clean_env(path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the structure is written (not committed) and the history is being copied
+            if line.startswith("import rhizo-server history ["):
+                break
+        proc.kill()
+    finally:
+        proc.wait(30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert proc.returncode == -9, "the import ended before it could be killed midway"
+    db = Database(settings.database_url)
+    assert counts(db) == {"organizations": 0, "users": 0, "memberships": 0, "resources": 0, "revisions": 0,
+                          "permissions": 0, "api_keys": 0, "rhizo_keys": 0}
+    r = run_cli(path, "--import-rhizo", source.url)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert counts(db)["revisions"] == source.numeric_values + 20 + 2
+    db.dispose()
