@@ -132,3 +132,22 @@ def test_slow_checks_are_bounded_and_upgrade_a_matching_key(db: Database) -> Non
             assert s.get(RhizoKey, prefix).key_hash == inner(KEY)  # type: ignore[union-attr]
     finally:
         checks.stop()
+
+
+@sqlite_only
+def test_http_bcrypt_checks_are_budgeted(db: Database) -> None:
+    with db.session() as s:
+        users.create_organization(s, "lab")
+        resources.create(s, "lab/pi", "controller")
+    prefix = _import_key(db, "lab/pi", bcrypt_inner(KEY), 1)
+    wrong = "tst" + "Q7" + "K7" * 24  # the same key_part, another secret
+    budget = rhizo.Budget(1)
+    with db.session() as s:
+        assert rhizo.verify(s, wrong, SALT, budget) is None  # spends the minute's one bcrypt check
+        assert rhizo.verify(s, KEY, SALT, budget) is None  # refused until the next minute
+        assert rhizo.verify(s, "hk_" + "a" * 60, SALT, budget) is None  # not a rhizo key at all
+    with db.session() as s:
+        row = rhizo.verify(s, KEY, SALT, rhizo.Budget(1))
+        assert row is not None and row.prefix == prefix
+    with db.session() as s:  # upgraded: the fast path needs no budget now
+        assert rhizo.verify(s, KEY, SALT, rhizo.Budget(0)) is not None

@@ -111,7 +111,7 @@ class Policy:
         prefix = credentials.key_prefix(password)
         if prefix is not None:
             entry = self.snapshot.keys.get(prefix)
-            if entry is None and self.rhizo_salt and self.snapshot.rhizo_keys:
+            if entry is None and self.rhizo_salt and self.snapshot.rhizo_keys and credentials.is_imported_key(password):
                 return self._rhizo_key(client_id, password)
             if entry is None:
                 return None, f"key {prefix}: unknown or revoked"

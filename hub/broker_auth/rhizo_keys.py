@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import select
@@ -57,35 +56,31 @@ class SlowChecks:
 
     def __init__(self, db: Database, salt: str, per_minute: int = 30,
                  log: Callable[[str], None] = lambda _line: None) -> None:
-        self.db, self.salt, self.per_minute, self.log = db, salt, per_minute, log
+        self.db, self.salt, self.log = db, salt, log
         self.jobs: queue.Queue[str | None] = queue.Queue(maxsize=4)
         self.pending: set[str] = set()  # SHA-256 of the keys queued (set operations are atomic)
-        self.budget, self.window = per_minute, time.monotonic()
+        self.budget = rhizo.Budget(per_minute)
         self.thread = threading.Thread(target=self._run, name="hub-auth-rhizo-keys", daemon=True)
         self.thread.start()
 
     def submit(self, key: str) -> bool:
         """Queue a check (on the broker's thread: never blocks). False when it was not
         queued: already queued, the queue is full, or this minute's budget is spent."""
-        now = time.monotonic()
-        if now - self.window >= 60:
-            self.budget, self.window = self.per_minute, now
         digest = hashlib.sha256(key.encode()).hexdigest()
-        if digest in self.pending or self.budget <= 0:
+        if digest in self.pending or self.jobs.full() or not self.budget.take():
             return False
         try:
             self.jobs.put_nowait(key)
         except queue.Full:
             return False
         self.pending.add(digest)
-        self.budget -= 1
         return True
 
     def _run(self) -> None:
         while (key := self.jobs.get()) is not None:
             try:
-                with self.db.session() as s:
-                    row = rhizo.verify(s, key, self.salt)  # on a match: the fast hash, and a change
+                with self.db.session() as s:  # on a match: the fast hash, and a change
+                    row = rhizo.verify(s, key, self.salt, budget=rhizo.Budget(1))  # counted in submit
                 if row is not None:
                     self.log(f"hub-auth: rhizo-server key {row.prefix} checked; it connects from now on")
             except Exception as e:  # the database may be away: the client retries, the check runs again

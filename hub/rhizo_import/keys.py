@@ -22,6 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
+import time
 
 import bcrypt
 from sqlalchemy import select
@@ -80,10 +82,33 @@ def slow_match(key: str, salt: str, stored: str) -> bool:
         return False
 
 
-def verify(s: Session, key: str, salt: str) -> ApiKey | None:
+class Budget:
+    """At most `per_minute` slow checks a minute (thread-safe): a key with a known
+    `key_part` and a wrong secret must not buy a bcrypt check per request."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute, self.left, self.window = per_minute, per_minute, time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now - self.window >= 60:
+                self.left, self.window = self.per_minute, now
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+
+SLOW_CHECKS = Budget(60)  # per process, for `verify` (the HTTP API)
+
+
+def verify(s: Session, key: str, salt: str, budget: Budget = SLOW_CHECKS) -> ApiKey | None:
     """The `api_keys` row of the imported rhizo key `key` (revoked or not: the caller
     decides), else None. A match against a bcrypt hash stores the inner hash instead, so
-    the broker can check the key from then on. Slow when it meets a bcrypt hash."""
+    the broker can check the key from then on. Slow when it meets a bcrypt hash (at most
+    `budget` such checks a minute; past it such a key is refused until the next minute)."""
     if not salt or not credentials.is_imported_key(key):
         return None
     rows = s.execute(select(RhizoKey, ApiKey).join(ApiKey, ApiKey.prefix == RhizoKey.prefix)
@@ -91,8 +116,11 @@ def verify(s: Session, key: str, salt: str) -> ApiKey | None:
     for stored, row in rows:
         if fast_match(key, salt, stored.key_hash):
             return row
-    for stored, row in rows:
-        if row.revoked_at is None and slow_match(key, salt, stored.key_hash):
+    slow = [(stored, row) for stored, row in rows if row.revoked_at is None and is_bcrypt(stored.key_hash)]
+    if not slow or not budget.take():
+        return None
+    for stored, row in slow:
+        if slow_match(key, salt, stored.key_hash):
             stored.key_hash = inner_hash(key, salt)
             changes.record(s, "rhizo_key", stored.prefix)  # the broker reloads and learns it
             return row
