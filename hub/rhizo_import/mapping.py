@@ -88,14 +88,13 @@ def sequence_value(data_type: str, data: bytes) -> Any | None:
     data type; None when it cannot be one (e.g. a numeric sequence's non-number)."""
     if data_type == DataType.IMAGE.value:
         return data
-    text = data.decode("utf-8", "replace")
     if data_type == DataType.NUMERIC.value:
         try:
-            num = float(text)
+            num = float(data)  # rhizo kept the number's text; float() reads ASCII bytes as they are
         except ValueError:
             return None
         return num if math.isfinite(num) else None
-    return text
+    return data.decode("utf-8", "replace")
 
 
 _EPOCH = datetime(1970, 1, 1)
