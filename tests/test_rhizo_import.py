@@ -111,6 +111,7 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
             assert spec is not None and (spec.data_type, spec.units, spec.decimal_places, spec.max_history) == \
                 ("numeric", "degrees C", 1, 1_000_000)
             assert '"min_storage_interval": 0' in (temp.attributes or "")
+            assert temp.modified_at == T0 and temp.created_at == T0  # rhizo's times, not the import's
             stamps = list(s.scalars(select(Revision.timestamp_us).where(Revision.resource_id == temp.id)
                                     .order_by(Revision.timestamp_us).limit(2)))
             t0 = values.to_us(values.from_us(stamps[0]))

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import SimpleNamespace
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.errors import BadRequest, Conflict
@@ -30,6 +31,7 @@ from hub.storage.models import (
     Membership,
     Organization,
     Permission,
+    Resource,
     ResourceType,
     RhizoKey,
     Role,
@@ -72,6 +74,7 @@ class Writer:
         self.users: dict[int, int] = {}  # rhizo user id -> hub user id
         self.orgs: dict[int, int] = {}  # rhizo organization folder id -> hub organization id
         self.targets: dict[int, Target] = {}  # rhizo resource id -> hub resource
+        self.modified: dict[int, datetime] = {}  # hub resource id -> rhizo's modification time (created ones)
 
     # -- users --------------------------------------------------------------------
     def write_users(self, rows: list[SrcUser]) -> None:
@@ -158,6 +161,8 @@ class Writer:
         else:
             r = resources.create(self.s, path, kind.value, attributes=attrs or None, sequence=spec)
             r.created_at = src.created or r.created_at
+            if src.modified is not None:
+                self.modified[r.id] = src.modified
             self.summary.created[kind.value + "s"] += 1
             preexisting = False
         seq = _detached(resources.sequence_of(self.s, r)) if kind == ResourceType.SEQUENCE else None
@@ -174,6 +179,12 @@ class Writer:
         self.orgs[src.id] = org_id
         folder = resources.get(self.s, name)
         return Target(folder.id, name, folder.type, src.id, True)
+
+    def restore_modified(self) -> None:
+        """rhizo's modification times on the resources this run created (storing their
+        history set them to now)."""
+        if self.modified:
+            self.s.execute(update(Resource), [{"id": k, "modified_at": v} for k, v in self.modified.items()])
 
     def finish_controllers(self) -> None:
         """The hub's `status/` folder for each imported controller, where the name is free."""
