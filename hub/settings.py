@@ -90,6 +90,10 @@ class Settings:
                                      "table keeps.")
     PERSISTER_TRIM_SECONDS: float = _s(10.0, "How often the persister trims sequences over their max "
                                        "history (in the background, not on the write path).")
+    COMPACT_AFTER_SECONDS: int = _s(86400, "Sequence values older than this are packed, one hour of one "
+                                    "sequence at a time, into compressed blocks (a few bytes a value "
+                                    "instead of ~160 as rows) by the persister; reads do not notice. "
+                                    "0: never compact; otherwise at least 60.")
     # --- notifier: send_email, send_text_message, watchdog -------------------
     NOTIFY_GROUP: str = _s("notify", "Shared-subscription group of the notifier ($share/GROUP/#): "
                            "notifiers in one group split the messages, each handled once.")
@@ -205,6 +209,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
         s.SECRET_KEY = write_secret(path)
     if len(s.SECRET_KEY) < 32:
         raise SettingsError("SECRET_KEY must be at least 32 characters")
+    if s.COMPACT_AFTER_SECONDS != 0 and not 60 <= s.COMPACT_AFTER_SECONDS <= 10 * 366 * 86400:
+        raise SettingsError(f"setting COMPACT_AFTER_SECONDS must be 0 (never compact) or from 60 to "
+                            f"{10 * 366 * 86400} seconds, got {s.COMPACT_AFTER_SECONDS}")
     return s
 
 

@@ -12,7 +12,8 @@ stdout/stdin), one record per line, streamed both ways:
     {"kind": "end", "counts": {...}}
 
 Resources come parents first; `id`s are the source database's and are only
-used to link records inside the file. Values kept in bulk storage are inlined
+used to link records inside the file. Revisions come per resource, oldest
+first, whether rows or compacted blocks hold them. Values kept in bulk storage are inlined
 (`bulk`, base64) and uploaded again on import, so the file alone carries
 everything. Deleted resources travel too (their history is history).
 
@@ -44,7 +45,17 @@ from hub import paths
 from hub.errors import BadRequest, Conflict
 from hub.progress import Progress
 from hub.storage import changes, revisions, users
-from hub.storage.models import Organization, Permission, Resource, ResourceType, Revision, Sequence, utcnow
+from hub.storage.codec import Value
+from hub.storage.models import (
+    Organization,
+    Permission,
+    Resource,
+    ResourceType,
+    Revision,
+    RevisionBlock,
+    Sequence,
+    utcnow,
+)
 from hub.storage.revisions import NewRevision
 from hub.storage.store import Store
 
@@ -96,9 +107,11 @@ def _export(store: Store, org_name: str, out: IO[str], progress: IO[str] | None)
         ids = [r.id for r in rows]
         specs = {q.resource_id: q for q in s.scalars(select(Sequence).where(Sequence.resource_id.in_(ids)))}
         perms = _own_permissions(s, org, ids)
+        org_ids = select(Resource.id).where(Resource.organization_id == org.id)
         total = int(s.scalar(select(func.count()).select_from(Revision)
-                             .where(Revision.resource_id.in_(select(Resource.id).where(
-                                 Resource.organization_id == org.id)))) or 0)
+                             .where(Revision.resource_id.in_(org_ids))) or 0) + \
+            int(s.scalar(select(func.coalesce(func.sum(RevisionBlock.count), 0))
+                         .where(RevisionBlock.resource_id.in_(org_ids))) or 0)
         counts = {"resources": len(rows), "permissions": len(perms), "revisions": total}
         emit({"kind": "header", "format": FORMAT, "version": VERSION, "counts": counts,
               "organization": {"name": org.name, "full_name": org.full_name, "created_at": _dt(org.created_at)}})
@@ -112,12 +125,10 @@ def _export(store: Store, org_name: str, out: IO[str], progress: IO[str] | None)
                   "subject": "organization" if p.organization_id is not None else "controller",
                   "controller": p.controller_id})
         bar = Progress(f"export {org.name}", total, progress)
-        q = (select(Revision).where(Revision.resource_id.in_(select(Resource.id).where(
-             Resource.organization_id == org.id))).order_by(Revision.resource_id, Revision.timestamp_us)
-             .execution_options(yield_per=BATCH))
-        for rev in s.scalars(q):
-            emit(_revision_record(store, rev))
-            bar.advance()
+        for rid in sorted(ids):
+            for rev in _values_of(s, rid):
+                emit(_revision_record(store, rid, rev))
+                bar.advance()
         bar.done()
         emit({"kind": "end", "counts": counts})
     return counts
@@ -142,8 +153,19 @@ def _parents_first(rows: list[Resource]) -> Iterator[Resource]:
         stack.extend(reversed(by_parent.get(r.id, [])))
 
 
-def _revision_record(store: Store, rev: Revision) -> dict[str, Any]:
-    rec: dict[str, Any] = {"kind": "revision", "resource": rev.resource_id, "t": rev.timestamp_us, "size": rev.size}
+def _values_of(s: Session, rid: int) -> Iterator[Value]:
+    """Every value of a resource, oldest first, rows and compacted blocks alike."""
+    start: int | None = None
+    while True:
+        page = revisions.history(s, rid, start_us=start, count=BATCH * 5, newest_first=False)
+        yield from page
+        if len(page) < BATCH * 5:
+            return
+        start = page[-1].timestamp_us + 1
+
+
+def _revision_record(store: Store, rid: int, rev: Value) -> dict[str, Any]:
+    rec: dict[str, Any] = {"kind": "revision", "resource": rid, "t": rev.timestamp_us, "size": rev.size}
     if rev.bulk_key is not None:
         rec["bulk"] = base64.b64encode(store.bulk.get(rev.bulk_key)).decode()
     elif rev.num is not None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.storage import resources
+from hub.storage.codec import Value
 from hub.storage.models import ApiKey, Organization, Permission, Resource, Revision, Sequence, User
 from hub.storage.values import iso
 
@@ -32,7 +33,7 @@ def sequence_spec(seq: Sequence) -> dict[str, Any]:
             "max_history": seq.max_history}
 
 
-def revision(rev: Revision) -> dict[str, Any]:
+def revision(rev: Revision | Value) -> dict[str, Any]:
     return {"id": rev.id, "timestamp": iso(rev.timestamp_us), "size": rev.size}
 
 

@@ -79,7 +79,8 @@ class Daemon:
         self.q: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         self.intake = Intake(settings, self.q, self.client_id, receive_maximum=4 * self.batch_size)
         self.stats = Stats(stats_file(settings, self.client_id), self.client_id)
-        self.trimmer = Trimmer(self.store, settings.PERSISTER_TRIM_SECONDS, settings.PERSISTER_DEAD_LETTERS)
+        self.trimmer = Trimmer(self.store, settings.PERSISTER_TRIM_SECONDS, settings.PERSISTER_DEAD_LETTERS,
+                               settings.COMPACT_AFTER_SECONDS)
         self.stopping = threading.Event()
         self.stop_deadline = float("inf")
         self.db_down_since: float | None = None

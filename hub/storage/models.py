@@ -170,6 +170,25 @@ class Rollup(Base):
     sum: Mapped[float] = mapped_column(Float)
 
 
+class RevisionBlock(Base):
+    """Compacted values of one sequence: every value whose time falls in the span
+    [span_us, span_us + blocks.SPAN_US), packed by `hub.storage.codec` (`data`).
+    Values move here from `revisions` once they are COMPACT_AFTER_SECONDS old
+    (`hub.storage.compaction`); `first_us`/`last_us`/`count` describe what is in
+    it, and `min`/`max`/`sum` its numbers when every value is a number."""
+
+    __tablename__ = "revision_blocks"
+    resource_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    span_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_us: Mapped[int] = mapped_column(BigInteger)
+    last_us: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    min: Mapped[float | None] = mapped_column(Float)
+    max: Mapped[float | None] = mapped_column(Float)
+    sum: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,7 +1,9 @@
 """Revisions: batched appends, latest value, history ranges, downsampling.
 
-Rows only: uploading large values to bulk storage happens in `store.py`
-before these functions run, so a row never points at a missing object.
+A sequence's values live as rows (`revisions`) and, once old, in compacted
+blocks (`blocks.py`, `compaction.py`); reads here merge both, so callers do not
+notice where a value lives. Uploading large values to bulk storage happens in
+`store.py` before these functions run, so a row never points at a missing object.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hub.storage import rollups
-from hub.storage.models import Resource, Revision, utcnow
+from hub.storage import blocks, rollups
+from hub.storage.codec import Value
+from hub.storage.models import Resource, Revision, RevisionBlock, utcnow
 
 
 @dataclass
@@ -74,9 +77,22 @@ def append(s: Session, items: Seq[NewRevision]) -> int:
         rows = [i.__dict__ for i in items]
         stmt = _insert(s).returning(Revision.resource_id, Revision.timestamp_us, Revision.num)
         new = s.execute(stmt, rows).all() if len(rows) > 1 else s.execute(stmt, rows[0]).all()
+    new = _not_compacted(s, list(new))
     rollups.add(s, ((rid, ts, num) for rid, ts, num in new))
     touch_latest(s, {i.resource_id for i in items})
     return len(new)
+
+
+def _not_compacted(s: Session, new: list[Any]) -> list[Any]:
+    """Inserted rows whose value is already inside a compacted block (a redelivery days
+    later) are taken out again: a value is stored once, wherever it lives. Runs after
+    the insert, in its transaction: a compaction that committed before it is seen."""
+    dup = blocks.compacted(s, ((rid, ts) for rid, ts, _ in new))
+    if not dup:
+        return new
+    for rid, ts in dup:
+        s.execute(delete(Revision).where(Revision.resource_id == rid, Revision.timestamp_us == ts))
+    return [row for row in new if (row[0], row[1]) not in dup]
 
 
 def touch_latest(s: Session, resource_ids: Iterable[int]) -> None:
@@ -99,21 +115,39 @@ def get_at(s: Session, resource_id: int, revision_id: int) -> Revision | None:
     return rev if rev is not None and rev.resource_id == resource_id else None
 
 
+_COLUMNS = (Revision.timestamp_us, Revision.num, Revision.text, Revision.data, Revision.bulk_key, Revision.size,
+            Revision.id)
+
+
 def history(s: Session, resource_id: int, *, start_us: int | None = None, end_us: int | None = None,
-            count: int = 1000, newest_first: bool = True) -> list[Revision]:
-    q = select(Revision).where(Revision.resource_id == resource_id)
+            count: int = 1000, newest_first: bool = True) -> list[Value]:
+    """Up to `count` values in [start, end), newest (or oldest) first, rows and
+    compacted blocks merged."""
+    q = select(*_COLUMNS).where(Revision.resource_id == resource_id)
     if start_us is not None:
         q = q.where(Revision.timestamp_us >= start_us)
     if end_us is not None:
         q = q.where(Revision.timestamp_us < end_us)
     order = Revision.timestamp_us.desc() if newest_first else Revision.timestamp_us.asc()
-    return list(s.scalars(q.order_by(order).limit(count)))
+    out = [Value(*row) for row in s.execute(q.order_by(order).limit(count))]
+    packed: list[Value] = []
+    for vals in blocks.in_order(s, resource_id, start_us, end_us, newest_first):
+        packed.extend(reversed(vals) if newest_first else vals)
+        if len(packed) >= count:
+            break
+    if packed:
+        out = sorted(out + packed[:count], key=lambda v: v.timestamp_us, reverse=newest_first)[:count]
+    return out
 
 
 def time_range(s: Session, resource_id: int) -> tuple[int, int] | None:
     lo, hi = s.execute(select(func.min(Revision.timestamp_us), func.max(Revision.timestamp_us))
                        .where(Revision.resource_id == resource_id)).one()
-    return None if lo is None else (int(lo), int(hi))
+    blo, bhi = s.execute(select(func.min(RevisionBlock.first_us), func.max(RevisionBlock.last_us))
+                         .where(RevisionBlock.resource_id == resource_id)).one()
+    los = [int(x) for x in (lo, blo) if x is not None]
+    his = [int(x) for x in (hi, bhi) if x is not None]
+    return (min(los), max(his)) if los else None
 
 
 def downsample(s: Session, resource_id: int, start_us: int, end_us: int, points: int) -> list[Bucket]:
@@ -127,16 +161,41 @@ def downsample(s: Session, resource_id: int, start_us: int, end_us: int, points:
 
 
 def trim(s: Session, resource_id: int, keep: int) -> list[str]:
-    """Delete all but the newest `keep` revisions; returns bulk keys freed."""
-    cutoff = s.scalar(select(Revision.timestamp_us).where(Revision.resource_id == resource_id)
-                      .order_by(Revision.timestamp_us.desc()).offset(keep).limit(1))
+    """Delete all but the newest `keep` values (rows and compacted); returns bulk keys freed."""
+    cutoff = _cutoff(s, resource_id, keep)
     if cutoff is None:
         return []
     old = and_(Revision.resource_id == resource_id, Revision.timestamp_us <= cutoff)
     keys = [k for k in s.scalars(select(Revision.bulk_key).where(old, Revision.bulk_key.is_not(None))) if k]
     s.execute(delete(Revision).where(old))
+    keys += blocks.drop_through(s, resource_id, cutoff)
     rollups.after_trim(s, resource_id, cutoff)
     return keys
+
+
+def _cutoff(s: Session, rid: int, keep: int) -> int | None:
+    """The time of the (keep+1)-th newest value, or None when there are no more than `keep`."""
+    row_cut = s.scalar(select(Revision.timestamp_us).where(Revision.resource_id == rid)
+                       .order_by(Revision.timestamp_us.desc()).offset(keep).limit(1))
+    newest_block = s.scalar(select(func.max(RevisionBlock.last_us)).where(RevisionBlock.resource_id == rid))
+    if newest_block is None or (row_cut is not None and row_cut > newest_block):
+        return row_cut  # every compacted value is older than it
+    span = Revision.timestamp_us - Revision.timestamp_us % blocks.SPAN_US
+    per_span: dict[int, int] = {int(sp): int(n) for sp, n in s.execute(
+        select(span, func.count()).where(Revision.resource_id == rid).group_by(span))}
+    for m in blocks.metas(s, rid):
+        per_span[m.span_us] = per_span.get(m.span_us, 0) + m.count
+    left = keep + 1
+    for sp in sorted(per_span, reverse=True):
+        if per_span[sp] < left:
+            left -= per_span[sp]
+            continue
+        times = sorted([v.timestamp_us for v in blocks.values_in(s, rid, sp, sp + blocks.SPAN_US)] +
+                       [int(t) for t in s.scalars(select(Revision.timestamp_us).where(
+                           Revision.resource_id == rid, Revision.timestamp_us >= sp,
+                           Revision.timestamp_us < sp + blocks.SPAN_US))], reverse=True)
+        return times[left - 1] if len(times) >= left else None
+    return None
 
 
 def newest_id(s: Session) -> int:

@@ -1,7 +1,8 @@
 """Per-minute and per-hour aggregates of numeric revisions (table `revision_rollups`).
 
 `revisions.append` calls `add` with the rows it actually inserted (a redelivered
-duplicate is not counted twice), in the same transaction. `downsample` reads
+duplicate is not counted twice), in the same transaction. Compaction moves values
+into blocks without touching the rollups: they count values wherever they live. `downsample` reads
 the coarsest level whose width fits the requested bucket width and reads raw
 revisions only for the partial levels at the two ends of the range, so a
 1000-point chart over a million revisions reads ~17k rollup rows.
@@ -13,7 +14,7 @@ mean over the whole range are exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hub.storage import blocks
 from hub.storage.models import Revision, Rollup
 
 WIDTHS_S = (3600, 60)  # coarsest first
@@ -77,13 +79,39 @@ def _agg(n: Any, lo: Any, hi: Any, total: Any) -> Agg:
 
 
 def _raw(s: Session, rid: int, start_us: int, end_us: int, origin: int, width: int) -> dict[int, Agg]:
+    """Aggregates of the values themselves (rows and compacted blocks) in [start, end)."""
     bucket = ((Revision.timestamp_us - origin) // width).label("b")
     q = (select(bucket, func.count(Revision.num), func.min(Revision.num), func.max(Revision.num),
                 func.sum(Revision.num))
          .where(and_(Revision.resource_id == rid, Revision.timestamp_us >= start_us,
                      Revision.timestamp_us < end_us, Revision.num.is_not(None)))
          .group_by(bucket))
-    return {int(b): _agg(n, lo, hi, total) for b, n, lo, hi, total in s.execute(q) if n}
+    out = {int(b): _agg(n, lo, hi, total) for b, n, lo, hi, total in s.execute(q) if n}
+    for b, agg in _packed(s, rid, start_us, end_us, origin, width):
+        if b in out:
+            out[b].merge(agg)
+        else:
+            out[b] = agg
+    return out
+
+
+def _packed(s: Session, rid: int, start_us: int, end_us: int, origin: int,
+            width: int) -> Iterator[tuple[int, Agg]]:
+    """Per-bucket aggregates of compacted values: a block wholly inside one bucket
+    counts by its own min/max/sum, others are decoded."""
+    metas = blocks.metas(s, rid, start_us, end_us)
+    opened = []
+    for m in metas:
+        b = (m.first_us - origin) // width
+        if m.sum is not None and m.first_us >= start_us and m.last_us < end_us and \
+                (m.last_us - origin) // width == b and m.min is not None and m.max is not None:
+            yield b, Agg(m.count, m.min, m.max, m.sum)
+        else:
+            opened.append(m)
+    for m in opened:
+        for v in blocks.values_in(s, rid, max(start_us, m.span_us), min(end_us, m.span_us + blocks.SPAN_US)):
+            if v.num is not None:
+                yield (v.timestamp_us - origin) // width, Agg(1, v.num, v.num, v.num)
 
 
 def _rolled(s: Session, rid: int, level: int, start_us: int, end_us: int, origin: int,
@@ -131,8 +159,8 @@ def after_trim(s: Session, rid: int, cutoff_us: int) -> None:
 
 
 def rebuild(s: Session, rid: int) -> None:
-    """Recompute a sequence's rollups from its revisions (after loading rows
-    without `revisions.append`, e.g. a bulk COPY)."""
+    """Recompute a sequence's rollups from its values, rows and compacted (after
+    loading rows without `revisions.append`, e.g. a bulk COPY)."""
     s.execute(delete(Rollup).where(Rollup.resource_id == rid))
     for width in WIDTHS_S:
         us = width * 1_000_000
@@ -140,7 +168,13 @@ def rebuild(s: Session, rid: int) -> None:
         q = (select(bucket, func.count(Revision.num), func.min(Revision.num), func.max(Revision.num),
                     func.sum(Revision.num))
              .where(Revision.resource_id == rid, Revision.num.is_not(None)).group_by(bucket))
-        rows = [{"resource_id": rid, "width_s": width, "bucket_us": int(b), "count": int(n), "min": lo,
-                 "max": hi, "sum": total} for b, n, lo, hi, total in s.execute(q)]
+        aggs = {int(b): _agg(n, lo, hi, total) for b, n, lo, hi, total in s.execute(q)}
+        for b, agg in _packed(s, rid, 0, 2**62, 0, us):
+            if b * us in aggs:
+                aggs[b * us].merge(agg)
+            else:
+                aggs[b * us] = agg
+        rows = [{"resource_id": rid, "width_s": width, "bucket_us": b, "count": a.count, "min": a.min,
+                 "max": a.max, "sum": a.sum} for b, a in sorted(aggs.items())]
         if rows:
             s.execute(insert(Rollup), rows)

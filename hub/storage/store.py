@@ -13,6 +13,7 @@ from typing import Any
 from hub.settings import Settings
 from hub.storage import values
 from hub.storage.bulk import Bulk, open_bulk
+from hub.storage.codec import Value
 from hub.storage.db import Database
 from hub.storage.models import DataType, Revision
 from hub.storage.revisions import NewRevision
@@ -40,13 +41,13 @@ class Store:
         self.bulk.put(key, blob)
         return NewRevision(resource_id, timestamp_us, None, None, None, key, size)
 
-    def raw(self, rev: Revision) -> bytes | str | float | None:
+    def raw(self, rev: Revision | Value) -> bytes | str | float | None:
         """The stored value as kept: number, text or bytes (bulk fetched)."""
         if rev.bulk_key is None:
             return rev.num if rev.num is not None else rev.text if rev.text is not None else rev.data
         return self.bulk.get(rev.bulk_key)
 
-    def value(self, data_type: str, rev: Revision) -> Any:
+    def value(self, data_type: str, rev: Revision | Value) -> Any:
         """The API form of a sequence value (images as base64)."""
         if rev.bulk_key is None:
             return values.decode(data_type, rev.num, rev.text, rev.data)

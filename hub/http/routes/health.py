@@ -20,7 +20,7 @@ from hub.http.deps import in_thread
 from hub.http.metrics import component_stats
 from hub.http.routes import API
 from hub.http.typedefs import PUBLISHER, SETTINGS, STORE
-from hub.storage import changes
+from hub.storage import blocks, changes
 
 routes = web.RouteTableDef()
 CHECK_TIMEOUT = 5.0
@@ -64,5 +64,7 @@ async def health(request: web.Request) -> web.Response:
         _check(request, _database), _check(request, _bulk), _check(request, _broker)), strict=True))
     stats = await in_thread(request, component_stats, request.app[SETTINGS])
     essential = checks["database"]["ok"] and checks["bulk"]["ok"]
-    status = "ok" if essential and checks["broker"]["ok"] else "degraded" if essential else "down"
-    return web.json_response({"status": status, "checks": checks, **stats}, status=200 if essential else 503)
+    damaged = {"corrupt_blocks": bad} if (bad := blocks.corrupt()) else {}
+    status = "ok" if essential and checks["broker"]["ok"] and not damaged else "degraded" if essential else "down"
+    return web.json_response({"status": status, "checks": checks, **stats, **damaged},
+                             status=200 if essential else 503)

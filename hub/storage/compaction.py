@@ -1,0 +1,125 @@
+"""Compaction: sequence values older than COMPACT_AFTER_SECONDS move from rows
+(`revisions`) into compressed blocks (`revision_blocks`), one hour of one
+sequence per block.
+
+Each (sequence, hour) is one short transaction: read the hour's rows, merge
+them with the hour's block if there is one (late values), write the block,
+delete exactly the rows read. Killed anywhere, a value is either still a row
+or already in its committed block, never both and never neither. The row a
+sequence's latest-value pointer names is never compacted, so the latest value
+stays a primary-key look-up. Rollups are untouched: they count values wherever
+they live.
+
+PostgreSQL: the block row is locked (SELECT ... FOR UPDATE) before the rows are
+read, so two compactors serialize on an hour that has a block, and the primary
+key refuses a second new block. A late value inserted meanwhile is not among the
+rows read: it stays a row (and `revisions.append` checks new rows against the
+blocks, so a redelivered value is never stored twice). SQLite: the transaction
+takes the write lock first (BEGIN IMMEDIATE), so nothing writes in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from hub.storage import blocks
+from hub.storage.codec import Value
+from hub.storage.models import Resource, Revision, RevisionBlock, Sequence
+
+log = logging.getLogger("hub.storage.compaction")
+
+Sessions = Callable[[], AbstractContextManager[Session]]
+
+
+@dataclass
+class Report:
+    values: int = 0
+    blocks: int = 0
+    seconds: float = 0.0
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # (sequence, span) left as rows
+
+
+def compact(sessions: Sessions, before_us: int, *, time_budget_s: float | None = None,
+            resource_ids: list[int] | None = None) -> Report:
+    """Pack every whole hour ending at or before `before_us`, sequence by sequence.
+    Stops early (what is done stays done) once `time_budget_s` is spent."""
+    t0 = time.monotonic()
+    rep = Report()
+    if resource_ids is None:
+        with sessions() as s:
+            resource_ids = list(s.scalars(select(Sequence.resource_id).order_by(Sequence.resource_id)))
+    for rid in resource_ids:
+        after = -1
+        while True:
+            if time_budget_s is not None and time.monotonic() - t0 > time_budget_s:
+                rep.seconds = time.monotonic() - t0
+                return rep
+            with sessions() as s:
+                span = _next_span(s, rid, after, before_us)
+            if span is None:
+                break
+            with sessions() as s:
+                n = compact_span(s, rid, span)
+            if n < 0:
+                rep.skipped.append((rid, span))
+            else:
+                rep.values += n
+                rep.blocks += n > 0
+            after = span + blocks.SPAN_US - 1
+    rep.seconds = time.monotonic() - t0
+    return rep
+
+
+def _next_span(s: Session, rid: int, after: int, before_us: int) -> int | None:
+    latest = select(Resource.last_revision_id).where(Resource.id == rid).scalar_subquery()
+    first = s.scalar(select(func.min(Revision.timestamp_us)).where(
+        Revision.resource_id == rid, Revision.timestamp_us > after, Revision.timestamp_us < before_us,
+        Revision.id != func.coalesce(latest, -1)))
+    if first is None:
+        return None
+    span = blocks.span_of(int(first))
+    return span if span + blocks.SPAN_US <= before_us else None
+
+
+def compact_span(s: Session, rid: int, span: int) -> int:
+    """Move the rows of (rid, span) into its block, in the caller's transaction.
+    Returns how many values moved, or -1 when the hour's block is damaged (its
+    rows then stay rows)."""
+    is_pg = s.get_bind().dialect.name == "postgresql"
+    if not is_pg:
+        s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    q = select(RevisionBlock).where(RevisionBlock.resource_id == rid, RevisionBlock.span_us == span)
+    existing = s.scalar(q.with_for_update() if is_pg else q)
+    latest = s.scalar(select(Resource.last_revision_id).where(Resource.id == rid))
+    r = Revision
+    rows = s.execute(select(r.id, r.timestamp_us, r.num, r.text, r.data, r.bulk_key, r.size).where(
+        r.resource_id == rid, r.timestamp_us >= span, r.timestamp_us < span + blocks.SPAN_US,
+        r.id != (latest if latest is not None else -1)).order_by(r.timestamp_us)).all()
+    if not rows:
+        return 0
+    new = [Value(ts, num, txt, data, key, size, id_) for id_, ts, num, txt, data, key, size in rows]
+    merged = new
+    if existing is not None:
+        old = blocks.unpack(s, rid, existing)
+        if old is None:
+            return -1
+        have = {v.timestamp_us for v in old}
+        merged = sorted(old + [v for v in new if v.timestamp_us not in have], key=lambda v: v.timestamp_us)
+    for v in merged:
+        v.id = None
+    blocks.write(s, rid, span, merged, existing=existing)
+    ids = [id_ for id_, *_ in rows]
+    if is_pg:
+        s.execute(text("DELETE FROM revisions WHERE id = ANY(:ids)"), {"ids": ids})
+    else:
+        s.execute(delete(Revision).where(r.resource_id == rid, r.timestamp_us >= span,
+                                         r.timestamp_us < span + blocks.SPAN_US,
+                                         r.id != (latest if latest is not None else -1)))
+    return len(rows)
