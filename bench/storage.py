@@ -1,11 +1,22 @@
 """Storage layer throughput and read latency, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/storage.py [--rows 1000000] [--skip-pg]
+    .venv/bin/python bench/storage.py [--rows 1000000] [--compact-values 1000000] [--skip-pg]
 
 For each database: revisions appended per second through `revisions.append`
 (one transaction per batch of 1, 100 and 1000), then a sequence of `--rows`
 revisions is loaded and we time "latest value" (the pointer look-up) and a
 1000-point downsample over the whole range, and a 1000-row history page.
+
+Compacted history, in a database of its own: `--compact-values` values of 10
+sequences at 1 Hz (timestamps jittered by up to 50 ms, values a random walk
+rounded to 2 decimals, as sensors report them) are stored through
+`revisions.append`; we measure bytes per value (table, indexes and TOAST, from
+the database's own size functions: pg_total_relation_size, SQLite's dbstat),
+then compact everything and measure again (after VACUUM FULL, so freed row space
+is not counted), the compaction rate, and the same reads before and after: 10,000
+raw values from the middle of one sequence and a 1,000-point downsample over its
+whole range.
+
 PostgreSQL runs in a throw-away cluster with fsync and synchronous_commit ON
 (durable, as in production). The last line is `key=value` pairs.
 """
@@ -13,6 +24,7 @@ PostgreSQL runs in a throw-away cluster with fsync and synchronous_commit ON
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -22,9 +34,9 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its http.py would shadow http
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
-from hub.storage import resources, revisions, rollups, users  # noqa: E402
+from hub.storage import compaction, resources, revisions, rollups, users  # noqa: E402
 from hub.storage.db import Database, migrate  # noqa: E402
 from hub.storage.models import Revision  # noqa: E402
 from hub.storage.resources import SequenceSpec  # noqa: E402
@@ -116,16 +128,113 @@ def run(label: str, url: str, rows: int, append_scale: float = 1.0) -> dict[str,
     return out
 
 
+SEQUENCES = 10
+_TABLES = ("revisions", "revision_blocks")
+
+
+def history_bytes(db: Database) -> int:
+    """Bytes of the history tables with their indexes (and TOAST), as the database counts them."""
+    with db.session() as s:
+        if db.engine.dialect.name == "postgresql":
+            return sum(int(s.scalar(text(f"SELECT pg_total_relation_size('{t}')"))) for t in _TABLES)
+        names = [n for (n,) in s.execute(text(
+            "SELECT name FROM sqlite_master WHERE tbl_name IN ('revisions', 'revision_blocks')"))]
+        return sum(int(s.scalar(text("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = :n"), {"n": n}))
+                   for n in names)
+
+
+def vacuum(db: Database) -> None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        if db.engine.dialect.name == "postgresql":
+            for t in _TABLES:
+                c.exec_driver_sql(f"VACUUM FULL ANALYZE {t}")
+        else:
+            c.exec_driver_sql("VACUUM")
+
+
+def load_sensors(db: Database, total: int) -> list[int]:
+    """`total` values over SEQUENCES sequences at 1 Hz, jittered, random walks of 2 decimals."""
+    rnd = random.Random(42)
+    with db.session() as s:
+        users.create_organization(s, "site")
+        rids = [resources.create(s, f"site/s{i}", "sequence", sequence=SequenceSpec(decimal_places=2)).id
+                for i in range(SEQUENCES)]
+    per = total // SEQUENCES
+    walk = [20.0] * SEQUENCES
+    t = time.perf_counter()
+    for start in range(0, per, 1000):
+        items = []
+        for k, rid in enumerate(rids):
+            for i in range(start, min(per, start + 1000)):
+                walk[k] = round(walk[k] + rnd.choice((-0.01, 0.0, 0.01)) * rnd.randint(0, 5), 2)
+                items.append(NewRevision(rid, T0 + i * 1_000_000 + rnd.randint(-50_000, 50_000),
+                                         num=walk[k], size=8))
+        with db.session() as s:
+            revisions.append(s, items)
+        print(f"\r  loading {(start + 1000) * SEQUENCES:,}/{total:,} values", end="", file=sys.stderr, flush=True)
+    print(f"\r  loaded {per * SEQUENCES:,} values in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return rids
+
+
+def compacted_run(label: str, url: str, total: int) -> dict[str, float]:
+    migrate(url)
+    db = Database(url)
+    out: dict[str, float] = {}
+    per = total // SEQUENCES
+    try:
+        rids = load_sensors(db, total)
+        vacuum(db)
+        rid, mid = rids[3], T0 + per // 2 * 1_000_000 - 500_000  # between two values
+
+        def reads(tag: str) -> None:
+            def raw() -> None:
+                with db.session() as s:
+                    got = revisions.history(s, rid, start_us=mid, count=10_000, newest_first=False)
+                    assert len(got) == min(10_000, per - per // 2), len(got)
+
+            def down() -> None:
+                with db.session() as s:
+                    buckets = revisions.downsample(s, rid, T0 - 1_000_000, T0 + per * 1_000_000, 1000)
+                    assert sum(b.count for b in buckets) == per
+
+            out[f"{label}_{tag}range_10k_ms"] = timed_ms(raw, 15)
+            out[f"{label}_{tag}downsample_ms"] = timed_ms(down, 15)
+
+        out[f"{label}_bytes_per_value"] = history_bytes(db) / total
+        reads("")
+        t = time.perf_counter()
+        rep = compaction.compact(db.session, T0 + (per + 7200) * 1_000_000)
+        seconds = time.perf_counter() - t
+        assert rep.values == total - SEQUENCES and not rep.skipped, rep  # all but each latest value
+        out[f"{label}_compact_per_s"] = rep.values / seconds
+        vacuum(db)
+        out[f"{label}_bytes_per_value_compacted"] = history_bytes(db) / total
+        reads("compacted_")
+        out[f"{label}_size_cut"] = out[f"{label}_bytes_per_value"] / out[f"{label}_bytes_per_value_compacted"]
+        print(f"{label}: {total:,} values: {out[f'{label}_bytes_per_value']:.1f} bytes/value as rows, "
+              f"{out[f'{label}_bytes_per_value_compacted']:.2f} compacted ({out[f'{label}_size_cut']:.0f}x less); "
+              f"{rep.blocks} blocks in {seconds:.1f} s ({out[f'{label}_compact_per_s']:,.0f} values/s)")
+        for tag, name in (("range_10k_ms", "10,000 raw values"), ("downsample_ms", "1000-point downsample")):
+            print(f"{label}: {name}: {out[f'{label}_{tag}']:.1f} ms as rows, "
+                  f"{out[f'{label}_compacted_{tag}']:.1f} ms compacted (median)")
+    finally:
+        db.dispose()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000, help="revisions in the history-read sequence")
     ap.add_argument("--skip-pg", action="store_true", help="SQLite only")
+    ap.add_argument("--compact-values", type=int, default=1_000_000,
+                    help="values of the compacted-history data set (10 sequences at 1 Hz)")
     ap.add_argument("--append-scale", type=float, default=1.0,
                     help="scale the appended revisions (2,000 / 50,000 / 200,000 for batches of 1/100/1000)")
     args = ap.parse_args()
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         figures.update(run("sqlite", f"sqlite:///{tmp}/bench.db", args.rows, args.append_scale))
+        figures.update(compacted_run("sqlite", f"sqlite:///{tmp}/compact.db", args.compact_values))
     if not args.skip_pg:
         from tests.support.pg import PgCluster, find_pg_bindir
         from tests.support.ports import free_port
@@ -141,11 +250,16 @@ def main() -> int:
                     f.write("fsync = on\nsynchronous_commit = on\nfull_page_writes = on\nshared_buffers = 256MB\n")
                 cluster.start()
                 figures.update(run("pg", cluster.create_database("bench"), args.rows, args.append_scale))
+                figures.update(compacted_run("pg", cluster.create_database("compact"), args.compact_values))
             finally:
                 cluster.destroy()
     if "pg_batch1000_per_s" in figures:
         figures["pg_batch1000_vs_batch1"] = figures["pg_batch1000_per_s"] / figures["pg_batch1_per_s"]
     figures["sqlite_batch1000_vs_batch1"] = figures["sqlite_batch1000_per_s"] / figures["sqlite_batch1_per_s"]
+    if "pg_bytes_per_value" in figures:  # the issue's headline figures, PostgreSQL's
+        figures["compact_per_s"] = figures["pg_compact_per_s"]
+        figures["compacted_range_10k_ms"] = figures["pg_compacted_range_10k_ms"]
+        figures["compacted_downsample_ms"] = figures["pg_compacted_downsample_ms"]
     print(" ".join(f"{k}={v:.3f}" if v < 100 else f"{k}={v:.0f}" for k, v in figures.items()))
     return 0
 

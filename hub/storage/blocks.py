@@ -32,7 +32,7 @@ SPAN_US = 3600 * 1_000_000  # one hour: 3,600 values per block at 1 Hz
 _PAGE = 8  # blocks fetched per query while reading in order
 
 _lock = threading.Lock()
-_corrupt: dict[tuple[int, int], dict[str, object]] = {}
+_corrupt: dict[tuple[str, int, int], dict[str, object]] = {}  # (database, sequence, span) ->
 
 
 def span_of(ts_us: int) -> int:
@@ -61,17 +61,18 @@ def _report(s: Session, rid: int, b: RevisionBlock, error: str) -> None:
     entry: dict[str, object] = {"sequence": r.path if r is not None else f"#{rid}", "resource_id": rid,
                                 "first": iso(b.first_us), "last": iso(b.last_us), "count": b.count,
                                 "error": error[:200]}
+    key = (s.connection().engine.url.render_as_string(hide_password=True), rid, b.span_us)
     with _lock:
-        known = (rid, b.span_us) in _corrupt
-        _corrupt[(rid, b.span_us)] = entry
+        known = key in _corrupt
+        _corrupt[key] = entry
     if not known:
         log.error("compacted block of sequence %s (id %d) from %s to %s (%d values) is corrupt: %s; "
                   "reading the rest of its history without it", entry["sequence"], rid, entry["first"],
                   entry["last"], b.count, error)
 
 
-def unpack(s: Session, rid: int, b: RevisionBlock) -> list[Value] | None:
-    """The block's values in time order, or None (reported) when it is damaged."""
+def unpack(s: Session, rid: int, b: RevisionBlock) -> codec.Decoded | None:
+    """The block's values in time order (as columns), or None (reported) when it is damaged."""
     try:
         return codec.decode(b.data)
     except codec.CorruptBlock as e:
@@ -96,10 +97,9 @@ def metas(s: Session, rid: int, start_us: int | None = None, end_us: int | None 
     return [Meta(*row) for row in s.execute(q)]
 
 
-def in_order(s: Session, rid: int, start_us: int | None, end_us: int | None,
-             newest_first: bool) -> Iterator[list[Value]]:
-    """Values in [start, end) block by block, oldest (or newest) block first; each list
-    in time order. Fetches a few blocks per query, as the caller asks for more."""
+def _blocks_in_order(s: Session, rid: int, start_us: int | None, end_us: int | None,
+                     newest_first: bool) -> Iterator[codec.Decoded]:
+    """The decoded blocks overlapping [start, end), oldest (or newest) first, a few per query."""
     edge: int | None = None
     while True:
         q = _overlapping(rid, start_us, end_us)
@@ -108,26 +108,46 @@ def in_order(s: Session, rid: int, start_us: int | None, end_us: int | None,
         q = q.order_by(RevisionBlock.span_us.desc() if newest_first else RevisionBlock.span_us).limit(_PAGE)
         page = list(s.scalars(q))
         for b in page:
-            vals = unpack(s, rid, b)
-            if vals:
-                yield _clip(vals, start_us, end_us)
+            dec = unpack(s, rid, b)
+            if dec is not None:
+                yield dec
         if len(page) < _PAGE:
             return
         edge = page[-1].span_us
 
 
-def _clip(vals: list[Value], start_us: int | None, end_us: int | None) -> list[Value]:
-    if start_us is None and end_us is None:
-        return vals
-    times = [v.timestamp_us for v in vals]
+def _bounds(times: list[int], start_us: int | None, end_us: int | None) -> tuple[int, int]:
     lo = 0 if start_us is None else bisect_left(times, start_us)
-    hi = len(vals) if end_us is None else bisect_left(times, end_us)
-    return vals[lo:hi]
+    hi = len(times) if end_us is None else bisect_left(times, end_us)
+    return lo, hi
+
+
+def in_order(s: Session, rid: int, start_us: int | None, end_us: int | None,
+             newest_first: bool) -> Iterator[list[Value]]:
+    """Values in [start, end) block by block, oldest (or newest) block first; each list
+    in time order. Fetches blocks as the caller asks for more."""
+    for dec in _blocks_in_order(s, rid, start_us, end_us, newest_first):
+        lo, hi = _bounds(dec.times, start_us, end_us)
+        if hi > lo:
+            yield dec.values(lo, hi)
 
 
 def values_in(s: Session, rid: int, start_us: int | None, end_us: int | None) -> Iterator[Value]:
     for vals in in_order(s, rid, start_us, end_us, newest_first=False):
         yield from vals
+
+
+def numbers_in(s: Session, rid: int, start_us: int | None,
+               end_us: int | None) -> Iterator[tuple[list[int], list[float | None]]]:
+    """(times, numbers) of the compacted values in [start, end), block by block (None: not a number)."""
+    for dec in _blocks_in_order(s, rid, start_us, end_us, newest_first=False):
+        lo, hi = _bounds(dec.times, start_us, end_us)
+        if hi <= lo:
+            continue
+        if dec.nums is not None:
+            yield dec.times[lo:hi], list(dec.nums[lo:hi])
+        else:
+            yield dec.times[lo:hi], [v.num for v in dec.values(lo, hi)]
 
 
 def compacted(s: Session, pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -144,8 +164,8 @@ def compacted(s: Session, pairs: Iterable[tuple[int, int]]) -> set[tuple[int, in
         wanted = by_span.get((b.resource_id, b.span_us))
         if not wanted or not any(b.first_us <= t <= b.last_us for t in wanted):
             continue
-        vals = unpack(s, b.resource_id, b) or []
-        out.update((b.resource_id, v.timestamp_us) for v in vals if v.timestamp_us in wanted)
+        dec = unpack(s, b.resource_id, b)
+        out.update((b.resource_id, ts) for ts in (dec.times if dec is not None else []) if ts in wanted)
     return out
 
 
@@ -165,17 +185,16 @@ def drop_through(s: Session, rid: int, cutoff_us: int) -> list[str]:
     keys: list[str] = []
     for b in list(s.scalars(select(RevisionBlock).where(RevisionBlock.resource_id == rid,
                                                         RevisionBlock.first_us <= cutoff_us))):
-        vals = unpack(s, rid, b) if b.sum is None or b.last_us > cutoff_us else []
-        if vals is None and b.last_us > cutoff_us:
-            continue
-        gone = [v for v in vals or [] if v.timestamp_us <= cutoff_us] if b.last_us > cutoff_us else vals or []
-        keys.extend(v.bulk_key for v in gone if v.bulk_key)
-        if b.last_us <= cutoff_us:
+        whole = b.last_us <= cutoff_us
+        # a block of numbers holds no bulk keys: one wholly before the cutoff goes undecoded
+        dec = None if whole and b.sum is not None else unpack(s, rid, b)
+        vals = dec.values() if dec is not None else []
+        keys.extend(v.bulk_key for v in vals if v.bulk_key and v.timestamp_us <= cutoff_us)
+        if whole:
             s.execute(delete(RevisionBlock).where(RevisionBlock.resource_id == rid,
                                                   RevisionBlock.span_us == b.span_us))
-            continue
-        rest = [v for v in vals or [] if v.timestamp_us > cutoff_us]
-        write(s, rid, b.span_us, rest, existing=b)
+        elif dec is not None:
+            write(s, rid, b.span_us, [v for v in vals if v.timestamp_us > cutoff_us], existing=b)
     return keys
 
 

@@ -56,6 +56,28 @@ class Value:
     resource_id: int | None = None
 
 
+@dataclass(slots=True)
+class Decoded:
+    """A block's contents as columns: `times` always; `nums` for a numeric block (every
+    value a number of `size` bytes), else `vals`. `values(lo, hi)` builds Values for a slice."""
+
+    times: list[int]
+    nums: list[float] | None
+    vals: list[Value] | None
+    size: int = 8
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def values(self, lo: int = 0, hi: int | None = None) -> list[Value]:
+        if self.vals is not None:
+            return self.vals[lo:hi]
+        assert self.nums is not None
+        size = self.size
+        return [Value(t, x, None, None, None, size) for t, x in zip(self.times[lo:hi], self.nums[lo:hi],
+                                                                     strict=True)]
+
+
 def _plain_numbers(vals: list[Value]) -> bool:
     size = vals[0].size if vals else -1
     return 0 <= size < 2 ** 32 and all(v.num is not None and v.text is None and v.data is None and
@@ -69,7 +91,7 @@ def encode(vals: list[Value]) -> bytes:
     return _encode_general(vals)
 
 
-def decode(blob: bytes) -> list[Value]:
+def decode(blob: bytes) -> Decoded:
     try:
         raw = zstandard.ZstdDecompressor().decompress(blob)
         kind, decimals, n, t0, k0, size = _HEADER.unpack_from(raw)
@@ -115,14 +137,24 @@ def _decimals(nums: list[float]) -> tuple[int, list[int]] | None:
     """The fewest decimals d with k / 10**d == v for every value (and k small), or None."""
     if any(v == 0 and math.copysign(1.0, v) < 0 for v in nums):
         return None  # -0.0 would come back as 0.0
-    for d in range(_MAX_DECIMALS + 1):
+    d = _fewest(nums[:32], 0)  # a guess from the first few, then all of them
+    while d is not None:
         p = 10 ** d
         try:
             ks = [round(v * p) for v in nums]
         except OverflowError:
             return None
-        if all(abs(k) < 2 ** 53 and k / p == v for k, v in zip(ks, nums, strict=True)):
+        if all(k / p == v for k, v in zip(ks, nums, strict=True)) and max(map(abs, ks)) < 2 ** 53:
             return d, ks
+        d = _fewest(nums, d + 1)
+    return None
+
+
+def _fewest(nums: list[float], start: int) -> int | None:
+    for d in range(start, _MAX_DECIMALS + 1):
+        p = 10 ** d
+        if all(math.isfinite(v * p) and round(v * p) / p == v for v in nums):
+            return d
     return None
 
 
@@ -142,9 +174,9 @@ def _encode_numeric(vals: list[Value]) -> bytes:
     return _compress(head + _planes(_zigzag(_time_stream(ts))) + _planes(body))
 
 
-def _decode_numeric(raw: bytes, decimals: int, n: int, t0: int, k0: int, size: int) -> list[Value]:
+def _decode_numeric(raw: bytes, decimals: int, n: int, t0: int, k0: int, size: int) -> Decoded:
     if n == 0:
-        return []
+        return Decoded([], [], None, size)
     off = _HEADER.size
     m = 8 * (n - 1)
     if len(raw) != off + 2 * m:
@@ -157,7 +189,9 @@ def _decode_numeric(raw: bytes, decimals: int, n: int, t0: int, k0: int, size: i
     else:
         p = 10 ** decimals
         nums = [k / p for k in accumulate(_unzigzag(body), initial=k0)]
-    return [Value(t, num, size=size) for t, num in zip(times, nums, strict=True)]
+    if len(nums) != len(times):
+        raise ValueError("numeric block with more times than values")
+    return Decoded(times, nums, None, size)
 
 
 def _encode_general(vals: list[Value]) -> bytes:
@@ -182,7 +216,7 @@ def _encode_general(vals: list[Value]) -> bytes:
     return _compress(head + json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _decode_general(raw: bytes, n: int, t0: int) -> list[Value]:
+def _decode_general(raw: bytes, n: int, t0: int) -> Decoded:
     out: list[Value] = []
     t = t0
     for dt, kind, value, size in json.loads(raw[_HEADER.size:]):
@@ -199,4 +233,4 @@ def _decode_general(raw: bytes, n: int, t0: int) -> list[Value]:
         elif kind != "0":
             raise ValueError(f"unknown value kind {kind!r}")
         out.append(v)
-    return out
+    return Decoded([v.timestamp_us for v in out], None, out, 0)

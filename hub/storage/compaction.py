@@ -10,11 +10,13 @@ sequence's latest-value pointer names is never compacted, so the latest value
 stays a primary-key look-up. Rollups are untouched: they count values wherever
 they live.
 
-PostgreSQL: the block row is locked (SELECT ... FOR UPDATE) before the rows are
-read, so two compactors serialize on an hour that has a block, and the primary
-key refuses a second new block. A late value inserted meanwhile is not among the
-rows read: it stays a row (and `revisions.append` checks new rows against the
-blocks, so a redelivered value is never stored twice). SQLite: the transaction
+The rows are deleted with DELETE ... RETURNING and the block is made of exactly
+what that returned. PostgreSQL: the block row is locked (SELECT ... FOR UPDATE)
+first, so two compactors serialize on an hour that has a block, and the primary
+key refuses a second new block (that compactor's transaction rolls back). A late
+value committed meanwhile is either deleted into the block or stays a row, and
+`revisions.append` checks new rows against the blocks, so a redelivered value is
+never stored twice. SQLite: the transaction
 takes the write lock first (BEGIN IMMEDIATE), so nothing writes in between.
 """
 
@@ -25,8 +27,10 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from itertools import starmap
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from hub.storage import blocks
@@ -62,11 +66,11 @@ def compact(sessions: Sessions, before_us: int, *, time_budget_s: float | None =
                 rep.seconds = time.monotonic() - t0
                 return rep
             with sessions() as s:
+                begin(s)
                 span = _next_span(s, rid, after, before_us)
+                n = 0 if span is None else compact_span(s, rid, span)
             if span is None:
                 break
-            with sessions() as s:
-                n = compact_span(s, rid, span)
             if n < 0:
                 rep.skipped.append((rid, span))
             else:
@@ -88,38 +92,41 @@ def _next_span(s: Session, rid: int, after: int, before_us: int) -> int | None:
     return span if span + blocks.SPAN_US <= before_us else None
 
 
-def compact_span(s: Session, rid: int, span: int) -> int:
-    """Move the rows of (rid, span) into its block, in the caller's transaction.
-    Returns how many values moved, or -1 when the hour's block is damaged (its
-    rows then stay rows)."""
-    is_pg = s.get_bind().dialect.name == "postgresql"
-    if not is_pg:
+def begin(s: Session) -> None:
+    """SQLite: take the write lock now, so no other writer commits between our reads and writes."""
+    if s.get_bind().dialect.name == "sqlite":
         s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _time(row: Any) -> int:
+    return int(row[0])
+
+
+def compact_span(s: Session, rid: int, span: int) -> int:
+    """Move the rows of (rid, span) into its block, in the caller's transaction (on
+    SQLite begun with `begin`). The rows are deleted first (DELETE ... RETURNING), so
+    the block gets exactly the rows removed, whatever commits meanwhile. Returns how
+    many values moved, or -1 when the hour's block is damaged (its rows stay rows)."""
     q = select(RevisionBlock).where(RevisionBlock.resource_id == rid, RevisionBlock.span_us == span)
-    existing = s.scalar(q.with_for_update() if is_pg else q)
-    latest = s.scalar(select(Resource.last_revision_id).where(Resource.id == rid))
-    r = Revision
-    rows = s.execute(select(r.id, r.timestamp_us, r.num, r.text, r.data, r.bulk_key, r.size).where(
-        r.resource_id == rid, r.timestamp_us >= span, r.timestamp_us < span + blocks.SPAN_US,
-        r.id != (latest if latest is not None else -1)).order_by(r.timestamp_us)).all()
-    if not rows:
-        return 0
-    new = [Value(ts, num, txt, data, key, size, id_) for id_, ts, num, txt, data, key, size in rows]
-    merged = new
+    existing = s.scalar(q.with_for_update() if s.get_bind().dialect.name == "postgresql" else q)
+    old = None
     if existing is not None:
         old = blocks.unpack(s, rid, existing)
         if old is None:
             return -1
-        have = {v.timestamp_us for v in old}
-        merged = sorted(old + [v for v in new if v.timestamp_us not in have], key=lambda v: v.timestamp_us)
-    for v in merged:
-        v.id = None
+    latest = s.scalar(select(Resource.last_revision_id).where(Resource.id == rid))
+    table = cast(Table, Revision.__table__)  # Core: plain tuples, no ORM bookkeeping per row
+    r = table.c
+    rows = s.execute(delete(table).where(
+        r.resource_id == rid, r.timestamp_us >= span, r.timestamp_us < span + blocks.SPAN_US,
+        r.id != (latest if latest is not None else -1)).returning(
+        r.timestamp_us, r.num, r.text, r.data, r.bulk_key, r.size)).all()
+    if not rows:
+        return 0
+    merged = list(starmap(Value, sorted(rows, key=_time)))
+    if old is not None:
+        have = set(old.times)
+        merged = sorted(old.values() + [v for v in merged if v.timestamp_us not in have],
+                        key=lambda v: v.timestamp_us)
     blocks.write(s, rid, span, merged, existing=existing)
-    ids = [id_ for id_, *_ in rows]
-    if is_pg:
-        s.execute(text("DELETE FROM revisions WHERE id = ANY(:ids)"), {"ids": ids})
-    else:
-        s.execute(delete(Revision).where(r.resource_id == rid, r.timestamp_us >= span,
-                                         r.timestamp_us < span + blocks.SPAN_US,
-                                         r.id != (latest if latest is not None else -1)))
     return len(rows)

@@ -109,9 +109,32 @@ def _packed(s: Session, rid: int, start_us: int, end_us: int, origin: int,
         else:
             opened.append(m)
     for m in opened:
-        for v in blocks.values_in(s, rid, max(start_us, m.span_us), min(end_us, m.span_us + blocks.SPAN_US)):
-            if v.num is not None:
-                yield (v.timestamp_us - origin) // width, Agg(1, v.num, v.num, v.num)
+        for times, nums in blocks.numbers_in(s, rid, max(start_us, m.span_us),
+                                             min(end_us, m.span_us + blocks.SPAN_US)):
+            yield from _runs(times, nums, origin, width)
+
+
+def _runs(times: list[int], nums: list[float | None], origin: int, width: int) -> Iterator[tuple[int, Agg]]:
+    """Per-bucket aggregates of time-ordered values: each bucket is one run."""
+    cur, agg = None, None
+    for t, x in zip(times, nums, strict=True):
+        if x is None:
+            continue
+        b = (t - origin) // width
+        if b != cur:
+            if agg is not None:
+                yield cur, agg  # type: ignore[misc]
+            cur, agg = b, Agg(1, x, x, x)
+        else:
+            assert agg is not None
+            agg.count += 1
+            agg.sum += x
+            if x < agg.min:
+                agg.min = x
+            elif x > agg.max:
+                agg.max = x
+    if agg is not None:
+        yield cur, agg  # type: ignore[misc]
 
 
 def _rolled(s: Session, rid: int, level: int, start_us: int, end_us: int, origin: int,
