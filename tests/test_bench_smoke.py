@@ -15,8 +15,10 @@ from tests.support.settings import clean_env
 ROOT = Path(__file__).resolve().parent.parent
 
 CASES = {
-    "storage.py": (["--rows", "3000", "--append-scale", "0.05"],
-                   ["sqlite_batch1000_per_s", "pg_batch1000_per_s", "pg_latest_ms", "pg_downsample_ms"]),
+    "storage.py": (["--rows", "3000", "--append-scale", "0.05", "--compact-values", "3000"],
+                   ["sqlite_batch1000_per_s", "pg_batch1000_per_s", "pg_latest_ms", "pg_downsample_ms",
+                    "pg_bytes_per_value", "pg_bytes_per_value_compacted", "compact_per_s", "compacted_range_10k_ms",
+                    "compacted_downsample_ms"]),
     "broker_auth.py": (["--messages", "30000", "--connects", "300", "--rounds", "1"],
                        ["plugin_vs_anonymous_cpu_per_msg", "plugin_vs_aclfile_cpu_per_msg",
                         "plugin_vs_pwfile_cpu_per_connect"]),

@@ -12,6 +12,7 @@ import requests
 from hub.settings import load
 from tests.fixtures.http import People, RunningHttp, seed_people, start_http_server
 from tests.support import free_port, write_settings_file
+from tests.support.compaction import compact_url
 
 
 @pytest.fixture(scope="module")
@@ -122,48 +123,95 @@ def test_patch_rename_move_attributes_and_delete(api: Api) -> None:
     assert api("GET", "/resources/acme/site/b/x").status_code == 404
 
 
-def test_history_values_points_and_csv(api: Api) -> None:
-    api("POST", "/resources/acme/site/h", json={"type": "sequence"})
+@pytest.mark.parametrize("compacted", [False, True], ids=["rows", "compacted"])
+def test_history_values_points_and_csv(api: Api, server: RunningHttp, compacted: bool) -> None:
+    h_path = "acme/site/h-packed" if compacted else "acme/site/h"
+    api("POST", f"/resources/{h_path}", json={"type": "sequence"})
     base = 1_700_000_000
     for i in range(20):
-        r = api("PUT", "/resources/acme/site/h", json={"value": i, "timestamp": base + i * 60})
+        r = api("PUT", f"/resources/{h_path}", json={"value": i, "timestamp": base + i * 60})
         assert r.status_code == 200, r.text
-    h = api("GET", f"/history/acme/site/h?start={base}&count=5&order=asc").json()
+    if compacted:  # all but the latest value move into a block, before anything has read them
+        assert compact_url(server.settings.database_url).values >= 19
+    h = api("GET", f"/history/{h_path}?start={base}&count=5&order=asc").json()
     assert [v["value"] for v in h["values"]] == [0, 1, 2, 3, 4]
-    h = api("GET", "/history/acme/site/h?count=3").json()
+    h = api("GET", f"/history/{h_path}?count=3").json()
     assert [v["value"] for v in h["values"]] == [19, 18, 17]
-    b = api("GET", "/history/acme/site/h?points=4").json()
+    b = api("GET", f"/history/{h_path}?points=4").json()
     assert sum(x["count"] for x in b["buckets"]) == 20
     assert b["buckets"][0]["min"] == 0 and b["buckets"][-1]["max"] == 19
     assert abs(sum(x["mean"] * x["count"] for x in b["buckets"]) - sum(range(20))) < 1e-6
-    r = api("GET", f"/history/acme/site/h?format=csv&order=asc&start={base + 600}")
+    r = api("GET", f"/history/{h_path}?format=csv&order=asc&start={base + 600}")
     assert r.headers["Content-Type"].startswith("text/csv") and "attachment" in r.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[0] == ["timestamp", "value"] and [float(x[1]) for x in rows[1:]] == list(range(10, 20))
-    assert api("GET", "/history/acme/site/h?points=3&format=csv").status_code == 400
-    assert api("GET", "/history/acme/site/h?start=yesterday").status_code == 400
+    assert api("GET", f"/history/{h_path}?points=3&format=csv").status_code == 400
+    assert api("GET", f"/history/{h_path}?start=yesterday").status_code == 400
     api("POST", "/resources/acme/site/words", json={"type": "sequence", "data_type": "text", "value": "hi"})
     assert api("GET", "/history/acme/site/words?points=10").status_code == 400
     assert api("GET", "/history/acme/site/words").json()["values"][0]["value"] == "hi"
     # the same under the resource's own path, unless a resource is named "history"
-    same = api("GET", "/history/acme/site/h?count=3").json()
-    assert api("GET", "/resources/acme/site/h/history?count=3").json() == same
+    same = api("GET", f"/history/{h_path}?count=3").json()
+    assert api("GET", f"/resources/{h_path}/history?count=3").json() == same
     assert api("GET", "/resources/acme/site/nothing/history").status_code == 404
     api("POST", "/resources/acme/site/history", json={"type": "folder"})
     assert api("GET", "/resources/acme/site/history").json()["type"] == "folder"
 
 
-def test_csv_streams_many_pages(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compacted", [False, True], ids=["rows", "compacted"])
+def test_csv_streams_many_pages(api: Api, server: RunningHttp, monkeypatch: pytest.MonkeyPatch,
+                                compacted: bool) -> None:
     from hub.http.routes import history
 
     monkeypatch.setattr(history, "CSV_PAGE", 7)
-    api("POST", "/resources/acme/site/many", json={"type": "sequence"})
-    for i in range(30):
-        api("PUT", "/resources/acme/site/many", json={"value": i, "timestamp": 1_600_000_000 + i})
-    rows = list(csv.reader(io.StringIO(api("GET", "/history/acme/site/many?format=csv").text)))
+    path = "acme/site/many-packed" if compacted else "acme/site/many"
+    api("POST", f"/resources/{path}", json={"type": "sequence"})
+    for i in range(30):  # 0.. in steps of 997 s: about 8 hours, several blocks once compacted
+        api("PUT", f"/resources/{path}", json={"value": i, "timestamp": 1_600_000_000 + i * 997})
+    if compacted:
+        assert compact_url(server.settings.database_url).values >= 29
+    rows = list(csv.reader(io.StringIO(api("GET", f"/history/{path}?format=csv").text)))
     assert [float(x[1]) for x in rows[1:]] == list(range(29, -1, -1))
-    rows = list(csv.reader(io.StringIO(api("GET", "/history/acme/site/many?format=csv&count=10&order=asc").text)))
+    rows = list(csv.reader(io.StringIO(api("GET", f"/history/{path}?format=csv&count=10&order=asc").text)))
     assert [float(x[1]) for x in rows[1:]] == list(range(10))
+    rows = list(csv.reader(io.StringIO(api("GET", f"/history/{path}?format=csv&start=1600005000").text)))
+    assert [float(x[1]) for x in rows[1:]] == list(range(29, 5, -1))
+
+
+def test_a_corrupt_compacted_block_shows_in_health_and_the_rest_reads(api: Api, server: RunningHttp) -> None:
+    from sqlalchemy import update
+
+    from hub.storage import blocks
+    from hub.storage.db import Database
+    from hub.storage.models import RevisionBlock
+
+    path = "acme/site/damaged"
+    api("POST", f"/resources/{path}", json={"type": "sequence"})
+    base = 1_600_000_000 - 1_600_000_000 % 3600  # an hour edge
+    for i in range(6):  # two values in each of three hours
+        api("PUT", f"/resources/{path}", json={"value": i, "timestamp": base + i * 1800})
+    assert compact_url(server.settings.database_url).blocks == 3
+    db = Database(server.settings.database_url)
+    try:
+        with db.session() as s:
+            rid = resources_get_id(s, path)
+            s.execute(update(RevisionBlock).where(RevisionBlock.resource_id == rid,
+                                                  RevisionBlock.span_us == blocks.span_of((base + 3600) * 10**6))
+                      .values(data=b"not a block"))
+    finally:
+        db.dispose()
+    got = api("GET", f"/history/{path}?order=asc").json()["values"]
+    assert [v["value"] for v in got] == [0, 1, 4, 5]  # the damaged hour is missing, the rest reads
+    health = requests.get(server.api("/health"), timeout=30).json()
+    assert health["status"] == "degraded"
+    entry = next(e for e in health["corrupt_blocks"] if e["sequence"] == path)
+    assert (entry["first"], entry["last"], entry["count"]) == ("2020-09-13T13:00:00Z", "2020-09-13T13:30:00Z", 2)
+
+
+def resources_get_id(s: object, path: str) -> int:
+    from hub.storage import resources
+
+    return resources.get(s, path).id  # type: ignore[arg-type]
 
 
 def test_cached_reads_see_other_writers_within_a_poll(api: Api, server: RunningHttp) -> None:

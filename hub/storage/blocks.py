@@ -50,10 +50,11 @@ class Meta:
     sum: float | None
 
 
-def corrupt() -> list[dict[str, object]]:
-    """Blocks this process found damaged: sequence, span, error (for /health)."""
+def corrupt(database: str | None = None) -> list[dict[str, object]]:
+    """Blocks this process found damaged (in `database`, a URL as `Database.safe_url`
+    renders it): sequence, span, error (for /health)."""
     with _lock:
-        return [dict(v) for _, v in sorted(_corrupt.items())]
+        return [dict(v) for k, v in sorted(_corrupt.items()) if database is None or k[0] == database]
 
 
 def _report(s: Session, rid: int, b: RevisionBlock, error: str) -> None:

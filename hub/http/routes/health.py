@@ -64,7 +64,7 @@ async def health(request: web.Request) -> web.Response:
         _check(request, _database), _check(request, _bulk), _check(request, _broker)), strict=True))
     stats = await in_thread(request, component_stats, request.app[SETTINGS])
     essential = checks["database"]["ok"] and checks["bulk"]["ok"]
-    damaged = {"corrupt_blocks": bad} if (bad := blocks.corrupt()) else {}
+    damaged = {"corrupt_blocks": bad} if (bad := blocks.corrupt(request.app[STORE].db.safe_url)) else {}
     status = "ok" if essential and checks["broker"]["ok"] and not damaged else "degraded" if essential else "down"
     return web.json_response({"status": status, "checks": checks, **stats, **damaged},
                              status=200 if essential else 503)
