@@ -20,11 +20,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.controller import Controller
-from hub.storage import permissions, resources, revisions, users
+from hub.storage import permissions, resources, revisions, users, values
 from hub.storage.db import Database
 from hub.storage.models import Level, ResourceType
+from hub.storage.resources import SequenceSpec
+from hub.storage.revisions import NewRevision
 from tests.fixtures.http import PASSWORD
 from tests.support.browser import PageLog, find_chromium, launch_chromium, publish_and_watch, screenshot, watch_page
+from tests.support.compaction import compact_db
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
 
 pytestmark = pytest.mark.slow
@@ -237,6 +240,24 @@ def test_sequence_page_live_values_chart_and_latency(page: Any, hub: HubStack, h
     print(f"\nconsole publish->page latency over {len(latencies)} updates: p50={p50:.1f} ms "
           f"p90={p90:.1f} ms max={max(latencies):.1f} ms (screenshot: {shot})")
     assert p50 < SEEN_WITHIN_MS
+
+
+def test_sequence_chart_over_compacted_history(page: Any, hub: HubStack, hub_db: Database) -> None:
+    """Two days old values, moved into compacted blocks, chart as they did as rows."""
+    path = f"{CONTROLLER}/archived"
+    start = values.now_us() - 2 * 86_400_000_000
+    with hub_db.session() as s:
+        rid = resources.create(s, path, "sequence", sequence=SequenceSpec(units="C")).id
+        revisions.append(s, [NewRevision(rid, start + i * 90_000_000, num=10.5 + (i % 7) / 4, size=8)
+                             for i in range(120)])  # three hours, 90 s apart
+    with hub_db.session() as s:
+        rows = revisions.downsample(s, rid, start, start + 120 * 90_000_000, 400)
+    assert compact_db(hub_db).values == 119
+    with hub_db.session() as s:
+        assert revisions.downsample(s, rid, start, start + 120 * 90_000_000, 400) == rows
+    login(page, hub, "member", f"#/r/{path}")
+    page.wait_for_selector("#chart[data-points='120']")  # one chart point per value, none lost or doubled
+    assert page.inner_text("#latest-value") == "10.5 C"  # the latest value, a row still
 
 
 def publish_to_page_latencies(page: Any, ctl: Controller, n: int) -> list[float]:

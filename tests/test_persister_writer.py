@@ -257,3 +257,22 @@ def test_append_batch_mixing_value_kinds(store):
                for r in revisions.history(s, rid, newest_first=False)]
     assert got == [(1, 1.0, None, None, None), (2, 2.5, None, None, None), (3, None, "t", None, None),
                    (4, None, None, b"\x00\xff", None), (5, None, None, None, "rev/x"), (6, 3.0, None, None, None)]
+
+
+def test_the_trimmer_compacts_what_is_older_than_compact_after(store):
+    """A controller's offline buffer arrives two days late: the trimmer's first round packs
+    it into blocks and it reads back the same; recent values stay rows."""
+    from hub.persister.trimmer import Trimmer
+    from hub.storage.models import RevisionBlock
+
+    now = values.now_us() // 1_000_000
+    old = [{"value": i / 8, "timestamp": now - 2 * 86400 + i * 10} for i in range(720)]  # two hours
+    recent = [{"value": i, "timestamp": now - 60 + i} for i in range(5)]
+    Writer(store).write([msg("acme/a", sequence="temp", values=old + recent)])
+    before = stored(store, "acme/a/temp")
+    trimmer = Trimmer(store, 10, 100, compact_after_s=86400)
+    trimmer.run_once()
+    assert count(store, RevisionBlock) >= 2 and count(store, Revision) == 5
+    assert stored(store, "acme/a/temp") == before
+    rep = trimmer.compact_once()
+    assert rep is not None and rep.values == 0

@@ -40,6 +40,9 @@ def test_file_then_env_with_yaml_values_and_prefix_wins(tmp_path: Path) -> None:
     ("", {"HUB_MQTT_PORT": "true"}, "MQTT_PORT must be int"),
     ("SECRET_KEY = 'short'\n", {}, "at least 32"),
     ("this is not python\n", {}, "cannot read settings file"),
+    ("COMPACT_AFTER_SECONDS = 30\n", {}, "COMPACT_AFTER_SECONDS must be 0 .* or from 60"),
+    ("", {"HUB_COMPACT_AFTER_SECONDS": "-1"}, "COMPACT_AFTER_SECONDS must be 0"),
+    ("", {"HUB_COMPACT_AFTER_SECONDS": "a day"}, "COMPACT_AFTER_SECONDS must be int"),
 ])
 def test_bad_settings_say_what_is_wrong(tmp_path: Path, content: str, env: dict[str, str], needle: str) -> None:
     f = tmp_path / "config.py"

@@ -14,6 +14,7 @@ from hub.errors import BadPath, BadRequest, BadValue, Conflict, HubError, NotFou
 from hub.storage import changes, keys, permissions, resources, revisions, sessions, users, values
 from hub.storage.models import Change, Level, Resource, Revision, Role
 from hub.storage.resources import SequenceSpec
+from tests.support.compaction import compact_db
 
 PW = "correct horse battery"
 
@@ -141,12 +142,15 @@ def test_values_checked_against_sequence(db, tree):
     assert values.iso(1704067200000001) == "2024-01-01T00:00:00.000001Z"
 
 
-def test_revisions_append_idempotent_latest_history_downsample_trim(db, tree):
+@pytest.mark.parametrize("compacted", [False, True], ids=["rows", "compacted"])
+def test_revisions_append_idempotent_latest_history_downsample_trim(db, tree, compacted):
     with db.session() as s:
         rid = resources.get(s, "acme/greenhouse/pi-01/temp").id
     batch = [revisions.NewRevision(rid, 1_000_000 + i, num=float(i), size=8) for i in range(1000)]
     with db.session() as s:
         assert revisions.append(s, batch) == 1000
+    if compacted:
+        assert compact_db(db).values == 999
     with db.session() as s:  # redelivery of the same batch stores nothing new
         assert revisions.append(s, batch[500:] + [revisions.NewRevision(rid, 5_000_000, num=-1.0)]) == 1
     with db.session() as s:
@@ -157,9 +161,12 @@ def test_revisions_append_idempotent_latest_history_downsample_trim(db, tree):
         buckets = revisions.downsample(s, rid, 1_000_000, 1_001_000, 10)
         assert len(buckets) == 10 and all(b.count == 100 for b in buckets)
         assert (buckets[0].min, buckets[0].max, buckets[0].mean) == (0.0, 99.0, 49.5)
+    if compacted:  # the redelivered batch went nowhere; the new latest value is a row to compact later
+        assert compact_db(db).values == 1
     with db.session() as s:
         revisions.trim(s, rid, 10)
-    assert count(db, Revision) == 10
+        assert [h.num for h in revisions.history(s, rid)] == [-1.0] + [float(i) for i in range(999, 990, -1)]
+    assert count(db, Revision) == (1 if compacted else 10)
     with db.session() as s:
         assert revisions.latest(s, resources.get(s, "acme/greenhouse/pi-01/temp")).num == -1.0
 
