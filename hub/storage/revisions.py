@@ -165,6 +165,9 @@ def trim(s: Session, resource_id: int, keep: int) -> list[str]:
     cutoff = _cutoff(s, resource_id, keep)
     if cutoff is None:
         return []
+    if s.get_bind().dialect.name == "postgresql":  # blocks before rows, as compaction locks them
+        s.execute(select(RevisionBlock.span_us).where(RevisionBlock.resource_id == resource_id,
+                                                      RevisionBlock.first_us <= cutoff).with_for_update())
     old = and_(Revision.resource_id == resource_id, Revision.timestamp_us <= cutoff)
     keys = [k for k in s.scalars(select(Revision.bulk_key).where(old, Revision.bulk_key.is_not(None))) if k]
     s.execute(delete(Revision).where(old))
