@@ -133,6 +133,24 @@ def in_order(s: Session, rid: int, start_us: int | None, end_us: int | None,
             yield dec.values(lo, hi)
 
 
+def take(s: Session, rid: int, start_us: int | None, end_us: int | None, newest_first: bool,
+         count: int) -> list[Value]:
+    """The first `count` compacted values of [start, end) in the order asked for."""
+    out: list[Value] = []
+    for dec in _blocks_in_order(s, rid, start_us, end_us, newest_first):
+        lo, hi = _bounds(dec.times, start_us, end_us)
+        need = count - len(out)
+        if newest_first:
+            vals = dec.values(max(lo, hi - need), hi)
+            vals.reverse()
+        else:
+            vals = dec.values(lo, min(hi, lo + need))
+        out.extend(vals)
+        if len(out) >= count:
+            break
+    return out
+
+
 def values_in(s: Session, rid: int, start_us: int | None, end_us: int | None) -> Iterator[Value]:
     for vals in in_order(s, rid, start_us, end_us, newest_first=False):
         yield from vals

@@ -130,14 +130,16 @@ def history(s: Session, resource_id: int, *, start_us: int | None = None, end_us
         q = q.where(Revision.timestamp_us < end_us)
     order = Revision.timestamp_us.desc() if newest_first else Revision.timestamp_us.asc()
     out = [Value(*row) for row in s.execute(q.order_by(order).limit(count))]
-    packed: list[Value] = []
-    for vals in blocks.in_order(s, resource_id, start_us, end_us, newest_first):
-        packed.extend(reversed(vals) if newest_first else vals)
-        if len(packed) >= count:
-            break
+    packed = blocks.take(s, resource_id, start_us, end_us, newest_first, count)
+    if not out:
+        return packed
     if packed:
-        out = sorted(out + packed[:count], key=lambda v: v.timestamp_us, reverse=newest_first)[:count]
+        out = sorted(out + packed, key=_time, reverse=newest_first)[:count]
     return out
+
+
+def _time(v: Value) -> int:
+    return v.timestamp_us
 
 
 def time_range(s: Session, resource_id: int) -> tuple[int, int] | None:
