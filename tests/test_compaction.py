@@ -12,6 +12,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -282,6 +283,32 @@ def test_compaction_killed_mid_way_leaves_every_value_once(db: Database, databas
     for rid in rids:
         assert _everything(db, rid) == expected[rid]
     compact_db(db)
+    for rid in rids:
+        assert _everything(db, rid) == expected[rid]
+
+
+def test_two_compactors_at_once_store_every_value_once(db: Database) -> None:
+    rids = [_sequence(db, f"c{i}") for i in range(3)]
+    expected = {}
+    for i, rid in enumerate(rids):
+        _append(db, rid, _walk(20 + i, 12_000))
+        expected[rid] = _everything(db, rid)
+    reports: list[compaction.Report] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            reports.append(compaction.compact(db.session, 2**62))
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    assert not errors and len(reports) == 2
+    assert sum(r.values for r in reports) == 3 * (12_000 - 1)
     for rid in rids:
         assert _everything(db, rid) == expected[rid]
 

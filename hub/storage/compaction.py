@@ -2,22 +2,21 @@
 (`revisions`) into compressed blocks (`revision_blocks`), one hour of one
 sequence per block.
 
-Each (sequence, hour) is one short transaction: read the hour's rows, merge
-them with the hour's block if there is one (late values), write the block,
-delete exactly the rows read. Killed anywhere, a value is either still a row
+Each (sequence, hour) is one short transaction: delete the hour's rows
+(DELETE ... RETURNING), merge what that returned with the hour's block if there
+is one (late values), write the block. Killed anywhere, a value is either still a row
 or already in its committed block, never both and never neither. The row a
 sequence's latest-value pointer names is never compacted, so the latest value
 stays a primary-key look-up. Rollups are untouched: they count values wherever
 they live.
 
-The rows are deleted with DELETE ... RETURNING and the block is made of exactly
-what that returned. PostgreSQL: the block row is locked (SELECT ... FOR UPDATE)
-first, so two compactors serialize on an hour that has a block, and the primary
-key refuses a second new block (that compactor's transaction rolls back). A late
+PostgreSQL: the block row is locked (SELECT ... FOR UPDATE) first, so two
+compactors serialize on an hour that has a block, and the primary key refuses a
+second new block (that compactor's transaction rolls back and it moves on). A late
 value committed meanwhile is either deleted into the block or stays a row, and
 `revisions.append` checks new rows against the blocks, so a redelivered value is
-never stored twice. SQLite: the transaction
-takes the write lock first (BEGIN IMMEDIATE), so nothing writes in between.
+never stored twice. SQLite: the transaction takes the write lock first (BEGIN
+IMMEDIATE), so nothing writes in between.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from itertools import starmap
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.storage import blocks
@@ -65,10 +65,17 @@ def compact(sessions: Sessions, before_us: int, *, time_budget_s: float | None =
             if time_budget_s is not None and time.monotonic() - t0 > time_budget_s:
                 rep.seconds = time.monotonic() - t0
                 return rep
-            with sessions() as s:
-                begin(s)
-                span = _next_span(s, rid, after, before_us)
-                n = 0 if span is None else compact_span(s, rid, span)
+            span: int | None = None
+            try:
+                with sessions() as s:
+                    begin(s)
+                    span = _next_span(s, rid, after, before_us)
+                    n = 0 if span is None else compact_span(s, rid, span)
+            except IntegrityError as e:  # another compactor made this hour's block first
+                log.info("sequence %d: another compactor was first (%s); moving on", rid, e.orig)
+                if span is None:
+                    raise
+                n = 0
             if span is None:
                 break
             if n < 0:
