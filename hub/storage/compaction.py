@@ -27,9 +27,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import starmap
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -105,8 +105,22 @@ def begin(s: Session) -> None:
         s.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _time(row: Any) -> int:
-    return int(row[0])
+_DELETE = ("DELETE FROM revisions WHERE resource_id = {p} AND timestamp_us >= {p} AND timestamp_us < {p} "
+           "AND id != {p} RETURNING timestamp_us, num, text, data, bulk_key, size")
+
+
+def _delete_rows(s: Session, rid: int, span: int, keep_id: int) -> list[tuple[Any, ...]]:
+    """Delete the hour's rows but `keep_id`; return them (time, num, text, data, bulk key, size).
+    Straight through the driver's cursor, on the session's connection and transaction: an hour
+    is thousands of rows, and result rows here cost more than all the rest of compaction."""
+    conn = s.connection()
+    cur = conn.connection.cursor()
+    try:
+        sql = _DELETE.format(p="%s" if conn.dialect.name == "postgresql" else "?")
+        cur.execute(sql, (rid, span, span + blocks.SPAN_US, keep_id))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 def compact_span(s: Session, rid: int, span: int) -> int:
@@ -122,15 +136,11 @@ def compact_span(s: Session, rid: int, span: int) -> int:
         if old is None:
             return -1
     latest = s.scalar(select(Resource.last_revision_id).where(Resource.id == rid))
-    table = cast(Table, Revision.__table__)  # Core: plain tuples, no ORM bookkeeping per row
-    r = table.c
-    rows = s.execute(delete(table).where(
-        r.resource_id == rid, r.timestamp_us >= span, r.timestamp_us < span + blocks.SPAN_US,
-        r.id != (latest if latest is not None else -1)).returning(
-        r.timestamp_us, r.num, r.text, r.data, r.bulk_key, r.size)).all()
+    rows = _delete_rows(s, rid, span, latest if latest is not None else -1)
     if not rows:
         return 0
-    merged = list(starmap(Value, sorted(rows, key=_time)))
+    rows.sort()  # by time: timestamps are distinct within a sequence
+    merged = list(starmap(Value, rows))
     if old is not None:
         have = set(old.times)
         merged = sorted(old.values() + [v for v in merged if v.timestamp_us not in have],
