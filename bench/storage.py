@@ -256,6 +256,12 @@ def main() -> int:
     if "pg_batch1000_per_s" in figures:
         figures["pg_batch1000_vs_batch1"] = figures["pg_batch1000_per_s"] / figures["pg_batch1_per_s"]
     figures["sqlite_batch1000_vs_batch1"] = figures["sqlite_batch1000_per_s"] / figures["sqlite_batch1_per_s"]
+    for db in ("sqlite", "pg"):  # against this run's own baselines, whatever the machine's load
+        if f"{db}_compact_per_s" in figures:
+            figures[f"{db}_compact_vs_batch1000"] = figures[f"{db}_compact_per_s"] / figures[f"{db}_batch1000_per_s"]
+            for read in ("range_10k_ms", "downsample_ms"):
+                figures[f"{db}_compacted_vs_rows_{read[:-3]}"] = \
+                    figures[f"{db}_compacted_{read}"] / figures[f"{db}_{read}"]
     if "pg_bytes_per_value" in figures:  # the headline figures, PostgreSQL's
         figures["compact_per_s"] = figures["pg_compact_per_s"]
         figures["compacted_range_10k_ms"] = figures["pg_compacted_range_10k_ms"]
