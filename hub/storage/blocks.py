@@ -102,19 +102,20 @@ def _blocks_in_order(s: Session, rid: int, start_us: int | None, end_us: int | N
                      newest_first: bool) -> Iterator[codec.Decoded]:
     """The decoded blocks overlapping [start, end), oldest (or newest) first, a few per query."""
     edge: int | None = None
+    size = 2  # most reads want the newest block or two; then a few more per query
     while True:
         q = _overlapping(rid, start_us, end_us)
         if edge is not None:
             q = q.where(RevisionBlock.span_us < edge if newest_first else RevisionBlock.span_us > edge)
-        q = q.order_by(RevisionBlock.span_us.desc() if newest_first else RevisionBlock.span_us).limit(_PAGE)
+        q = q.order_by(RevisionBlock.span_us.desc() if newest_first else RevisionBlock.span_us).limit(size)
         page = list(s.scalars(q))
         for b in page:
             dec = unpack(s, rid, b)
             if dec is not None:
                 yield dec
-        if len(page) < _PAGE:
+        if len(page) < size:
             return
-        edge = page[-1].span_us
+        edge, size = page[-1].span_us, _PAGE
 
 
 def _bounds(times: list[int], start_us: int | None, end_us: int | None) -> tuple[int, int]:
