@@ -313,6 +313,39 @@ def test_two_compactors_at_once_store_every_value_once(db: Database) -> None:
         assert _everything(db, rid) == expected[rid]
 
 
+def test_redelivery_while_compacting_stores_each_value_once(db: Database) -> None:
+    """A controller's buffer is sent again while the compactor moves those very hours:
+    whichever commits first, each value is in a row or a block, once, and counted once."""
+    rid = _sequence(db, "race")
+    points = _walk(30, 7200, jitter=False)  # two hours
+    _append(db, rid, points)
+    expected = _everything(db, rid)
+    errors: list[BaseException] = []
+
+    def redeliver() -> None:
+        try:
+            for _ in range(3):
+                for i in range(0, len(points), 500):
+                    with db.session() as s:
+                        revisions.append(s, [NewRevision(rid, t, num=v, size=8) for t, v in points[i:i + 500]])
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    th = threading.Thread(target=redeliver)
+    th.start()
+    try:
+        compact_db(db)
+    finally:
+        th.join(timeout=600)
+    assert not errors
+    compact_db(db)
+    assert _everything(db, rid) == expected
+    with db.session() as s:
+        for width in rollups.WIDTHS_S:
+            n = s.scalar(select(func.sum(Rollup.count)).where(Rollup.resource_id == rid, Rollup.width_s == width))
+            assert n == len(points)
+
+
 def test_a_corrupt_block_is_reported_and_the_rest_stays_readable(db: Database,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     rid = _sequence(db, "damaged")
