@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import IO
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from hub.errors import BadValue, NotFound
@@ -24,7 +24,7 @@ from hub.rhizo_import import mapping, source
 from hub.rhizo_import.writer import Summary, Target
 from hub.storage import revisions, values
 from hub.storage.bulk import Bulk
-from hub.storage.models import ResourceType, Revision
+from hub.storage.models import ResourceType
 from hub.storage.revisions import NewRevision
 from hub.storage.store import Store
 
@@ -70,7 +70,7 @@ class History:
         """The instants the hub already has for a resource it had before this run."""
         if not target.preexisting:
             return set()
-        return set(self.s.scalars(select(Revision.timestamp_us).where(Revision.resource_id == target.id)))
+        return revisions.timestamps(self.s, target.id)  # rows and compacted blocks
 
     def _add(self, target: Target, rid: int, rev_id: int, ts_us: int, data: bytes | None) -> None:
         if data is None:

@@ -142,6 +142,14 @@ def _time(v: Value) -> int:
     return v.timestamp_us
 
 
+def timestamps(s: Session, resource_id: int) -> set[int]:
+    """Every instant a resource has a value at, rows and compacted blocks alike."""
+    out = set(s.scalars(select(Revision.timestamp_us).where(Revision.resource_id == resource_id)))
+    for vals in blocks.in_order(s, resource_id, None, None, newest_first=False):
+        out.update(v.timestamp_us for v in vals)
+    return out
+
+
 def time_range(s: Session, resource_id: int) -> tuple[int, int] | None:
     lo, hi = s.execute(select(func.min(Revision.timestamp_us), func.max(Revision.timestamp_us))
                        .where(Revision.resource_id == resource_id)).one()
