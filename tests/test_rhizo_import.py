@@ -35,6 +35,7 @@ from hub.storage.models import (
 from hub.storage.store import Store
 from tests.support import PgCluster, S3Bucket, clean_env, free_port
 from tests.support.broker import RunningBroker, mqtt_client
+from tests.support.compaction import compact_db
 from tests.support.rhizo_db import SALT, T0, RhizoData, build, inner, plain_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +136,8 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
             assert len(prefixes) == 4 and sum(prefixes.values()) == 1
             status = s.scalars(select(ControllerStatus)).one()
             assert status.client_version == "0.1.5" and status.status == '{"disk": 12.5}'
+        assert compact_db(db).values > 0  # rhizo's old values move into blocks: still "already here"
+        first = counts(db)
         again = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
         assert again.returncode == 0, again.stderr[-3000:]
         assert "created: nothing" in again.stdout, again.stdout
