@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx chromium
 
-.PHONY: setup system-packages plugin console run test lint clean constraints
+.PHONY: setup system-packages plugin console rhizo-client run test lint clean constraints
 
-setup: system-packages $(STAMP) plugin console
+setup: system-packages $(STAMP) plugin console rhizo-client
 
 # Debian's mosquitto, its headers (for the plugin), the CLI clients, nginx (deployment test),
 # chromium (console tests) and Node.js (console build); only what is missing.
@@ -66,6 +66,18 @@ $(CONSOLE_STAMP): $(CONSOLE_SRC) $(CONSOLE_DEPS)
 	cd console && node build.mjs
 	touch $@
 
+# rhizo-client 0.1.5 as on a controller, in its own virtualenv (tests/test_rhizo_client.py).
+RHIZO_VENV  := .venv-rhizo
+RHIZO_STAMP := $(RHIZO_VENV)/.installed
+
+rhizo-client: $(RHIZO_STAMP)
+
+$(RHIZO_STAMP): tests/rhizo_client/requirements.txt
+	rm -rf $(RHIZO_VENV)
+	$(PYTHON) -m venv $(RHIZO_VENV)
+	$(RHIZO_VENV)/bin/python -m pip install --disable-pip-version-check -q -r tests/rhizo_client/requirements.txt
+	touch $@
+
 run: setup
 	$(PY) run.py --init-db
 	$(PY) run.py
@@ -88,4 +100,4 @@ constraints: $(STAMP)
 	} > constraints.txt.new && mv constraints.txt.new constraints.txt && touch $(STAMP)
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(RHIZO_VENV)

@@ -1,7 +1,8 @@
 """The one app factory: `init_app(settings) -> web.Application`.
 
 Middlewares (outermost first): metrics, errors (every failure as JSON),
-body limit (413 before a large body is read). Cleanup contexts own the
+body limit (413 before a large body is read), rhizo (serves rhizo-server's dialect,
+hub/http/rhizo/, before the hub's own routes see it). Cleanup contexts own the
 executors, the Store, the change-log watcher and the MQTT publisher.
 """
 
@@ -23,6 +24,7 @@ from hub.http.errors import Handler, error_middleware
 from hub.http.publisher import Publisher
 from hub.http.ratelimit import LoginLimiter
 from hub.http.readcache import POLL_SECONDS, ReadCache
+from hub.http.rhizo.dialect import rhizo_middleware
 from hub.http.routes import all_routes
 from hub.http.typedefs import (
     AUTH_CACHE,
@@ -117,7 +119,8 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
 
 def init_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.MAX_REQUEST_BYTES,
-                          middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware])
+                          middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware,
+                                       rhizo_middleware])
     app[SETTINGS] = settings
     app[LOGIN_LIMITER] = LoginLimiter()
     app.cleanup_ctx.extend([_executors, _store, _auth_cache, _publisher])

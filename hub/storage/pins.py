@@ -29,6 +29,7 @@ from hub.storage import keys, resources
 from hub.storage.models import Pin, ResourceType, utcnow
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read off a screen, typed by a person
+DIGITS = "23456789"  # PINs for rhizo controllers, which show a PIN as an integer
 PIN_LENGTH = 6
 KEEP_AFTER_EXPIRY = timedelta(days=1)  # expired rows are deleted after this (audit window)
 
@@ -62,13 +63,14 @@ def normalize(pin: str) -> str:
     return p
 
 
-def create(s: Session, *, ttl_s: int, now: datetime | None = None) -> tuple[Pin, str]:
-    """A new PIN and its pin code (returned once, stored hashed)."""
+def create(s: Session, *, ttl_s: int, now: datetime | None = None, alphabet: str = ALPHABET) -> tuple[Pin, str]:
+    """A new PIN and its pin code (returned once, stored hashed); `alphabet` is a subset
+    of ALPHABET (DIGITS for rhizo controllers)."""
     now = now or utcnow()
     s.execute(delete(Pin).where(Pin.expires_at < now - KEEP_AFTER_EXPIRY))
     code = secrets.token_urlsafe(32)
     for _ in range(10):
-        pin = "".join(secrets.choice(ALPHABET) for _ in range(PIN_LENGTH))
+        pin = "".join(secrets.choice(alphabet) for _ in range(PIN_LENGTH))
         if s.scalar(select(Pin.id).where(Pin.pin == pin)) is not None:
             continue  # taken (live, or kept for the audit window): draw again
         row = Pin(pin=pin, code_hash=_hash(code), created_at=now, expires_at=now + timedelta(seconds=ttl_s),

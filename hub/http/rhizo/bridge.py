@@ -1,0 +1,81 @@
+"""One websocket's line to the broker: an MQTT client (the HTTP server's `hub-service`
+login, as `hub.http.publisher`) that subscribes to the folders the websocket client may
+read and hands what arrives to the event loop. paho runs its network loop in its own
+thread and reconnects (and subscribes again) by itself; nothing here blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub import credentials
+from hub.settings import Settings
+
+log = logging.getLogger("hub.http.rhizo")
+Deliver = Callable[[str, bytes], None]
+
+
+class Bridge:
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop, deliver: Deliver) -> None:
+        self.loop, self.deliver = loop, deliver
+        self.host, self.port = settings.MQTT_HOST, settings.MQTT_PORT
+        self.topics: set[str] = set()
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=f"hub-ws-{os.getpid()}-{secrets.token_hex(4)}",
+                                  protocol=mqtt.MQTTv311)
+        self.client.username_pw_set(credentials.SERVICE_USERNAME,
+                                    credentials.service_password(settings.SECRET_KEY,
+                                                                 credentials.SERVICE_USERNAME))
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.started = False
+
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self.started = True
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
+                    properties: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("broker refused the websocket bridge's hub-service login (%s)", reason)
+            return
+        with self._lock:
+            topics = sorted(self.topics)
+        for t in topics:
+            client.subscribe(t, qos=0)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.loop.call_soon_threadsafe(self.deliver, msg.topic, bytes(msg.payload))
+
+    def subscribe(self, topic: str) -> None:
+        """Blocking (a socket write): call it off the event loop."""
+        with self._lock:
+            if topic in self.topics:
+                return
+            self.topics.add(topic)
+        if self.client.is_connected():
+            self.client.subscribe(topic, qos=0)
+
+    def unsubscribe(self, topic: str) -> None:
+        with self._lock:
+            self.topics.discard(topic)
+        if self.client.is_connected():
+            self.client.unsubscribe(topic)
+
+    def close(self) -> None:
+        """Blocking (joins paho's thread): call it off the event loop."""
+        if self.started:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.started = False

@@ -1,0 +1,217 @@
+"""rhizo's message websocket, `/api/v1/websocket`, bridged to the broker.
+
+Authenticated like the rest of the API: a key as the Basic password (controllers; the
+Basic user name is the client's version, recorded with the connect time), or a browser
+session (same origin only). Messages are JSON `{"type", "parameters", "folder"?,
+"channel"?}`; each goes where its MQTT twin would, through the broker with the HTTP
+server's service login, after the same access check and the same parsing (`hub.wire`):
+
+- `subscribe` `{"subscriptions": [{"folder": "self" | "/path", "include_children"}]}`:
+  what is published to those folders (read access needed) comes back over the socket
+  as `{"type", "timestamp", "parameters", "folder"}`; what this socket sent does not;
+- `connect`, `ping`: nothing to do (the connection is authenticated already);
+- `watchdog` (a controller): published to its folder, so it counts as hearing from it;
+- `update_sequence` `{"sequence", "value", "timestamp"?}` (a name relative to the
+  controller's folder, or an absolute path): published to the sequence's folder;
+- anything else (`update`, `send_email`, app types): published to `folder` (default: the
+  controller's own), write access needed.
+
+A message that is refused gets `{"type": "error", "parameters": {"message": ...}}` back;
+one that is not JSON closes the socket, as rhizo-server did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hub import paths, wire
+from hub.errors import BadRequest, Forbidden, HubError, Unauthenticated
+from hub.http.auth import Caller, level_of, same_origin
+from hub.http.deps import in_session, in_thread
+from hub.http.rhizo.access import caller
+from hub.http.rhizo.bridge import Bridge
+from hub.http.typedefs import PUBLISHER, SETTINGS
+from hub.storage import controllers
+from hub.storage.models import Level
+
+log = logging.getLogger("hub.http.rhizo")
+QUEUE = 1000  # messages waiting for a slow client; older ones are dropped first
+RECENT = 64  # what this socket published, so it does not come back to it
+HEARTBEAT = 60.0
+
+
+def _client_version(request: web.Request) -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        user = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return user[:40]
+
+
+async def serve(request: web.Request) -> web.StreamResponse:
+    if request.method != "GET":
+        raise BadRequest("this is rhizo's message websocket: open it with a websocket client (GET)")
+    who = await caller(request)
+    if who is None:
+        raise Unauthenticated("send a key as the Basic password, or log in first")
+    if who.via == "session" and not same_origin(request, request.app[SETTINGS]):
+        raise Forbidden(f"cross-origin websocket from {request.headers.get('Origin')!r} refused")
+    ws = web.WebSocketResponse(protocols=("http-only",), heartbeat=HEARTBEAT,
+                               max_msg_size=request.app[SETTINGS].MQTT_MAX_PAYLOAD)
+    if not ws.can_prepare(request).ok:
+        raise BadRequest("this is rhizo's message websocket: connect with a websocket client")
+    if who.subject.controller_path is not None:
+        await in_session(request, controllers.record_status, who.subject.controller_path,
+                         {"client_version": _client_version(request)}, connected=True)
+    await ws.prepare(request)
+    await Connection(request, ws, who).run()
+    return ws
+
+
+class Connection:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, who: Caller) -> None:
+        self.request, self.ws, self.who = request, ws, who
+        self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self.recent: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=RECENT)
+        self.bridge = Bridge(request.app[SETTINGS], asyncio.get_running_loop(), self._arrived)
+
+    def _arrived(self, topic: str, payload: bytes) -> None:
+        if (topic, payload) in self.recent:
+            self.recent.remove((topic, payload))
+            return
+        if self.outbox.qsize() >= QUEUE:
+            self.outbox.get_nowait()
+        self.outbox.put_nowait((topic, payload))
+
+    async def run(self) -> None:
+        self.bridge.start()
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            async for msg in self.ws:
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.BINARY:
+                        await self._error("send JSON text messages")
+                    continue
+                try:
+                    struct = json.loads(msg.data)
+                except (ValueError, RecursionError):
+                    break  # rhizo-server closed the connection on a message that is not JSON
+                try:
+                    await self.handle(struct)
+                except HubError as e:
+                    await self._error(e.message)
+        finally:
+            sender.cancel()
+            await asyncio.get_running_loop().run_in_executor(None, self.bridge.close)
+            await self.ws.close()
+
+    async def _error(self, message: str) -> None:
+        if not self.ws.closed:
+            await self.ws.send_json({"type": "error", "timestamp": _now(), "parameters": {"message": message}})
+
+    async def _send_loop(self) -> None:
+        while True:
+            topic, payload = await self.outbox.get()
+            try:
+                m = wire.parse(payload)
+            except HubError:
+                continue  # not a message (bad JSON, ...): the persister logs those
+            if self.ws.closed:
+                return
+            await self.ws.send_json({"type": m.type, "timestamp": _now(), "parameters": m.parameters,
+                                     "folder": "/" + topic})
+
+    # -- incoming --------------------------------------------------------------------------
+    async def handle(self, struct: Any) -> None:
+        if not isinstance(struct, dict) or not isinstance(struct.get("type"), str):
+            raise BadRequest("send {\"type\": ..., \"parameters\": {...}, \"folder\": optional}")
+        kind = struct["type"]
+        params = struct.get("parameters", {})
+        if not isinstance(params, dict):
+            raise BadRequest("parameters must be a JSON object")
+        if kind in ("connect", "ping"):
+            return
+        if kind == "subscribe":
+            await self._subscribe(params)
+            return
+        own = self.who.subject.controller_path
+        if kind == "watchdog":
+            if own is not None:
+                await self._publish(own, wire.build("watchdog", {}))
+            return
+        if kind in ("update_sequence", "updateSequence", "setNode"):
+            await self._update_sequence(params, own)
+            return
+        folder = struct.get("folder") or own
+        if not isinstance(folder, str):
+            raise BadRequest(f"message {kind[:40]!r} needs a folder (a path with a leading '/')")
+        topic = paths.normalize(folder)
+        m = wire.parse(json.dumps({kind: params}).encode(), max_bytes=self.request.app[SETTINGS].MQTT_MAX_PAYLOAD)
+        if m.type == wire.UPDATE_SEQUENCE:
+            wire.updates(topic, m.parameters)  # refuse here what the persister would refuse
+        await self._publish(topic, wire.build(m.type, m.parameters))
+
+    async def _update_sequence(self, params: dict[str, Any], own: str | None) -> None:
+        name = params.get("sequence", params.get("node"))
+        if not isinstance(name, str) or not name:
+            raise BadRequest("update_sequence needs sequence: a name or a path")
+        if not name.startswith("/") and own is None:
+            raise BadRequest("a relative sequence name needs a controller key: send an absolute path")
+        path = paths.normalize(name) if name.startswith("/") else paths.join(own or "", name)
+        folder, seq_name = paths.split(path)
+        if folder is None:
+            raise BadRequest(f"{name!r} is not a sequence path")
+        value = params.get("value")
+        item: dict[str, Any] = {"sequence": seq_name, "value": value}
+        if params.get("timestamp"):
+            item["timestamp"] = params["timestamp"]
+        wire.updates(folder, item)
+        await self._publish(folder, wire.build(wire.UPDATE_SEQUENCE, item))
+
+    async def _subscribe(self, params: dict[str, Any]) -> None:
+        subs = params.get("subscriptions", [])
+        if not isinstance(subs, list):
+            raise BadRequest("subscriptions must be a list of {\"folder\": ..., \"include_children\": ...}")
+        for sub in subs:
+            if not isinstance(sub, dict):
+                raise BadRequest("each subscription is {\"folder\": \"/path\" or \"self\"}")
+            folder = sub.get("folder", sub.get("folderId"))
+            if folder in ("self", "[self]"):
+                folder = self.who.subject.controller_path
+                if folder is None:
+                    raise BadRequest("folder 'self' is a controller key's own folder: send a path")
+            if not isinstance(folder, str):
+                raise BadRequest("a subscription's folder is a path with a leading '/'")
+            topic = paths.normalize(folder)
+            if await level_of(self.request, self.who, topic) < Level.READ:
+                raise Forbidden(f"read access to /{topic} is needed to subscribe")
+            topics = [topic]
+            if sub.get("include_children", sub.get("includeChildren")):
+                topics.append(topic + "/#")
+            for t in topics:
+                await in_thread(self.request, self.bridge.subscribe, t)
+
+    async def _publish(self, topic: str, payload: bytes) -> None:
+        if await level_of(self.request, self.who, topic) < Level.WRITE:
+            raise Forbidden(f"write access to /{topic} is needed")
+        limit = self.request.app[SETTINGS].MQTT_MAX_PAYLOAD
+        if len(payload) > limit:
+            raise BadRequest(f"message of {len(payload)} bytes is over MQTT_MAX_PAYLOAD ({limit})")
+        self.recent.append((topic, payload))
+        await in_thread(self.request, self.request.app[PUBLISHER].publish, topic, payload)
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z"

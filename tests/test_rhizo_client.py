@@ -1,0 +1,188 @@
+"""The real rhizo-client (0.1.5, in .venv-rhizo/ from `make rhizo-client`) against a running
+hub: Mosquitto with the plugin, the persister, the notifier and the HTTP server on free
+ports. Each scenario is tests/rhizo_client/drive.py run by the client's own Python in a
+scratch folder; it reports each step as a JSON line, checked here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import pytest
+import requests
+
+from hub.storage import resources, users
+from hub.storage.db import Database
+from hub.storage.models import ResourceType
+from tests.support.console_stack import HubStack, hub_stack
+from tests.support.processes import stop_process
+from tests.support.settings import clean_env
+
+ROOT = Path(__file__).resolve().parent.parent
+RHIZO_PYTHON = ROOT / ".venv-rhizo" / "bin" / "python"
+DRIVE = ROOT / "tests" / "rhizo_client" / "drive.py"
+STEP_TIMEOUT = 90.0
+
+pytestmark = pytest.mark.skipif(not RHIZO_PYTHON.exists(),
+                                reason="rhizo-client's environment is missing: run `make rhizo-client`")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
+    root = tmp_path_factory.mktemp("rhizo-client")
+    with hub_stack(root, WATCHDOG_CHECK_SECONDS=0.2) as hub:
+        db = Database(hub.settings.database_url)
+        try:
+            with db.session() as s:
+                users.create_organization(s, "other")
+                resources.create(s, "other/lab", ResourceType.FOLDER.value)
+        finally:
+            db.dispose()
+        log = root / "notifier.log"
+        with open(log, "ab") as out:
+            notifier = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--notifier"], cwd=ROOT,
+                                        env=clean_env(hub.settings_path), stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_subscribed(notifier, log)
+            yield hub
+        finally:
+            stop_process(notifier)
+
+
+def _wait_subscribed(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the notifier says it subscribed (before that, what controllers send is not heard)."""
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while "notifier subscribed" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the notifier did not subscribe:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.05)
+
+
+class Drive:
+    """drive.py running in its own process; `next(event)` waits for that step's line."""
+
+    def __init__(self, workdir: Path, spec: dict[str, Any]) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "RHIZO_", "PYTHON"))}
+        env["RHIZO_DRIVE"] = json.dumps(spec)
+        self.proc = subprocess.Popen([str(RHIZO_PYTHON), str(DRIVE)], cwd=workdir, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: Queue[dict[str, Any]] = Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip())
+
+    def next(self, event: str, timeout: float = STEP_TIMEOUT) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got = self.lines.get(timeout=0.1)
+            except Empty:
+                if time.monotonic() < deadline and self.proc.poll() is None:
+                    continue
+                raise AssertionError(f"no {event!r} from rhizo-client within {timeout:.0f} s (exit status "
+                                     f"{self.proc.poll()}); its log:\n" + "\n".join(self.log[-40:])) from None
+            assert got["event"] != "timeout", f"rhizo-client timed out waiting for {got['what']}:\n" + \
+                "\n".join(self.log[-40:])
+            if got["event"] == event:
+                return got
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _config(hub: HubStack, key: str | None, *, mqtt: bool) -> dict[str, Any]:
+    config: dict[str, Any] = {"server_name": hub.url.removeprefix("http://"), "enable_ws": not mqtt}
+    if key is not None:
+        config["secret_key"] = key
+    if mqtt:
+        config.update({"mqtt_host": hub.settings.MQTT_HOST, "mqtt_port": hub.settings.MQTT_WS_PORT,
+                       "mqtt_tls": False})
+    return config
+
+
+def test_controller_over_mqtt_and_http(stack: HubStack, tmp_path: Path) -> None:
+    people = stack.people
+    drive = Drive(tmp_path, {"scenario": "controller", "config": _config(stack, people.keys["controller"], mqtt=True),
+                             "missing_folder": "/acme/no/such/folder", "foreign_folder": "/other/lab"})
+    try:
+        base = "/" + people.controller
+        assert drive.next("path")["path"] == base
+        assert drive.next("folder") == {"event": "folder", "exists": True, "missing": False}
+        seqs = drive.next("sequences")
+        assert seqs["temp"]["type"] == 21 and seqs["temp"]["path"] == base + "/temp"
+        assert seqs["temp"]["system_attributes"] == {"data_type": 1, "decimal_places": 2, "units": "degrees_C",
+                                                     "max_history": 10000, "min_storage_interval": 0}
+        assert seqs["count"] == {"data_type": 1, "decimal_places": 0, "max_history": 1234,
+                                 "min_storage_interval": 0}
+        assert seqs["note"]["data_type"] == 2
+        files = drive.next("files")
+        assert files["text_ok"] and files["binary_ok"]
+        assert files["info"]["type"] == 20 and files["info"]["size"] == 102400
+        assert drive.next("mqtt") == {"event": "mqtt", "temp": "21.5", "note": "hello"}
+        assert drive.next("http") == {"event": "http", "temp": "22.25", "note": "over http", "count": "8"}
+        assert drive.next("messages") == {"event": "messages", "own": 200, "missing": 404, "foreign": 403}
+        item = drive.next("listing")["item"]
+        assert item["type"] == 12 and item["status"] == {"foo": "bar"}
+        assert item["last_watchdog_timestamp"].endswith(" Z")
+        drive.next("done")
+    finally:
+        drive.stop()
+    # what the client stored is what the hub's own API shows
+    r = requests.get(stack.http.api(f"/resources/{people.controller}/count"), headers=people.auth("admin"),
+                     timeout=10)
+    assert r.json()["value"] == 8 and r.json()["sequence"]["max_history"] == 1234
+
+
+def test_controller_over_the_message_websocket(stack: HubStack, tmp_path: Path) -> None:
+    people = stack.people
+    drive = Drive(tmp_path, {"scenario": "websocket", "config": _config(stack, people.keys["controller"], mqtt=False)})
+    try:
+        ready = drive.next("ready")
+        assert ready["wstemp"] == "20.5" and ready["wsnote"] == "typed"
+        got: list[dict[str, Any]] = []
+
+        def command_arrives() -> None:  # the websocket subscribes on its own time: send until one arrives
+            while not got:
+                r = requests.post(stack.http.api("/messages"), headers=people.auth("writer"), timeout=10,
+                                  json={"folder": people.controller, "type": "command", "parameters": {"on": 1}})
+                assert r.status_code == 202, r.text
+                try:
+                    got.append(drive.next("command", timeout=0.5))
+                except AssertionError:
+                    continue
+
+        deadline = threading.Timer(STEP_TIMEOUT, drive.stop)
+        deadline.start()
+        try:
+            command_arrives()
+        finally:
+            deadline.cancel()
+        assert got[0]["params"] == {"on": 1}
+        drive.next("done")
+    finally:
+        drive.stop()
