@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -108,6 +109,17 @@ class Drive:
             if got["event"] == event:
                 return got
 
+    def wait_log(self, pattern: str, timeout: float = STEP_TIMEOUT) -> re.Match[str]:
+        """The first line of the client's log matching `pattern`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for line in list(self.log):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            time.sleep(0.05)
+        raise AssertionError(f"rhizo-client never logged {pattern!r}:\n" + "\n".join(self.log[-40:]))
+
     def stop(self) -> None:
         stop_process(self.proc)
         for pipe in (self.proc.stdout, self.proc.stderr):
@@ -186,3 +198,23 @@ def test_controller_over_the_message_websocket(stack: HubStack, tmp_path: Path) 
         drive.next("done")
     finally:
         drive.stop()
+
+
+def test_controller_provisioned_by_pin(stack: HubStack, tmp_path: Path) -> None:
+    people = stack.people
+    drive = Drive(tmp_path, {"scenario": "pin", "config": _config(stack, None, mqtt=True)})
+    try:
+        pin = drive.wait_log(r"your PIN is: (\d+)").group(1)
+        r = requests.put(stack.http.api(f"/pins/{pin}"), headers=people.auth("writer"), timeout=10,
+                         json={"controller": "acme/site/pi-02"})
+        assert r.status_code == 200, r.text
+        got = drive.next("provisioned")
+        assert got["path"] == "/acme/site/pi-02"
+        key = got["local"].split("secret_key:", 1)[1].strip()
+        drive.next("done")
+    finally:
+        drive.stop()
+    # the key it saved is a controller key for that folder, in the hub's own API too
+    r = requests.get(stack.http.api("/resources/acme/site/pi-02"), headers={"Authorization": f"Bearer {key}"},
+                     timeout=10)
+    assert r.status_code == 200 and r.json()["type"] == "controller"

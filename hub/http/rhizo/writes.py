@@ -224,7 +224,10 @@ def put_values(s: Session, store: Store, subject: Subject, items: list[tuple[str
     missing or not writable is skipped; the rest are stored."""
     stored, skipped = 0, []
     if timestamp:
-        values.parse_timestamp(timestamp)  # a bad time refuses the whole request
+        try:
+            values.parse_timestamp(timestamp)  # a bad time refuses the whole request
+        except BadValue as e:
+            raise BadRequest(e.message) from None
     for path, value in sorted(items):
         r = resources.find(s, path)
         if r is None or r.type != ops.SEQUENCE or permissions.level(s, subject, path) < Level.WRITE:
