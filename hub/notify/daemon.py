@@ -46,14 +46,16 @@ SESSION_EXPIRY = 3600  # s Mosquitto queues messages for a stopped notifier
 WORKERS = 4
 STATUS, CONNECTED, WATCHDOG = "status", "connected", "watchdog"
 SEND_TYPES = frozenset({parse.SEND_EMAIL, parse.SEND_TEXT, parse.SEND_SMS})
-ACTED_ON = SEND_TYPES | {STATUS, CONNECTED}
+# A `watchdog` message is recorded as heard at once (rhizo-server kept its time on receipt),
+# the rest of what is heard every WATCHDOG_CHECK_SECONDS.
+ACTED_ON = SEND_TYPES | {STATUS, CONNECTED, WATCHDOG}
 # What a controller sends: these count as "heard" for the watchdog; commands sent *to* a
 # controller's folder (by people or scripts) do not.
 HEARD = ACTED_ON | {wire.UPDATE_SEQUENCE, wire.DISPLAY_VALUE, WATCHDOG}
 # Cheap filter before any JSON parsing: every message in HEARD contains one of these.
 _MARKERS = (b"update", b"send_", b"status", b"connected", b"watchdog", b"display_value")
 # The common case, decided without parsing: a native message whose type (first) only counts as heard.
-_HEARD_ONLY = re.compile(rb'\s*\{\s*"type"\s*:\s*"(?:update_sequence|display_value|watchdog)"')
+_HEARD_ONLY = re.compile(rb'\s*\{\s*"type"\s*:\s*"(?:update_sequence|display_value)"')
 PURGE_EVERY = 3600.0
 
 
@@ -201,6 +203,10 @@ class Notifier:
     def handle(self, topic: str, msg: wire.Message) -> None:
         if msg.type in SEND_TYPES:
             self.dispatcher.request(topic, msg.type, msg.parameters)
+            return
+        if msg.type == WATCHDOG:
+            with self.store.session() as s:
+                controllers.record_activity(s, {topic: datetime.now(UTC).replace(tzinfo=None)})
             return
         try:
             with self.store.session() as s:
