@@ -253,3 +253,41 @@ def test_websocket_refuses_what_it_must(server: RunningHttp, people: People) -> 
     assert "read access" in replies[0]["parameters"]["message"]
     assert "write access" in replies[1]["parameters"]["message"]
     assert replies[4] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+def test_websocket_closes_when_its_key_is_revoked(server: RunningHttp, people: People,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.http.rhizo import websocket
+    from hub.storage import keys
+
+    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.1)
+    db = Database(server.settings.database_url)
+    try:
+        with db.session() as s:
+            row, key = keys.create(s, controller_path=people.controller, name="ws")
+    finally:
+        db.dispose()
+    url = server.api("/websocket").replace("http", "ws", 1)
+
+    async def session() -> list[Any]:
+        seen: list[Any] = []
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(url, headers=basic(key), protocols=("http-only",)) as ws:
+                await ws.send_str(json.dumps({"type": "subscribe", "parameters": {
+                    "subscriptions": [{"folder": "self", "include_children": True}]}}))
+                await ws.send_str(json.dumps({"type": "ping", "parameters": {}}))
+                db2 = Database(server.settings.database_url)
+                try:
+                    with db2.session() as s:
+                        keys.revoke(s, row.prefix)
+                finally:
+                    db2.dispose()
+                while True:
+                    m = await ws.receive(timeout=30)
+                    if m.type != aiohttp.WSMsgType.TEXT:
+                        return seen + [m.type]
+                    seen.append(json.loads(m.data))
+
+    got = asyncio.run(session())
+    assert got[0]["type"] == "error" and "revoked" in got[0]["parameters"]["message"]
+    assert got[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)

@@ -17,7 +17,9 @@ server's service login, after the same access check and the same parsing (`hub.w
   controller's own), write access needed.
 
 A message that is refused gets `{"type": "error", "parameters": {"message": ...}}` back;
-one that is not JSON closes the socket, as rhizo-server did.
+one that is not JSON closes the socket, as rhizo-server did. Every RECHECK_SECONDS the
+connection's key is checked again (a revoked key closes it, as the broker kicks its MQTT
+connections) and so is read access to each subscribed folder (lost access unsubscribes).
 """
 
 from __future__ import annotations
@@ -40,24 +42,30 @@ from hub.http.deps import in_session, in_thread
 from hub.http.rhizo.access import caller
 from hub.http.rhizo.bridge import Bridge
 from hub.http.typedefs import PUBLISHER, SETTINGS
-from hub.storage import controllers
+from hub.storage import controllers, keys, permissions, resources
 from hub.storage.models import Level
 
 log = logging.getLogger("hub.http.rhizo")
 QUEUE = 1000  # messages waiting for a slow client; older ones are dropped first
 RECENT = 64  # what this socket published, so it does not come back to it
 HEARTBEAT = 60.0
+RECHECK_SECONDS = 30.0
+
+
+def _basic(request: web.Request) -> tuple[str, str]:
+    """(user name, password) of `Authorization: Basic`; ("", "") without one."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password
 
 
 def _client_version(request: web.Request) -> str:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return ""
-    try:
-        user = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
-    return user[:40]
+    return _basic(request)[0][:40]
 
 
 async def serve(request: web.Request) -> web.StreamResponse:
@@ -86,6 +94,8 @@ class Connection:
         self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self.recent: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=RECENT)
         self.bridge = Bridge(request.app[SETTINGS], asyncio.get_running_loop(), self._arrived)
+        self.folders: set[str] = set()  # known to exist
+        self.subscribed: set[str] = set()
 
     def _arrived(self, topic: str, payload: bytes) -> None:
         if (topic, payload) in self.recent:
@@ -98,6 +108,7 @@ class Connection:
     async def run(self) -> None:
         self.bridge.start()
         sender = asyncio.create_task(self._send_loop())
+        checker = asyncio.create_task(self._recheck_loop())
         try:
             async for msg in self.ws:
                 if msg.type != WSMsgType.TEXT:
@@ -114,6 +125,7 @@ class Connection:
                     await self._error(e.message)
         finally:
             sender.cancel()
+            checker.cancel()
             await asyncio.get_running_loop().run_in_executor(None, self.bridge.close)
             await self.ws.close()
 
@@ -132,6 +144,25 @@ class Connection:
                 return
             await self.ws.send_json({"type": m.type, "timestamp": _now(), "parameters": m.parameters,
                                      "folder": "/" + topic})
+
+    async def _recheck_loop(self) -> None:
+        key = _basic(self.request)[1] if self.who.via == "key" else ""
+        while not self.ws.closed:
+            await asyncio.sleep(RECHECK_SECONDS)
+            if key:
+                try:
+                    await in_session(self.request, keys.verify, key)
+                except HubError:
+                    await self._error("this key was revoked: the connection closes")
+                    await self.ws.close()
+                    return
+            for topic in sorted(self.subscribed):
+                folder = topic.removesuffix("/#")
+                have = await in_session(self.request, permissions.level, self.who.subject, folder)
+                if have < Level.READ:
+                    self.subscribed.discard(topic)
+                    await in_thread(self.request, self.bridge.unsubscribe, topic)
+                    await self._error(f"read access to /{folder} was taken away: unsubscribed")
 
     # -- incoming --------------------------------------------------------------------------
     async def handle(self, struct: Any) -> None:
@@ -200,12 +231,21 @@ class Connection:
             topics = [topic]
             if sub.get("include_children", sub.get("includeChildren")):
                 topics.append(topic + "/#")
+            await self._need_folder(topic)
             for t in topics:
+                self.subscribed.add(t)
                 await in_thread(self.request, self.bridge.subscribe, t)
+
+    async def _need_folder(self, topic: str) -> None:
+        """NotFound unless `topic` is a folder (the broker drops messages to anything else)."""
+        if topic not in self.folders:
+            await in_session(self.request, resources.get_folder, topic)
+            self.folders.add(topic)
 
     async def _publish(self, topic: str, payload: bytes) -> None:
         if await level_of(self.request, self.who, topic) < Level.WRITE:
             raise Forbidden(f"write access to /{topic} is needed")
+        await self._need_folder(topic)
         limit = self.request.app[SETTINGS].MQTT_MAX_PAYLOAD
         if len(payload) > limit:
             raise BadRequest(f"message of {len(payload)} bytes is over MQTT_MAX_PAYLOAD ({limit})")
