@@ -1,5 +1,6 @@
-"""PUT /api/v1/resources: many sequence values in one request, as rhizo-server took them
-(docs/rhizo-compat.md), so rhizo controllers' HTTP updates work unchanged.
+"""PUT /api/v1/resources: many sequence values in one request, in the hub's own dialect
+(docs/rhizo-compat.md). rhizo-client's own requests (a form asking for text/plain) are
+answered by rhizo's dialect, hub/http/rhizo/, before they reach this route.
 
 Body: `values`, an object `{"/acme/pi/temp": 21.5, ...}` of absolute sequence paths, and
 an optional `timestamp` (ISO 8601, for every value; the server's time without one).
