@@ -5,6 +5,8 @@ scratch folder; it reports each step as a JSON line, checked here."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import re
@@ -13,10 +15,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 
@@ -219,3 +223,29 @@ def test_controller_provisioned_by_pin(stack: HubStack, tmp_path: Path) -> None:
     r = requests.get(stack.http.api("/resources/acme/site/pi-02"), headers={"Authorization": f"Bearer {key}"},
                      timeout=10)
     assert r.status_code == 200 and r.json()["type"] == "controller"
+
+
+def test_text_lines_over_the_message_websocket(stack: HubStack) -> None:
+    """`s,` lines are stored like their MQTT twins; a line for another folder is refused."""
+    people = stack.people
+    auth = base64.b64encode(f"0.0.6.unknown:{people.keys['controller']}".encode()).decode()
+    stamp = datetime.now(UTC).replace(tzinfo=None).isoformat() + " Z"
+    url = stack.http.api("/websocket").replace("http", "ws", 1)
+
+    async def send() -> Any:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(url, headers={"Authorization": f"Basic {auth}"}) as ws:
+                await ws.send_str(f"s,wsline,{stamp},3.5\n")
+                await ws.send_str(f"s,/other/lab/x,{stamp},1")
+                return json.loads((await ws.receive(timeout=30)).data)
+
+    refused = asyncio.run(send())
+    assert refused["type"] == "error" and "outside" in refused["parameters"]["message"]
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while True:
+        r = requests.get(stack.http.api(f"/resources/{people.controller}/wsline"), headers=people.auth("admin"),
+                         timeout=10)
+        if r.status_code == 200 and r.json()["value"] == "3.5":
+            break
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.1)

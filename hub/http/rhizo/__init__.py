@@ -5,6 +5,7 @@ own API (docs/rhizo-compat.md): the same storage, access rule, limits and parser
   serves rhizo requests (the hub's own routes never see them);
 - `form`: rhizo's request values (query string + form body, also on GET);
 - `shapes`: rhizo's answers (numeric types, leading-slash paths, `' Z'` timestamps);
-- `resources`, `resource_ops`, `pins`: the handlers and their work in a transaction;
+- `access`: who is calling, as rhizo-server saw it;
+- `resources`, `pins`: the handlers; `reads`, `writes`: their work, in one transaction;
 - `websocket`, `bridge`: `/api/v1/websocket`, bridged to the broker.
 """

@@ -14,7 +14,9 @@ server's service login, after the same access check and the same parsing (`hub.w
 - `update_sequence` `{"sequence", "value", "timestamp"?}` (a name relative to the
   controller's folder, or an absolute path): published to the sequence's folder;
 - anything else (`update`, `send_email`, app types): published to `folder` (default: the
-  controller's own), write access needed.
+  controller's own), write access needed;
+- a text line `s,<sequence>,<time>,<value>` or `d,...` (a controller): published to its own
+  folder as sent, as it would send it over MQTT.
 
 A message that is refused gets `{"type": "error", "parameters": {"message": ...}}` back;
 one that is not JSON closes the socket, as rhizo-server did. Every RECHECK_SECONDS the
@@ -116,10 +118,13 @@ class Connection:
                         await self._error("send JSON text messages")
                     continue
                 try:
-                    struct = json.loads(msg.data)
-                except (ValueError, RecursionError):
-                    break  # rhizo-server closed the connection on a message that is not JSON
-                try:
+                    if msg.data[:2] in ("s,", "d,"):
+                        await self._line(msg.data)
+                        continue
+                    try:
+                        struct = json.loads(msg.data)
+                    except (ValueError, RecursionError):
+                        break  # rhizo-server closed the connection on a message that is not JSON
                     await self.handle(struct)
                 except HubError as e:
                     await self._error(e.message)
@@ -193,6 +198,16 @@ class Connection:
         if m.type == wire.UPDATE_SEQUENCE:
             wire.updates(topic, m.parameters)  # refuse here what the persister would refuse
         await self._publish(topic, wire.build(m.type, m.parameters))
+
+    async def _line(self, text: str) -> None:
+        own = self.who.subject.controller_path
+        if own is None:
+            raise BadRequest("'s,' and 'd,' lines go to a controller's own folder: connect with its key")
+        payload = text.rstrip("\r\n").encode()
+        m = wire.parse(payload, max_bytes=self.request.app[SETTINGS].MQTT_MAX_PAYLOAD)
+        if m.type == wire.UPDATE_SEQUENCE:
+            wire.updates(own, m.parameters)
+        await self._publish(own, payload)
 
     async def _update_sequence(self, params: dict[str, Any], own: str | None) -> None:
         name = params.get("sequence", params.get("node"))
