@@ -154,6 +154,7 @@ def test_files_move_status_and_delete(server: RunningHttp, people: People) -> No
     ({"path": "/acme/site", "name": "bad.bin", "type": 21, "data_type": 1, "decimal_places": "two"}, 400),
     ({"path": "/acme/site", "name": "bad.bin", "type": 21, "data_type": 1, "system_attributes": "[1, 2]"}, 400),
     ({"path": "/acme/site", "name": "bad.bin", "type": 10, "user_attributes": "not json"}, 400),
+    ({"path": "/acme/site", "name": "bad.bin", "type": 10, "user_attributes": '{"content_type": "x"}'}, 400),
     ({"path": "/acme/site", "name": "bad.bin", "type": 12}, 403),  # a controller folder needs admin
     ({"path": "/other/lab", "name": "bad.bin", "type": 10}, 403),
     ({"path": "/nowhere/at/all", "name": "bad.bin", "type": 10}, 403),

@@ -83,6 +83,15 @@ def json_object(v: MultiDict[str], name: str) -> dict[str, Any] | None:
     return obj
 
 
+def user_attributes(v: MultiDict[str], reserved: tuple[str, ...]) -> dict[str, Any] | None:
+    """`user_attributes`: a JSON object whose keys are not the hub's own attributes."""
+    got = json_object(v, "user_attributes")
+    taken = sorted(set(got or {}) & set(reserved))
+    if taken:
+        raise BadRequest(f"user_attributes may not set {', '.join(taken)}: the hub keeps those itself")
+    return got
+
+
 def b64(v: MultiDict[str], name: str) -> bytes | None:
     """A base64 field (`data`): rhizo-client sends file contents and values this way."""
     raw = v.get(name)

@@ -117,7 +117,7 @@ async def create_resource(request: web.Request, tail: str) -> web.StreamResponse
     name = form.text(v, "name", required=True) or ""
     number = form.integer(v, "type", required=True)
     assert number is not None
-    user_attributes = form.json_object(v, "user_attributes")
+    user_attributes = form.user_attributes(v, shapes.RESERVED_KEYS)
     seq = _sequence_fields(v, form.json_object(v, "system_attributes"))
     data = form.b64(v, "data")
     if data is None:
@@ -148,7 +148,7 @@ async def put_resource(request: web.Request, tail: str) -> web.StreamResponse:
     u = writes.Update(
         name=paths.check_segment(v["name"]) if "name" in v else None,
         parent=v.get("parent") or None,
-        user_attributes=form.json_object(v, "user_attributes"),
+        user_attributes=form.user_attributes(v, shapes.RESERVED_KEYS),
         system_attributes=system_attributes,
         status=form.json_object(v, "status"),
         seq=_sequence_fields(v, system_attributes),
