@@ -292,3 +292,34 @@ def test_websocket_closes_when_its_key_is_revoked(server: RunningHttp, people: P
     got = asyncio.run(session())
     assert got[0]["type"] == "error" and "revoked" in got[0]["parameters"]["message"]
     assert got[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+def test_a_shutdown_closes_open_websockets(tmp_path: Any) -> None:
+    """Stopping the server does not wait for connected controllers to leave."""
+    import threading
+    import time
+
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": "w" * 48, "PASSWORD_HASH_ROUNDS": 4,
+        "HTTP_PORT": free_port(), "MQTT_PORT": free_port()})
+    with start_http_server(load(path, env={}), path) as srv:
+        people = seed_people(srv.settings)
+        opened, closed = threading.Event(), threading.Event()
+
+        async def hold() -> None:
+            async with aiohttp.ClientSession() as http:
+                async with http.ws_connect(srv.api("/websocket").replace("http", "ws", 1),
+                                           headers=basic(people.keys["controller"])) as ws:
+                    opened.set()
+                    async for _ in ws:
+                        pass
+            closed.set()
+
+        client = threading.Thread(target=lambda: asyncio.run(hold()), daemon=True)
+        client.start()
+        assert opened.wait(30)
+        t0 = time.monotonic()
+        srv.stop()  # start_http_server gives cleanup 30 s: it would time out waiting for the socket
+        assert closed.wait(30)
+        assert time.monotonic() - t0 < 25
+        client.join(10)

@@ -24,7 +24,7 @@ from hub.http.errors import Handler, error_middleware
 from hub.http.publisher import Publisher
 from hub.http.ratelimit import LoginLimiter
 from hub.http.readcache import POLL_SECONDS, ReadCache
-from hub.http.rhizo.dialect import rhizo_middleware
+from hub.http.rhizo import dialect as rhizo_dialect
 from hub.http.routes import all_routes
 from hub.http.typedefs import (
     AUTH_CACHE,
@@ -119,8 +119,7 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
 
 def init_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.MAX_REQUEST_BYTES,
-                          middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware,
-                                       rhizo_middleware])
+                          middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware])
     app[SETTINGS] = settings
     app[LOGIN_LIMITER] = LoginLimiter()
     app.cleanup_ctx.extend([_executors, _store, _auth_cache, _publisher])
@@ -128,4 +127,5 @@ def init_app(settings: Settings) -> web.Application:
         app.router.add_routes(table)
     metrics.setup(app)
     console.setup(app)
+    rhizo_dialect.setup(app)  # rhizo-server's dialect, innermost (hub/http/rhizo/)
     return app

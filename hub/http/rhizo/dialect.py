@@ -87,5 +87,14 @@ async def rhizo_middleware(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
+def setup(app: web.Application) -> None:
+    """Serve rhizo's dialect in `app`: the middleware (innermost: after the error shape and the
+    body limit apply) and the websocket's shutdown."""
+    from hub.http.rhizo import websocket
+
+    app.middlewares.append(rhizo_middleware)
+    websocket.setup(app)
+
+
 def _load_handlers() -> None:
     from hub.http.rhizo import pins, resources  # noqa: F401  (importing them registers their routes)

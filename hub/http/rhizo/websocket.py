@@ -35,7 +35,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from hub import paths, wire
 from hub.errors import BadRequest, Forbidden, HubError, Unauthenticated
@@ -70,6 +70,21 @@ def _client_version(request: web.Request) -> str:
     return _basic(request)[0][:40]
 
 
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("rhizo_sockets")
+
+
+def setup(app: web.Application) -> None:
+    """Keep the open sockets, so a shutdown closes them instead of waiting for them."""
+    app[SOCKETS] = set()
+    app.on_shutdown.append(_close_all)
+
+
+async def _close_all(app: web.Application) -> None:
+    sockets: set[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
 async def serve(request: web.Request) -> web.StreamResponse:
     if request.method != "GET":
         raise BadRequest("this is rhizo's message websocket: open it with a websocket client (GET)")
@@ -86,7 +101,11 @@ async def serve(request: web.Request) -> web.StreamResponse:
         await in_session(request, controllers.record_status, who.subject.controller_path,
                          {"client_version": _client_version(request)}, connected=True)
     await ws.prepare(request)
-    await Connection(request, ws, who).run()
+    request.app[SOCKETS].add(ws)
+    try:
+        await Connection(request, ws, who).run()
+    finally:
+        request.app[SOCKETS].discard(ws)
     return ws
 
 
