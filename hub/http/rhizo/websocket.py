@@ -175,7 +175,8 @@ class Connection:
             await asyncio.sleep(RECHECK_SECONDS)
             if key:
                 try:
-                    await in_session(self.request, keys.verify, key)
+                    await in_session(self.request, keys.verify, key,
+                                     rhizo_salt=self.request.app[SETTINGS].RHIZO_SALT)
                 except HubError:
                     await self._error("this key was revoked: the connection closes")
                     await self.ws.close()
