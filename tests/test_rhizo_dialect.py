@@ -323,3 +323,48 @@ def test_a_shutdown_closes_open_websockets(tmp_path: Any) -> None:
         assert closed.wait(30)
         assert time.monotonic() - t0 < 25
         client.join(10)
+
+
+def test_a_key_brought_over_from_rhizo_server_works_in_the_dialect(tmp_path: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/self` and the websocket (whose key check repeats) accept a key `--import-rhizo` kept."""
+    from hub.http.rhizo import websocket
+    from hub.rhizo_import import keys as rhizo_keys
+    from hub.storage import changes
+    from hub.storage.models import ApiKey, RhizoKey
+    from tests.support.rhizo_db import SALT, inner
+
+    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.1)
+    key = "tst" + "K7" * 25
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": "k" * 48, "PASSWORD_HASH_ROUNDS": 4,
+        "HTTP_PORT": free_port(), "MQTT_PORT": free_port(), "RHIZO_SALT": SALT})
+    with start_http_server(load(path, env={}), path) as srv:
+        people = seed_people(srv.settings)
+        db = Database(srv.settings.database_url)
+        try:
+            with db.session() as s:
+                c = resources.get(s, people.controller)
+                prefix = rhizo_keys.prefix_for(7)
+                s.add(ApiKey(prefix=prefix, secret_hash=rhizo_keys.PLACEHOLDER_HASH, controller_id=c.id,
+                             organization_id=c.organization_id))
+                s.flush()
+                s.add(RhizoKey(prefix=prefix, key_part=rhizo_keys.key_part(key), key_hash=inner(key)))
+                changes.record(s, "key", prefix)
+        finally:
+            db.dispose()
+        me = rhizo(srv, "GET", "/resources/self", key, {"meta": 1})
+        assert me.status_code == 200 and me.json()["path"] == "/" + people.controller
+
+        async def stays_open() -> bool:
+            async with aiohttp.ClientSession() as http:
+                async with http.ws_connect(srv.api("/websocket").replace("http", "ws", 1),
+                                           headers=basic(key)) as ws:
+                    await ws.send_str(json.dumps({"type": "ping", "parameters": {}}))
+                    try:
+                        got = await ws.receive(timeout=1.5)  # several key checks pass meanwhile
+                    except TimeoutError:
+                        return True
+                    raise AssertionError(f"the websocket answered {got}")
+
+        assert asyncio.run(stays_open())
