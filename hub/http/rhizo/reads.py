@@ -19,6 +19,7 @@ from hub.access import Subject
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.http.rhizo import shapes
 from hub.storage import permissions, resources, revisions, values
+from hub.storage.codec import Value
 from hub.storage.models import ControllerStatus, DataType, Level, Resource, ResourceType, Revision, Sequence
 from hub.storage.store import Store
 
@@ -110,7 +111,8 @@ def read(s: Session, store: Store, subject: Subject, path: str, opts: ReadOption
     return Raw(data, "application/octet-stream")
 
 
-def sequence_value(store: Store, seq: Sequence, rev: Revision | None) -> Raw:
+def sequence_value(store: Store, seq: Sequence, rev: Revision | Value | None) -> Raw:
+    """A value (a row, or one from a compacted block) as rhizo served it."""
     if rev is None:
         return Raw(b"", "text/plain")
     raw = store.raw(rev)
