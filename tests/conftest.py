@@ -36,6 +36,30 @@ pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.persister", "tests.fi
 SettingsFactory = Callable[..., tuple[Settings, Path]]
 
 
+# -- test order ---------------------------------------------------------------
+# pytest-randomly shuffles the tests (and reseeds `random` before each one); it names its seed
+# in the header, which -q (as `make test` runs) hides: say it at the start and in the summary,
+# so a failure that only shows in one order can be replayed with the same order.
+def _order_line(config: pytest.Config) -> str | None:
+    if not config.pluginmanager.hasplugin("randomly") or not config.getoption("randomly_reorganize"):
+        return None
+    seed = config.getoption("randomly_seed")
+    return f"random order: replay with --randomly-seed={seed} (make test PYTEST_ARGS=--randomly-seed={seed})"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    line = _order_line(session.config)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter is not None and session.config.get_verbosity() < 0:  # else the header says it
+        reporter.write_line(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    line = _order_line(config)
+    if line:
+        terminalreporter.write_sep("-", line)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_environment() -> Iterator[None]:
     """Dummy AWS credentials (boto3's default chain finds them, moto accepts them; real
