@@ -50,6 +50,7 @@ from hub.broker_auth import runner
 from hub.controller import Controller
 from hub.settings import ROOT
 from tests.support import PgCluster, clean_env, free_port
+from tests.support.processes import NOTIFIER_READY, PERSISTER_READY, log_size, wait_log
 from tests.support.s3 import s3_client
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow,
@@ -110,9 +111,11 @@ class Child:
     env: dict[str, str]
     log: Path
     ports: list[int] = field(default_factory=list)
+    ready: str = ""  # the line its log shows once it does its job (e.g. after its SUBACK)
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        offset = log_size(self.log)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, cwd=ROOT)
@@ -128,6 +131,9 @@ class Child:
                     if time.monotonic() > deadline:
                         raise AssertionError(f"{self.name} did not open port {port}:\n{self.tail()}") from None
                     time.sleep(0.05)
+        if self.ready and not wait_log(self.log, self.ready, max(0.0, deadline - time.monotonic()), offset,
+                                       self.proc):
+            raise AssertionError(f"{self.name} never logged {self.ready!r}:\n{self.tail()}")
 
     def stop(self) -> None:
         p, self.proc = self.proc, None
@@ -297,13 +303,18 @@ def deployment(pg_cluster: PgCluster, s3_server: str) -> Iterator[Deployment]:
         children["mosquitto"] = _mosquitto(prefix, certs, settings, env, ports["mqtt"], ports["mqtts"],
                                            ports["ws"])
         step10 = doc_step(10)
-        for unit, name, instance, wait in [("hub-http.service", "http", "", [ports["http"]]),
-                                           ("hub-persister@.service", "persister", "1", []),
-                                           ("hub-notifier.service", "notifier", "", [])]:
+        # Each one is started once it is ready: the HTTP server listens, the persister and the
+        # notifier have their subscriptions (their logs say so after the broker's SUBACK). A value
+        # published before the persister's shared subscription exists would reach a watching
+        # browser but no persister.
+        for unit, name, instance, wait, ready in [
+                ("hub-http.service", "http", "", [ports["http"]], ""),
+                ("hub-persister@.service", "persister", "1", [], PERSISTER_READY),
+                ("hub-notifier.service", "notifier", "", [], NOTIFIER_READY)]:
             assert f"{unit.replace('@.', '@' + instance + '.')}" in step10, f"step 10 no longer enables {unit}"
             argv, unit_env = unit_exec(unit, instance)
             unit_env["HUB_SETTINGS"] = str(settings)
-            children[name] = Child(name, argv, {**env, **unit_env}, prefix / f"{name}.log", wait)
+            children[name] = Child(name, argv, {**env, **unit_env}, prefix / f"{name}.log", wait, ready)
         children["nginx"] = _nginx(prefix, certs, ports["http"], ports["ws"], ports["p80"], ports["p443"])
         for child in children.values():
             child.start()
@@ -364,6 +375,13 @@ class WsClient:
     connack: Any = None
     answered: threading.Event = field(default_factory=threading.Event)
     got: threading.Condition = field(default_factory=threading.Condition)
+    subacks: dict[int, list[Any]] = field(default_factory=dict)
+
+    def subscribe(self, topic: str, timeout: float = 10.0) -> list[Any]:
+        """Subscribe with QoS 1 and wait for the SUBACK (the subscription is in place then)."""
+        _, mid = self.paho.subscribe(topic, qos=1)
+        assert self.wait_for(lambda _m: mid in self.subacks, timeout), f"no SUBACK for {topic}"
+        return self.subacks.pop(mid)
 
     def wait_for(self, pred: Callable[[list[tuple[str, bytes]]], bool], timeout: float = 10.0) -> bool:
         with self.got:
@@ -374,7 +392,7 @@ class WsClient:
         self.paho.loop_stop()
         # The callbacks close a reference cycle (client -> callback -> this -> client); without
         # it paho's __del__ closes its wake-up socket pair as soon as the client is dropped.
-        self.paho.on_connect = self.paho.on_message = None
+        self.paho.on_connect = self.paho.on_message = self.paho.on_subscribe = None
 
 
 def wss_client(d: Deployment, url: str, username: str, token: str) -> WsClient:
@@ -396,7 +414,12 @@ def wss_client(d: Deployment, url: str, username: str, token: str) -> WsClient:
             c.messages.append((msg.topic, msg.payload))
             c.got.notify_all()
 
-    paho.on_connect, paho.on_message = on_connect, on_message
+    def on_subscribe(_c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        with c.got:
+            c.subacks[mid] = list(reasons)
+            c.got.notify_all()
+
+    paho.on_connect, paho.on_message, paho.on_subscribe = on_connect, on_message, on_subscribe
     paho.connect(m.group(1), int(m.group(2)), keepalive=30)
     paho.loop_start()
     assert c.answered.wait(10), "no CONNACK over wss through nginx"
@@ -474,8 +497,7 @@ def test_controller_tls_browser_wss_value_over_https(deployment: Deployment) -> 
         ws = wss_client(deployment, token["url"], token["username"], token["token"])
         try:
             assert not ws.connack.is_failure, ws.connack
-            _, mid = ws.paho.subscribe(CONTROLLER, qos=1)
-            time.sleep(0.3)  # let the SUBACK land before the controller publishes
+            assert not any(r.is_failure for r in ws.subscribe(CONTROLLER))
             controller.update("temperature", 21.5)
             assert controller.flush(10)
             assert ws.wait_for(updates(21.5)), ws.messages  # live, through nginx's websocket upgrade

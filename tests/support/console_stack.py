@@ -2,8 +2,10 @@
 the persister (`run.py --persister`, a child process) and the HTTP server (in a thread),
 on free loopback ports, with the people of `tests.fixtures.http.seed_people`.
 
-`hub_stack(root)` is a context manager yielding a `HubStack`; everything is stopped at
-the end. The console must be built (`make console`); `ensure_console_built()` runs it.
+`hub_stack(root)` is a context manager yielding a `HubStack` once the persister has
+subscribed; everything is stopped at the end. `HubStack.restart_broker()` restarts Mosquitto
+and waits until the persister has subscribed again (Mosquitto 2.0 does not restore its
+shared subscription). The console must be built (`make console`); `ensure_console_built()` runs it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from hub.settings import Settings, load
 from hub.storage.db import migrate
 from tests.support.broker import RunningBroker, start_broker
 from tests.support.ports import free_port
-from tests.support.processes import stop_process
+from tests.support.processes import PERSISTER_READY, log_size, stop_process, wait_log
 from tests.support.settings import clean_env, write_settings_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -68,6 +69,11 @@ class HubStack:
         except OSError:
             return "(no log)"
 
+    def restart_broker(self) -> None:
+        offset = log_size(self.persister_log)
+        self.broker.restart()
+        _wait_persister(self, offset)
+
 
 def _start_persister(settings_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
@@ -108,16 +114,13 @@ def hub_stack(root: Path, **overrides: Any) -> Iterator[HubStack]:
         yield hub
 
 
-def _wait_persister(hub: HubStack) -> None:
-    """Until the persister is logged in to the broker (Mosquitto logs each connection)."""
-    deadline = time.monotonic() + PERSISTER_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if hub.persister.poll() is not None:
-            raise RuntimeError(f"the persister exited with status {hub.persister.returncode}:\n"
-                               f"{hub.persister_log_tail()}")
-        if "u'hub-persister'" in hub.broker.log_text():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"the persister did not connect within {PERSISTER_READY_TIMEOUT:.0f} s:\n"
-                       f"{hub.persister_log_tail()}\n--- broker ---\n{hub.broker.log_tail()}")
+def _wait_persister(hub: HubStack, offset: int = 0) -> None:
+    """Until the persister has subscribed (it logs the broker's SUBACK) after `offset` in its log:
+    a value published before then would reach a watching browser and never be stored."""
+    if wait_log(hub.persister_log, PERSISTER_READY, PERSISTER_READY_TIMEOUT, offset, hub.persister):
+        return
+    state = f"exited with status {hub.persister.returncode}" if hub.persister.poll() is not None else \
+        f"did not subscribe within {PERSISTER_READY_TIMEOUT:.0f} s"
+    raise RuntimeError(f"the persister {state}:\n{hub.persister_log_tail()}\n--- broker ---\n"
+                       f"{hub.broker.log_tail()}")
 
