@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -77,12 +76,12 @@ def test_commands_reach_the_callback_and_own_updates_do_not(broker):
     service = mqtt_client(broker, credentials.service_password(broker.settings.SECRET_KEY, "hub-service"),
                           username=credentials.SERVICE_USERNAME)
     with Controller(key, folder, port=broker.port, on_command=on_command) as c:
-        time.sleep(0.3)  # the subscription
+        assert c.listening.wait(5)  # the broker acknowledged the subscription to commands
         c.update("temp", 1.0)
-        service.publish(folder, b'{"type": "set_relay", "parameters": {"on": true}}')
+        assert wait_for(lambda: c.pending == 0, timeout=5)  # its PUBACK: the broker has routed it
         service.publish(folder, b"not json")
-        assert arrived.wait(5)
-        time.sleep(0.3)
+        service.publish(folder, b'{"type": "set_relay", "parameters": {"on": true}}')
+        assert arrived.wait(5)  # delivered in order: the update and the bad message came before it
     service.close()
     assert got == [("set_relay", {"on": True}, folder)]
 

@@ -21,7 +21,9 @@
 - While offline, updates are buffered in memory (up to `max_buffer`) and sent
   on reconnect; `update` raises `Unavailable` when the buffer is full.
 - Commands (messages of any other type on the controller's own folder) are
-  passed to `on_command(type, parameters, topic)`, in paho's thread.
+  passed to `on_command(type, parameters, topic)`, in paho's thread; `listening`
+  is set once the broker has acknowledged that subscription (commands sent
+  before then are not delivered: they are not queued for a new session).
 
 Only paho-mqtt and the standard library are needed (plus `hub.wire`).
 """
@@ -62,6 +64,7 @@ class Controller:
         self._unrouted: list[tuple[str, bytes]] = []
         self._stop = threading.Event()
         self.connected = threading.Event()
+        self.listening = threading.Event()  # the subscription to commands is in place
         self.refused: str | None = None  # the broker's reason when it refused the key
         self.published = self.acknowledged = self.rejected = 0
         self._last_us = 0
@@ -76,7 +79,7 @@ class Controller:
         if tls:
             c.tls_set(ca_certs=ca_certs)
         c.on_connect, c.on_disconnect, c.on_publish = self._on_connect, self._on_disconnect, self._on_publish
-        c.on_message = self._on_message
+        c.on_message, c.on_subscribe = self._on_message, self._on_subscribe
         self.client = c
 
     # -- connection ------------------------------------------------------------------
@@ -106,6 +109,10 @@ class Controller:
         self._stop.set()
         self.client.disconnect()
         self.client.loop_stop()
+        # The callbacks are this object's methods: a cycle that would keep the client, and paho's
+        # wake-up socket pair, open until a garbage collection. Without it they go with `self`.
+        c = self.client
+        c.on_connect = c.on_disconnect = c.on_publish = c.on_message = c.on_subscribe = None
 
     def __enter__(self) -> Controller:
         return self if self._started else self.connect()
@@ -129,6 +136,13 @@ class Controller:
         if self.connected.is_set() and not self._closing:
             log.warning("lost the broker connection (%s); reconnecting, updates are buffered", reason)
         self.connected.clear()
+        self.listening.clear()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("the broker refused the subscription to commands on %s: %s", self.folder, reasons[0])
+        else:
+            self.listening.set()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
         unrouted = None

@@ -180,6 +180,10 @@ class Client:
         self.paho.disconnect()
         if self.thread is not None:
             self.thread.join(5)
+        # the callbacks refer back to this object: drop the cycle, so that paho's wake-up sockets
+        # close as soon as the client is dropped (not at a garbage collection, with a ResourceWarning)
+        p = self.paho
+        p.on_connect = p.on_disconnect = p.on_message = p.on_subscribe = p.on_publish = None
 
 
 def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | None = "key",
