@@ -195,9 +195,8 @@ def test_reader_gets_only_its_folders(world: World, clients: list[Client]) -> No
     for topic in ("acme/office", "acme", "other/pi-x", "acme/greenhouse"):
         assert service.publish(topic, topic.encode()) in (0, NO_SUBSCRIBERS)
     assert alice.publish("acme/greenhouse", b"read-only") == NOT_AUTHORIZED
-    got = alice.wait_messages(1)
-    time.sleep(0.2)
-    assert alice.messages == got == [("acme/greenhouse", b"acme/greenhouse")]
+    service.publish("acme/greenhouse", b"end")  # delivered in order: what got through came before it
+    assert alice.wait_messages(2) == [("acme/greenhouse", b"acme/greenhouse"), ("acme/greenhouse", b"end")]
 
 
 def test_persister_reads_everything_through_a_shared_subscription(world: World, clients: list[Client]) -> None:
@@ -281,14 +280,20 @@ def test_revoked_controller_last_will_reaches_watchers(world: World, clients: li
         keys.revoke(s, row.prefix)
     assert ctl.disconnected.wait(2.0), world.broker.log_tail()
     watcher.wait_messages(1, timeout=3.0)
-    time.sleep(0.2)
-    assert watcher.messages == [("acme/greenhouse/pi-will", b'{"type":"status","parameters":{"connected":false}}')]
+    service = world.service()
+    clients.append(service)
+    service.publish("acme/greenhouse/pi-will", b"end")  # in order: anything else would come before it
+    will = b'{"type":"status","parameters":{"connected":false}}'
+    assert watcher.wait_messages(2) == [("acme/greenhouse/pi-will", will), ("acme/greenhouse/pi-will", b"end")]
     again = connect(world, clients, key)
     assert not again.connected.is_set()
 
 
 def test_grant_and_removal_take_effect_without_reconnect(world: World, clients: list[Client]) -> None:
     uid, key = _new_user_with_key(world, "grantee@example.com")
+    with world.db.session() as s:  # somewhere bob keeps reading throughout
+        permissions.grant(s, "acme/greenhouse", Level.READ, user_id=uid)
+    world.sync()
     bob = connect(world, clients, key)
     assert bob.publish("acme/office", b"before") == NOT_AUTHORIZED
     assert bob.subscribe("acme/office/#") == [NOT_AUTHORIZED]
@@ -308,9 +313,11 @@ def test_grant_and_removal_take_effect_without_reconnect(world: World, clients: 
         permissions.revoke(s, perm_id)
     world.sync()
     count = len(bob.messages)
+    assert bob.subscribe("acme/greenhouse") == [1]
     service.publish("acme/office", b"second")
-    time.sleep(0.3)
-    assert len(bob.messages) == count  # the subscription stays, its deliveries stop
+    service.publish("acme/greenhouse", b"end")  # in order: "second" would have come before it
+    assert bob.wait_messages(count + 1)[count:] == [("acme/greenhouse", b"end")]
+    assert len(bob.messages) == count + 1  # the subscription stays, its deliveries stop
     assert bob.publish("acme/office", b"x") == NOT_AUTHORIZED
     assert not bob.disconnected.is_set()
 

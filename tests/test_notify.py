@@ -9,7 +9,6 @@ import logging
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def test_recipients_outside_the_organization_are_refused(world: World, caplog: p
     assert row.status == "refused" and world.emails["stranger"] in row.detail
     assert "NOTIFY_ANY_RECIPIENT" in row.detail
     assert any("refused" in r.getMessage() and world.emails["stranger"] in r.getMessage() for r in caplog.records)
-    time.sleep(0.3)
+    assert world.notifier.wait_idle()  # every job done: nothing is left to send
     assert len(world.smtp.mails) == before
 
 
@@ -125,7 +124,7 @@ def test_throttle_refuses_the_eleventh_message(world: World, caplog: pytest.LogC
     assert [r.status for r in rows].count("throttled") == 1
     assert "NOTIFY_MAX_PER_HOUR=10" in next(r for r in rows if r.status == "throttled").detail
     assert any("throttled" in r.getMessage() for r in caplog.records)
-    time.sleep(0.3)
+    assert world.notifier.wait_idle()
     assert len(world.smtp.mails) == before + 10
 
 
