@@ -13,6 +13,8 @@ from hub.http.app import init_app
 from hub.http.openapi import DOCUMENT
 from hub.http.readcache import ReadCache
 from hub.settings import load
+from hub.storage import users
+from hub.storage.db import Database
 from tests.fixtures.http import PASSWORD, People, RunningHttp, seed_people, start_http_server
 from tests.support import free_port, write_settings_file
 
@@ -143,8 +145,19 @@ def test_csrf_needed_for_cookie_writes(server: RunningHttp, people: People) -> N
     assert r.status_code == 201, r.text
 
 
-def test_login_rate_limit(server: RunningHttp, people: People) -> None:
-    email = people.emails["outsider"]
+def locked_out_account(server: RunningHttp, name: str) -> str:
+    """A user of its own for a test that locks its account: the people of the module
+    must still log in in whichever test comes after."""
+    db = Database(server.settings.database_url)
+    try:
+        with db.session() as s:
+            return users.create_user(s, f"{name}@example.com", PASSWORD, rounds=4).email
+    finally:
+        db.dispose()
+
+
+def test_login_rate_limit(server: RunningHttp) -> None:
+    email = locked_out_account(server, "locked-out")
     for _ in range(5):
         assert_error(requests.post(server.api("/login"), json={"email": email, "password": "wrong password!"}),
                      401, "unauthenticated")
@@ -154,9 +167,9 @@ def test_login_rate_limit(server: RunningHttp, people: People) -> None:
     assert "try again" in err["message"]
 
 
-def test_login_rate_limit_is_one_for_every_worker(server: RunningHttp, people: People) -> None:
+def test_login_rate_limit_is_one_for_every_worker(server: RunningHttp) -> None:
     """Two HTTP workers on one database: failures at either count for both."""
-    email = people.emails["writer"]
+    email = locked_out_account(server, "locked-out-twice")
     with start_http_server(dataclasses.replace(server.settings, HTTP_PORT=free_port()), migrate_db=False) as other:
         for i in range(5):
             target = server if i % 2 else other

@@ -219,10 +219,12 @@ def test_imported_keys_are_checked_like_native_ones(db: Database) -> None:
         keys.verify(s, RHIZO_KEY)
 
 
-def test_import_key_command(settings_factory: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_key_command(settings_factory: Callable[..., Any], capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
     from hub import cli
 
     settings, path = settings_factory()
+    monkeypatch.setenv("HUB_SETTINGS", str(path))  # `--settings` sets it for the process: undone after
     assert cli.main(["--settings", str(path), "--init-db"]) == 0
     assert cli.main(["--settings", str(path), "--create-org", "acme"]) == 0
     assert cli.main(["--settings", str(path), "--import-key", RHIZO_KEY, "--controller", "acme/pi"]) == 0
