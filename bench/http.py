@@ -70,23 +70,26 @@ async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: 
 
     lat: list[float] = []
     errors = 0
-    stop = time.perf_counter() + seconds
+    stop = float("inf")  # set once the connections are warm: a slow warm-up must not eat the run
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as session:
         async def worker() -> None:
             nonlocal errors
-            while time.perf_counter() < stop:
+            while True:  # at least one request each, however slow the machine
                 t = time.perf_counter()
                 async with session.get(url) as r:
                     await r.read()
                     if r.status != 200:
                         errors += 1
                 lat.append(time.perf_counter() - t)
+                if time.perf_counter() >= stop:
+                    break
 
         for _ in range(min(20, concurrency)):  # warm up connections and caches
             async with session.get(url) as r:
                 await r.read()
         t0 = time.perf_counter()
+        stop = t0 + seconds
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
     lat.sort()
