@@ -99,11 +99,11 @@ def controller(hub: HubStack) -> Controller:
                       port=hub.settings.MQTT_PORT).connect(wait=10)
 
 
-def shows_new_value(page: Any, hub: HubStack, value: float) -> None:
-    """The controller publishes `value` for temperature; the open sequence page shows it."""
+def shows_new_value(page: Any, hub: HubStack, value: float, sequence: str = "temperature") -> None:
+    """The controller publishes `value` for `sequence`; the open sequence page shows it."""
     ctl = controller(hub)
     try:
-        ctl.update("temperature", value)
+        ctl.update(sequence, value)
         page.wait_for_function(f"document.querySelector('#latest-value').textContent.startsWith('{value}')",
                                timeout=SEEN_WITHIN_MS * 3)
     finally:
@@ -164,6 +164,19 @@ class Device:
             sock.close()
 
 
+def sequence_with_a_value(hub: HubStack, db: Database, name: str) -> str:
+    """`CONTROLLER/name`, a numeric sequence with a stored value: made by the test that
+    needs it, which so needs no other test to run before it."""
+    ctl = controller(hub)
+    try:
+        ctl.update(name, 1.0)
+        assert ctl.flush(10)
+    finally:
+        ctl.close()
+    wait_stored(db, f"{CONTROLLER}/{name}", 1)
+    return f"{CONTROLLER}/{name}"
+
+
 def wait_stored(db: Database, path: str, count: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -210,7 +223,7 @@ def test_expired_session_goes_back_to_login(page: Any, hub: HubStack) -> None:
 
 # -- live sequences ------------------------------------------------------------------
 def test_sequence_page_live_values_chart_and_latency(page: Any, hub: HubStack, hub_db: Database) -> None:
-    path = f"{CONTROLLER}/temperature"
+    path = f"{CONTROLLER}/temperature"  # only this test writes it: the chart counts its points
     ctl = controller(hub)
     try:
         for i in range(5):  # some history for the chart
@@ -432,7 +445,7 @@ def test_denied_write_is_explained(page: Any, hub: HubStack, hub_db: Database) -
     page.wait_for_selector("#new-folder")
     with hub_db.session() as s:
         permissions.revoke(s, grant_id)
-    time.sleep(1.5)  # the HTTP workers see the change log within a second
+    hub.http.sync()  # the HTTP server has seen the change (and dropped what it had cached)
     page.click("#new-folder")
     page.fill("dialog input[name=name]", "nope")
     page.click("dialog button[type=submit]:has-text('Create')")
@@ -502,8 +515,7 @@ def test_organization_admin_adds_someone_from_another_organization(page: Any, hu
                                                                    hub_db: Database) -> None:
     email = f"contractor-{time.monotonic_ns()}@example.com"
     with hub_db.session() as s:
-        other = users.get_organization(s, "initech") if resources.find(s, "initech") else \
-            users.create_organization(s, "initech")
+        other = users.create_organization(s, "hooli")  # its own: the admin test creates initech
         users.set_membership(s, other, users.create_user(s, email, PASSWORD, rounds=4))
     login(page, hub, "orgadmin", "#/admin/org/acme")
     page.fill("#add-member-form input[name=email]", email)
@@ -512,7 +524,7 @@ def test_organization_admin_adds_someone_from_another_organization(page: Any, hu
     # and grants a folder to another one, without making them a member
     guest = email.replace("contractor", "guest")
     with hub_db.session() as s:
-        users.set_membership(s, users.get_organization(s, "initech"), users.create_user(s, guest, PASSWORD, rounds=4))
+        users.set_membership(s, users.get_organization(s, "hooli"), users.create_user(s, guest, PASSWORD, rounds=4))
     page.goto(f"{hub.url}/#/permissions/acme/site")
     page.fill("#grant-form input[name=who]", guest)
     page.select_option("#grant-form select[name=level]", "read")
@@ -532,9 +544,9 @@ def test_organization_admin_adds_someone_from_another_organization(page: Any, hu
 
 # -- the live feed survives a broker restart, with a refreshed token ------------------
 def test_token_refreshed_and_reconnects_after_broker_restart(page: Any, page_log: PageLog,
-                                                              hub: HubStack) -> None:
+                                                              hub: HubStack, hub_db: Database) -> None:
     page_log.allowed += ["ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET"]  # while the broker is down / starting
-    path = f"{CONTROLLER}/temperature"
+    path = sequence_with_a_value(hub, hub_db, "restart-temperature")
     login(page, hub, "member", f"#/r/{path}")
     page.wait_for_selector("#chart")
     first = page.evaluate("window.hubConsole.live.client.options.password")
@@ -542,16 +554,16 @@ def test_token_refreshed_and_reconnects_after_broker_restart(page: Any, page_log
     page.wait_for_function("window.hubConsole.live.refreshes >= 1", timeout=TOKEN_TTL * 1000)
     assert page.evaluate("window.hubConsole.live.client.options.password") != first
     time.sleep(max(0.0, TOKEN_TTL + 1 - 0.75 * TOKEN_TTL))
-    hub.broker.restart()
+    hub.restart_broker()  # and the persister has subscribed again: later tests find the hub whole
     page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'",
                            timeout=15_000)
-    shows_new_value(page, hub, 77.25)
+    shows_new_value(page, hub, 77.25, "restart-temperature")
 
 
 
 # -- the broker ends a connection when its token runs out; the console carries on -----
-def test_token_expiry_renews_the_live_feed_quietly(page: Any, hub: HubStack) -> None:
-    path = f"{CONTROLLER}/temperature"
+def test_token_expiry_renews_the_live_feed_quietly(page: Any, hub: HubStack, hub_db: Database) -> None:
+    path = sequence_with_a_value(hub, hub_db, "expiry-temperature")
     login(page, hub, "member", f"#/r/{path}")
     page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'", timeout=15_000)
     page.evaluate("""() => { window.__states = [];
@@ -562,7 +574,7 @@ def test_token_expiry_renews_the_live_feed_quietly(page: Any, hub: HubStack) -> 
     page.wait_for_function("document.querySelector('#live-state').dataset.state === 'live'", timeout=5_000)
     states = page.evaluate("window.__states")
     assert "connecting" in states and "offline" not in states, states
-    shows_new_value(page, hub, 66.5)
+    shows_new_value(page, hub, 66.5, "expiry-temperature")
     assert hub.broker.wait_log("its token expired")
 
 
