@@ -35,6 +35,14 @@ class BadValue(HubError):
     code = "bad_value"
 
 
+class Unprocessable(HubError):
+    """Well-formed (the OpenAPI document allows it) but refused by a rule the document
+    cannot state: a weak password, a date that does not exist."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class Unauthenticated(HubError):
     status = 401
     code = "unauthenticated"

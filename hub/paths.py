@@ -16,6 +16,13 @@ MAX_PATH_LENGTH = 500
 MAX_SEGMENT_LENGTH = 100
 MAX_DEPTH = 20
 _SEGMENT = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_SEGMENT_LENGTH}}}")
+# The same rules as regular expressions, for the OpenAPI document: a segment not `.` or `..`.
+_SEG = (r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,98}"
+        r"|\.\.[A-Za-z0-9_.-]{1,98})")
+SEGMENT_PATTERN = rf"^{_SEG}$"
+PATH_PATTERN = rf"^/?{_SEG}(?:/{_SEG}){{0,{MAX_DEPTH - 1}}}$"  # plus at most MAX_PATH_LENGTH characters
+SUBPATH_PATTERN = rf"^/?{_SEG}(?:/{_SEG}){{1,{MAX_DEPTH - 1}}}$"  # inside an organization: two or more
+URL_PATH_PATTERN = rf"^{_SEG}(?:/{_SEG}){{0,{MAX_DEPTH - 1}}}$"  # in a URL, after the route's own slash
 
 
 def check_segment(name: str) -> str:

@@ -114,7 +114,7 @@ def test_patch_rename_move_attributes_and_delete(api: Api) -> None:
     assert api("GET", "/resources/acme/site/a").status_code == 404
     r = api("PATCH", "/resources/acme/site/b/x", json={"units": "%", "max_history": 10})
     assert r.json()["sequence"]["units"] == "%" and r.json()["sequence"]["max_history"] == 10
-    assert api("PATCH", "/resources/acme/site/b", json={"units": "%"}).status_code == 400
+    assert api("PATCH", "/resources/acme/site/b", json={"units": "%"}).status_code == 409  # a folder
     assert api("PATCH", "/resources/acme/site/b", json={"colour": "red"}).status_code == 400
     assert api("PATCH", "/resources/acme/site/b", json={"path": "other/b"}).status_code == 404
     assert api("DELETE", "/resources/acme/site/b").json()["error"]["code"] == "conflict"
@@ -145,10 +145,13 @@ def test_history_values_points_and_csv(api: Api, server: RunningHttp, compacted:
     assert r.headers["Content-Type"].startswith("text/csv") and "attachment" in r.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[0] == ["timestamp", "value"] and [float(x[1]) for x in rows[1:]] == list(range(10, 20))
-    assert api("GET", f"/history/{h_path}?points=3&format=csv").status_code == 400
+    r = api("GET", f"/history/{h_path}?points=3&format=csv")  # the buckets as CSV
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == ["timestamp", "count", "min", "max", "mean"] and sum(int(x[1]) for x in rows[1:]) == 20
     assert api("GET", f"/history/{h_path}?start=yesterday").status_code == 400
+    assert api("GET", f"/history/{h_path}?start=2026-02-30").status_code == 422  # well formed, no such day
     api("POST", "/resources/acme/site/words", json={"type": "sequence", "data_type": "text", "value": "hi"})
-    assert api("GET", "/history/acme/site/words?points=10").status_code == 400
+    assert api("GET", "/history/acme/site/words?points=10").status_code == 422  # text: nothing to average
     assert api("GET", "/history/acme/site/words").json()["values"][0]["value"] == "hi"
     # the same under the resource's own path, unless a resource is named "history"
     same = api("GET", f"/history/{h_path}?count=3").json()

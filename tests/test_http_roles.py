@@ -106,6 +106,9 @@ def test_revoked_key_and_deleted_user_stop_at_once(http_server_factory: Any, dat
     r = requests.delete(server.api(f"/keys/{prefix}"), headers=people.auth("outsider"))
     assert r.status_code == 404
     r = requests.delete(server.api(f"/keys/{prefix}"), headers=writer)
+    assert r.status_code == 409  # not the key this very request is made with: that locks the caller out
+    spare = requests.post(server.api("/keys"), json={"name": "spare"}, headers=writer).json()["key"]
+    r = requests.delete(server.api(f"/keys/{prefix}"), headers={"Authorization": f"Bearer {spare}"})
     assert r.status_code == 200 and r.json()["revoked"] is True
     assert requests.get(server.api("/me"), headers=writer).status_code == 401
     # deleting a user: system admins only, their keys stop working

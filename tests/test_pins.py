@@ -119,7 +119,7 @@ def test_expired_pin_cannot_be_attached_or_collected(server: RunningHttp, people
     ("controller", {"controller": "acme/site/pi-01"}, 403),  # keys of controllers cannot attach
     ("member", {"controller": "acme/site/pi-01"}, 403),  # read only
     ("outsider", {"controller": "acme/site/pi-01"}, 404),  # cannot even see it
-    ("writer", {"controller": "acme/site"}, 400),  # a folder, not a controller
+    ("writer", {"controller": "acme/site"}, 409),  # a folder, not a controller
     ("writer", {"controller": "acme"}, 400),
     ("writer", {}, 400),
 ])

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hub import paths
 from hub.access import Subject
-from hub.errors import BadPath, BadRequest, BadValue, Conflict, HubError, NotFound, Unauthenticated
+from hub.errors import BadPath, BadRequest, BadValue, Conflict, HubError, NotFound, Unauthenticated, Unprocessable
 from hub.storage import changes, keys, permissions, resources, revisions, sessions, users, values
 from hub.storage.models import Change, Level, Resource, Revision, Role
 from hub.storage.resources import SequenceSpec
@@ -74,9 +74,9 @@ def test_tree_create_find_list(db, tree):
 @pytest.mark.parametrize("path,type_,error", [
     ("acme/greenhouse", "folder", Conflict),
     ("acme/nowhere/x", "folder", NotFound),
-    ("acme/greenhouse/pi-01/temp/x", "folder", BadRequest),  # parent is a sequence
-    ("toplevel", "folder", BadRequest),
-    ("acme/x", "organization", BadRequest),
+    ("acme/greenhouse/pi-01/temp/x", "folder", Conflict),  # parent is a sequence
+    ("toplevel", "folder", Conflict),
+    ("acme/x", "organization", Conflict),
     ("acme/x", "gizmo", BadRequest),
     ("acme/../beta", "folder", BadPath),
 ])
@@ -97,7 +97,7 @@ def changes_latest(db) -> int:
 def test_bad_sequence_specs():
     with pytest.raises(BadRequest):
         SequenceSpec(data_type="float")
-    with pytest.raises(BadRequest):
+    with pytest.raises(Unprocessable):  # each is fine alone: a rule no schema states
         SequenceSpec(min_value=5, max_value=1)
     with pytest.raises(BadRequest):
         SequenceSpec(max_history=0)
@@ -112,7 +112,7 @@ def test_move_renames_subtree_and_delete_needs_recursive(db, tree):
     with pytest.raises(Conflict):
         with db.session() as s:
             resources.delete(s, "acme/office")
-    with pytest.raises(BadRequest):
+    with pytest.raises(Conflict):
         with db.session() as s:
             resources.move(s, "acme/office", "beta/office")
     with db.session() as s:
@@ -200,7 +200,7 @@ def test_keys_create_verify_revoke(db, tree):
     with pytest.raises(BadRequest):
         with db.session() as s:
             keys.create(s)
-    with pytest.raises(BadRequest):
+    with pytest.raises(Conflict):
         with db.session() as s:
             keys.create(s, controller_path="acme/greenhouse")  # a folder, not a controller
 
@@ -248,7 +248,10 @@ def test_grant_replaces_and_revoke(db, tree):
 
 def test_users(db, tree):
     for email, pw, err in [("nope", PW, BadRequest), ("new@example.com", "short", BadRequest),
-                           ("new@example.com", "aaaaaaaaaaaa", BadRequest),
+                           ("new@example.com", "aaaaaaaaaaaa", Unprocessable),
+                           ("new@example.com", "\u00e9" * 40, Unprocessable),  # 40 characters, 80 bytes
+                           ("new@example.com", "x" * 73, BadRequest),
+                           ("x" * 250 + "@example.com", PW, BadRequest),
                            ("MEMBER@example.com", PW, Conflict)]:
         with pytest.raises(err):
             with db.session() as s:

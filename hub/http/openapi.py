@@ -1,190 +1,35 @@
-"""The OpenAPI 3.1 document of the HTTP API, written once, here.
+"""The OpenAPI 3.1 document of the HTTP API, written once, here (component
+schemas in hub/http/openapi_schemas.py).
 
 Served at /api/v1/openapi.json (with a docs page at /api/v1/docs). A test
 checks that every route the app has is in this document and vice versa, and
-schemathesis checks responses against it.
+schemathesis runs every phase and check against it (tests/test_http_schema.py).
+Links say which response feeds which operation (a created resource, user,
+key, PIN or grant), so generated clients and stateful tests can follow them.
+The rhizo-server dialect (docs/rhizo-compat.md) is deliberately not described.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from hub.storage.models import DataType, ResourceType
+from hub import paths
+from hub.http.openapi_schemas import (
+    EMAIL,
+    ID,
+    ORG_NAME,
+    PIN_PATTERN,
+    TIME_QUERY,
+    obj,
+    ref,
+    schemas,
+)
+from hub.http.params import AFTER_PATTERN
+from hub.http.routes.history import MAX_CSV_COUNT
 
 J = "application/json"
-_ERR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422", "429", "503")
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(kind: str, **kw: Any) -> dict[str, Any]:
-    return {"type": [kind, "null"], **kw}
-
-
-def obj(props: dict[str, Any], required: list[str] | None = None, **kw: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props, **kw}
-    if required:
-        out["required"] = required
-    return out
-
-
-TS = {"type": "string", "format": "date-time"}
-NTS = nullable("string", format="date-time")
-ANY: dict[str, Any] = {}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": obj({"error": obj({"code": {"type": "string"}, "message": {"type": "string"}},
-                               ["code", "message"])}, ["error"]),
-    "SequenceSpec": obj({
-        "data_type": {"type": "string", "enum": [d.value for d in DataType]},
-        "units": {"type": "string", "maxLength": 40},
-        "min_value": nullable("number"), "max_value": nullable("number"),
-        "decimal_places": nullable("integer", minimum=0, maximum=15),
-        "max_history": nullable("integer", minimum=1)}),
-    "Resource": obj({
-        "path": {"type": "string"}, "name": {"type": "string"},
-        "type": {"type": "string", "enum": [t.value for t in ResourceType]},
-        "attributes": {"type": "object"}, "created_at": TS, "modified_at": TS,
-        "sequence": ref("SequenceSpec"),
-        "value": ANY, "timestamp": NTS, "revision": nullable("integer"), "size": {"type": "integer"},
-        "children": {"type": "array", "items": ref("Resource")},
-        "next": nullable("string", description="pass as `after` for the next page"),
-        "total": {"type": "integer"}},
-        ["path", "name", "type", "attributes", "created_at", "modified_at"]),
-    "NewResource": obj({
-        "type": {"type": "string", "enum": ["folder", "controller", "file", "sequence"]},
-        "attributes": {"type": "object"},
-        "content": {"type": "string", "description": "text content of a new file"},
-        "content_type": {"type": "string"},
-        "value": {"description": "a new sequence's first value"}, "timestamp": {"type": "string"},
-        "data_type": {"type": "string", "enum": [d.value for d in DataType]},
-        "units": {"type": "string"}, "min_value": {"type": "number"}, "max_value": {"type": "number"},
-        "decimal_places": {"type": "integer"}, "max_history": {"type": "integer"}}, ["type"]),
-    "ResourcePatch": obj({
-        "path": {"type": "string", "description": "new path: rename or move"},
-        "attributes": {"type": "object", "description": "merged; a null value removes the attribute"},
-        "data_type": {"type": "string"}, "units": {"type": "string"},
-        "min_value": nullable("number"), "max_value": nullable("number"),
-        "decimal_places": nullable("integer"), "max_history": nullable("integer")},
-        additionalProperties=False),
-    "SequenceWrite": obj({"value": ANY, "timestamp": {"type": "string", "description": "ISO 8601"}},
-                         ["value"]),
-    "WriteResult": obj({"path": {"type": "string"}, "timestamp": TS, "stored": {"type": "boolean"}},
-                       ["path", "timestamp", "stored"]),
-    "RevisionValue": obj({"path": {"type": "string"}, "revision": {"type": "integer"}, "timestamp": TS,
-                          "value": ANY}, ["path", "revision", "timestamp", "value"]),
-    "Revisions": obj({"path": {"type": "string"}, "revisions": {"type": "array", "items": obj({
-        "id": {"type": "integer"}, "timestamp": TS, "size": {"type": "integer"}}, ["id", "timestamp", "size"])},
-        "next_before": NTS}, ["path", "revisions", "next_before"]),
-    "History": obj({
-        "path": {"type": "string"}, "data_type": {"type": "string"}, "units": {"type": "string"},
-        "values": {"type": "array", "items": obj({"timestamp": TS, "value": ANY}, ["timestamp", "value"])},
-        "points": {"type": "integer"}, "start": NTS, "end": NTS,
-        "buckets": {"type": "array", "items": obj({
-            "timestamp": TS, "count": {"type": "integer"}, "min": nullable("number"),
-            "max": nullable("number"), "mean": nullable("number")}, ["timestamp", "count", "min", "max", "mean"])}},
-        ["path", "data_type", "units"]),
-    "TopFolders": obj({"children": {"type": "array", "items": obj({
-        "path": {"type": "string"}, "name": {"type": "string"}, "type": {"type": "string"}})}}, ["children"]),
-    "Deleted": obj({"path": {"type": "string"}, "deleted": {"type": "integer"}}, ["path", "deleted"]),
-    "User": obj({"id": {"type": "integer"}, "email": {"type": "string"}, "full_name": {"type": "string"},
-                 "is_admin": {"type": "boolean"}, "created_at": TS},
-                ["id", "email", "full_name", "is_admin", "created_at"]),
-    "NewUser": obj({"email": {"type": "string"}, "password": {"type": "string"},
-                    "full_name": {"type": "string"}, "is_admin": {"type": "boolean"},
-                    "organization": {"type": "string", "description": "add to this organization"},
-                    "role": {"type": "string", "enum": ["member", "admin"]}}, ["email", "password"]),
-    "UserPatch": obj({"full_name": {"type": "string"}, "password": {"type": "string"},
-                      "current_password": {"type": "string",
-                                           "description": "needed to change your own password"},
-                      "is_admin": {"type": "boolean", "description": "system admins only"}}),
-    "Users": obj({"users": {"type": "array", "items": ref("User")}}, ["users"]),
-    "Organization": obj({"name": {"type": "string"}, "full_name": {"type": "string"}, "created_at": TS,
-                         "role": nullable("string", description="the caller's role in it")},
-                        ["name", "full_name", "created_at"]),
-    "NewOrganization": obj({"name": {"type": "string"}, "full_name": {"type": "string"}}, ["name"]),
-    "Organizations": obj({"organizations": {"type": "array", "items": ref("Organization")}},
-                         ["organizations"]),
-    "Members": obj({"members": {"type": "array", "items": obj({"user": ref("User"), "role": {"type": "string"}},
-                                                               ["user", "role"])}}, ["members"]),
-    "Membership": obj({"organization": {"type": "string"}, "user_id": {"type": "integer"},
-                       "role": {"type": "string", "enum": ["member", "admin"]}},
-                      ["organization", "user_id", "role"]),
-    "MembershipRole": obj({"role": {"type": "string", "enum": ["member", "admin"]}}),
-    "ApiKey": obj({
-        "prefix": {"type": "string"}, "name": {"type": "string"}, "owner": {"type": "string"},
-        "user_id": nullable("integer"), "controller": nullable("string"), "created_by": nullable("integer"),
-        "created_at": TS, "last_used_at": NTS, "revoked_at": NTS, "revoked_by": nullable("integer"),
-        "revoked": {"type": "boolean"},
-        "key": {"type": "string", "description": "the secret: only in the create response, shown once"}},
-        ["prefix", "name", "owner", "created_at", "revoked"]),
-    "NewApiKey": obj({"name": {"type": "string", "maxLength": 100},
-                      "controller": {"type": "string", "description": "a controller folder's path"},
-                      "user_id": {"type": "integer", "description": "another user (system admins only)"}}),
-    "ApiKeys": obj({"keys": {"type": "array", "items": ref("ApiKey")}}, ["keys"]),
-    "Permission": obj({"id": {"type": "integer"}, "path": {"type": "string"},
-                       "level": {"type": "string", "enum": ["read", "write", "admin"]},
-                       "user_id": nullable("integer"), "organization": nullable("string"),
-                       "controller": nullable("string")}, ["id", "path", "level"]),
-    "NewPermission": obj({"level": {"type": "string", "enum": ["read", "write", "admin"]},
-                          "user_id": {"type": "integer"}, "organization": {"type": "string"},
-                          "controller": {"type": "string"}}, ["level"],
-                         description="exactly one of user_id, organization, controller"),
-    "Permissions": obj({"permissions": {"type": "array", "items": ref("Permission")}}, ["permissions"]),
-    "Login": obj({"email": {"type": "string"}, "password": {"type": "string"}}, ["email", "password"]),
-    "LoginResult": obj({"user": ref("User"), "csrf_token": {"type": "string"}}, ["user", "csrf_token"]),
-    "Me": obj({"via": {"type": "string", "enum": ["session", "key"]}, "user": {"anyOf": [ref("User"),
-                                                                                       {"type": "null"}]},
-               "controller": nullable("string"),
-               "memberships": {"type": "array", "items": obj({"organization": {"type": "string"},
-                                                               "role": {"type": "string"}})},
-               "csrf_token": {"type": "string", "description": "session callers only"}},
-              ["via", "user", "controller", "memberships"]),
-    "MqttToken": obj({"token": {"type": "string"}, "username": {"type": "string"},
-                      "url": {"type": "string", "description": "the websocket URL to connect to"},
-                      "expires_at": {"type": "integer"}, "ttl": {"type": "integer"}},
-                     ["token", "username", "url", "expires_at", "ttl"]),
-    "Message": obj({"folder": {"type": "string"}, "type": {"type": "string", "minLength": 1, "maxLength": 40},
-                    "parameters": {"type": "object"}}, ["folder", "type"]),
-    "Published": obj({"topic": {"type": "string"}, "type": {"type": "string"}}, ["topic", "type"]),
-    "Health": obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]},
-                   "checks": {"type": "object", "additionalProperties": obj(
-                       {"ok": {"type": "boolean"}, "detail": {"type": "string"}}, ["ok", "detail"])},
-                   "persister": nullable("object"), "broker_plugin": nullable("object")},
-                  ["status", "checks"]),
-    # --- controller life cycle (PIN provisioning, status, watchdog, phone) ----------
-    "NewPin": obj({"pin": {"type": "string", "description": "show this to the person setting it up"},
-                   "pin_code": {"type": "string", "description": "keep secret: needed to collect the key"},
-                   "expires_at": TS}, ["pin", "pin_code", "expires_at"]),
-    "PinAttach": obj({"controller": {"type": "string", "description": "controller folder (created if missing)"}},
-                     ["controller"]),
-    "PinAttached": obj({"pin": {"type": "string"}, "controller": {"type": "string"}, "attached_at": TS,
-                        "expires_at": TS}, ["pin", "controller", "attached_at", "expires_at"]),
-    "PinClaim": obj({"status": {"type": "string", "enum": ["waiting", "ready"]},
-                     "controller": {"type": "string"},
-                     "key": {"type": "string", "description": "the controller's new API key: shown once"}},
-                    ["status"]),
-    "ControllerStatus": obj({
-        "path": {"type": "string"}, "client_version": nullable("string"), "last_connect": NTS,
-        "last_message": NTS, "status": nullable("object"), "status_at": NTS,
-        "watchdog": obj({"minutes": nullable("integer"), "recipients": {"type": "array", "items": {"type": "string"}},
-                         "alerted_at": NTS}, ["minutes", "recipients", "alerted_at"])},
-        ["path", "client_version", "last_connect", "last_message", "status", "status_at", "watchdog"]),
-    "WatchdogSet": obj({"minutes": nullable("integer", minimum=1, maximum=43200,
-                                            description="silence before an alert; null turns it off"),
-                        "recipients": {"type": "array", "maxItems": 10, "items": {"type": "string"},
-                                       "description": "emails or phone numbers of the organization's users"}},
-                       ["minutes"], additionalProperties=False),
-    "ValuesWrite": obj({"values": {"type": "object", "minProperties": 1, "maxProperties": 1000,
-                                   "description": "absolute sequence path -> value", "additionalProperties": ANY},
-                        "timestamp": {"type": "string", "description": "ISO 8601, for every value"}}, ["values"]),
-    "ValuesWritten": obj({"stored": {"type": "integer"}, "values": {"type": "array", "items": ref("WriteResult")}},
-                         ["stored", "values"]),
-    "Phone": obj({"user_id": {"type": "integer"}, "phone": nullable("string")}, ["user_id", "phone"]),
-    "PhoneSet": obj({"phone": nullable("string", description="E.164, e.g. +15551234567; null clears it")}),
-}
+BODY = "$response.body#"
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -197,29 +42,45 @@ def _body(schema: dict[str, Any], required: bool = True, extra: dict[str, Any] |
     return {"required": required, "content": content}
 
 
-def _q(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+def _q(name: str, schema: dict[str, Any], description: str = "", required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
 def _p(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
-PATH_PARAM = _p("path", {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$"},
+def link(operation_id: str, parameters: dict[str, str] | None = None,
+         body: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": operation_id}
+    if parameters:
+        out["parameters"] = parameters
+    if body:
+        out["requestBody"] = body
+    return out
+
+
+PATH_PARAM = _p("path", {"type": "string", "pattern": paths.URL_PATH_PATTERN, "maxLength": paths.MAX_PATH_LENGTH,
+                         "examples": ["acme"]},
                 "resource path, e.g. acme/greenhouse/pi-01/temperature (slashes unescaped)")
-INT32 = 2**31 - 1
-GRANT_ID = {**_q("id", {"type": "integer", "minimum": 1, "maximum": 2**62}), "required": True}
-USER_Q = _q("user_id", {"type": "integer", "minimum": 1, "maximum": INT32})
-USER_ID = _p("user_id", {"type": "integer", "minimum": 1, "maximum": INT32})
-ORG_NAME = _p("name", {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,100}$"})
-PIN_PARAM = _p("pin", {"type": "string", "pattern": "^[2-9A-HJ-NP-Za-hj-np-z-]{6,12}$"}, "e.g. 7K3Q9X")
-TIME = {"type": "string", "description": "ISO 8601 (UTC if no offset) or epoch seconds"}
+GRANT_ID = _q("id", ID, required=True)
+USER_ID = _p("user_id", ID)
+ORG_PARAM = _p("name", {**ORG_NAME, "examples": ["acme"]})
+PIN_PARAM = _p("pin", {"type": "string", "pattern": PIN_PATTERN}, "e.g. 7K3Q9X (case, spaces and dashes ignored)")
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+BOOL = {"type": "boolean"}
 
 
-def op(summary: str, tag: str, responses: dict[str, Any], *, params: list[dict[str, Any]] | None = None,
-       body: dict[str, Any] | None = None, public: bool = False, description: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": {
-        **responses, "default": _json(ref("Error"), "an error: {error: {code, message}}")}}
+def op(operation_id: str, summary: str, tag: str, responses: dict[str, Any], *,
+       params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None, public: bool = False,
+       description: str = "", links: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    if links:
+        ok = next(code for code in responses if code.startswith("2"))
+        responses = {**responses, ok: {**responses[ok], "links": links}}
+    out: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag], "responses": {
+        **responses, "default": _json(ref("Error"), "an error: {error: {code, message}}; 400 when the request "
+                                                   "breaks this document, 422 when it breaks a rule the "
+                                                   "document cannot state")}}
     if description:
         out["description"] = description
     if params:
@@ -231,194 +92,263 @@ def op(summary: str, tag: str, responses: dict[str, Any], *, params: list[dict[s
     return out
 
 
+def _on_path(expr: str) -> dict[str, dict[str, Any]]:
+    """Links from a response naming a resource path (`expr`) to what works on it."""
+    p = {"path": expr}
+    return {"GetResource": link("getResource", p), "PutResource": link("putResource", p),
+            "PatchResource": link("patchResource", p), "DeleteResource": link("deleteResource", p),
+            "CreateChild": link("createResource", {"path": "{" + expr + "}/child"}),
+            "ListRevisions": link("listRevisions", p), "GetHistory": link("getHistory", p),
+            "ListPermissions": link("listPermissions", p), "GrantPermission": link("grantPermission", p),
+            "GetController": link("getController", p), "SetWatchdog": link("setWatchdog", p),
+            "CreateControllerKey": link("createKey", body={"controller": expr}),
+            "PutValues": link("putValues", body={"values": {expr: 1}}),
+            "ListControllerKeys": link("listKeys", {"controller": expr})}
+
+
+def _on_user(expr: str) -> dict[str, dict[str, Any]]:
+    u = {"user_id": expr}
+    return {"GetUser": link("getUser", u), "PatchUser": link("patchUser", u), "DeleteUser": link("deleteUser", u),
+            "GetPhone": link("getPhone", u), "SetPhone": link("setPhone", u), "ListKeys": link("listKeys", u),
+            "CreateKey": link("createKey", body=u)}
+
+
+def _on_org(expr: str) -> dict[str, dict[str, Any]]:
+    n = {"name": expr}
+    return {"GetOrganization": link("getOrganization", n), "ListMembers": link("listMembers", n),
+            "SetMember": link("setMember", n), "GetFolder": link("getResource", {"path": expr}),
+            "CreateFolder": link("createResource", {"path": "{" + expr + "}/new"}),
+            "ListPermissions": link("listPermissions", {"path": expr}),
+            "GrantToOrganization": link("grantPermission", {"path": expr}, body={"organization": expr})}
+
+
 RAW_FILE = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {"schema": obj({"file": {"type": "string", "format": "binary"}}, ["file"])}}
-FILE_BODY = {"required": True, "content": RAW_FILE}
+            "multipart/form-data": {"schema": obj({"file": {"type": "string", "format": "binary"}}, ["file"],
+                                                  additionalProperties=False)}}
 RES = "/api/v1/resources/{path}"
+HEALTH = {"200": _json(ref("Health")), "503": _json(ref("Health"), "a dependency is down")}
 
 PATHS: dict[str, Any] = {
     # --- auth -----------------------------------------------------------------
-    "/api/v1/login": {"post": op("Log in: sets the session cookie", "auth", {"200": _json(ref("LoginResult"))},
-                                 body=_body(ref("Login")), public=True,
-                                 description="Rate-limited per account and address: 429 with Retry-After.")},
-    "/api/v1/logout": {"post": op("Log out: clears the session cookies", "auth",
+    "/api/v1/login": {"post": op(
+        "login", "Log in: sets the session cookie", "auth", {"200": _json(ref("LoginResult"))},
+        body=_body(ref("Login")), public=True, links=_on_user(f"{BODY}/user/id"),
+        description="Rate-limited per account and address: 429 with Retry-After.")},
+    "/api/v1/logout": {"post": op("logout", "Log out: clears the session cookies", "auth",
                                   {"204": {"description": "logged out"}}, public=True)},
-    "/api/v1/me": {"get": op("Who am I", "auth", {"200": _json(ref("Me"))})},
-    "/api/v1/mqtt-token": {"post": op("A short-lived MQTT token for the browser", "auth",
+    "/api/v1/me": {"get": op("getMe", "Who am I", "auth", {"200": _json(ref("Me"))},
+                             links=_on_user(f"{BODY}/user/id"))},
+    "/api/v1/mqtt-token": {"post": op("createMqttToken", "A short-lived MQTT token for the browser", "auth",
                                       {"200": _json(ref("MqttToken"))},
                                       description="Connect to `url` with `username` and the token as "
                                                   "password. Users only.")},
     # --- resources ------------------------------------------------------------
-    "/api/v1/resources": {"get": op("Top-level folders the caller can read", "resources",
-                                    {"200": _json(ref("TopFolders"))}),
-                          "put": op("Many sequence values at once (rhizo-compatible)", "resources",
-                                    {"200": _json(ref("ValuesWritten"))}, body=_body(ref("ValuesWrite"), extra={
-                                        "application/x-www-form-urlencoded": {"schema": obj({
-                                            "values": {"type": "string", "description": "the object as JSON"},
-                                            "timestamp": {"type": "string"}}, ["values"])}}),
-                                    description="Needs write access to every sequence; all or nothing. "
-                                                "The form (values as JSON text) is rhizo-server's.")},
+    "/api/v1/resources": {
+        "get": op("listTopFolders", "Top-level folders the caller can read", "resources",
+                  {"200": _json(ref("TopFolders"))}, links=_on_path(f"{BODY}/children/0/path")),
+        "put": op("putValues", "Many sequence values at once (rhizo-compatible)", "resources",
+                  {"200": _json(ref("ValuesWritten"))}, body=_body(ref("ValuesWrite")),
+                  description="Needs write access to every sequence; all or nothing.")},
     RES: {
-        "get": op("Read a resource", "resources", {
+        "get": op("getResource", "Read a resource", "resources", {
             "200": {"description": "folder: a page of children; sequence: spec and latest value; "
                                    "file: its content (meta=true: metadata)",
                     "content": {J: {"schema": {"anyOf": [ref("Resource"), ref("RevisionValue")]}},
                                 "*/*": {"schema": {"type": "string", "format": "binary"}}},
                     "headers": {"X-Access": {"description": "on JSON answers: the caller's own level here",
                                              "schema": {"type": "string", "enum": ["read", "write", "admin"]}}}}},
-            params=[PATH_PARAM, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                    _q("after", {"type": "string"}, "child name to continue after"),
-                    _q("meta", {"type": "boolean"}, "a file's metadata instead of its content"),
+            params=[PATH_PARAM, _q("limit", LIMIT), _q("after", {"type": "string", "pattern": AFTER_PATTERN},
+                                                    "child name to continue after"),
+                    _q("meta", BOOL, "a file's metadata instead of its content"),
                     _q("revision", {"type": "integer", "minimum": 1, "maximum": 2**62}, "an older revision's id")],
+            links={"NextPage": link("getResource", {"path": "$request.path.path", "after": f"{BODY}/next"})},
             description="`GET /resources/{path}/history` (when no resource is named so) answers as "
                         "`GET /history/{path}`."),
-        "post": op("Create a resource", "resources", {"201": _json(ref("Resource"), "created")},
-                   params=[PATH_PARAM, _q("type", {"type": "string", "enum": ["file"]},
-                                          "force a file upload even for a JSON body")],
-                   body=_body(ref("NewResource"), extra=RAW_FILE),
+        "post": op("createResource", "Create a resource", "resources", {"201": _json(ref("Resource"), "created")},
+                   params=[PATH_PARAM, _q("type", {"type": "string", "enum": ["file", ""]},
+                                          "file: a file upload even for a JSON body")],
+                   body=_body(ref("NewResource"), False, RAW_FILE), links=_on_path(f"{BODY}/path"),
                    description="JSON creates a folder, controller, sequence or text file; any other "
-                               "body (raw or multipart `file`) creates a file."),
-        "put": op("Set a file's content or a sequence's value", "resources", {
+                               "body (raw or multipart `file`) creates a file. 409 at the top level "
+                               "(organizations) or under a sequence or file. No body: an empty file."),
+        "put": op("putResource", "Set a file's content or a sequence's value", "resources", {
             "200": {"description": "the stored value or the file's new revision", "content": {J: {
                 "schema": {"anyOf": [ref("WriteResult"), ref("Resource")]}}}}},
-            params=[PATH_PARAM], body=_body(ref("SequenceWrite"), extra=RAW_FILE)),
-        "patch": op("Rename, move, or change attributes or a sequence's spec", "resources",
-                    {"200": _json(ref("Resource"))}, params=[PATH_PARAM], body=_body(ref("ResourcePatch"))),
-        "delete": op("Delete (soft)", "resources", {"200": _json(ref("Deleted"))},
-                     params=[PATH_PARAM, _q("recursive", {"type": "boolean"}, "needed for a folder with children")]),
+            params=[PATH_PARAM], body=_body(ref("SequenceWrite"), False, RAW_FILE),
+            links={"GetHistory": link("getHistory", {"path": f"{BODY}/path"}),
+                   "ListRevisions": link("listRevisions", {"path": f"{BODY}/path"})},
+            description="No body: an empty file. 422 for a sequence without a JSON body or for a value "
+                        "the sequence's type or limits refuse."),
+        "patch": op("patchResource", "Rename, move, or change attributes or a sequence's spec", "resources",
+                    {"200": _json(ref("Resource"))}, params=[PATH_PARAM], body=_body(ref("ResourcePatch")),
+                    links={"GetMoved": link("getResource", {"path": f"{BODY}/path"})}),
+        "delete": op("deleteResource", "Delete (soft)", "resources", {"200": _json(ref("Deleted"))},
+                     params=[PATH_PARAM, _q("recursive", BOOL, "needed for a folder with children")]),
     },
-    "/api/v1/revisions/{path}": {"get": op("A file's or sequence's revisions, newest first", "resources",
-                                           {"200": _json(ref("Revisions"))},
-                                           params=[PATH_PARAM, _q("limit", {"type": "integer", "minimum": 1,
-                                                                            "maximum": 1000}),
-                                                   _q("before", TIME, "page: next_before of the last page")])},
+    "/api/v1/revisions/{path}": {"get": op(
+        "listRevisions", "A file's or sequence's revisions, newest first", "resources",
+        {"200": _json(ref("Revisions"))},
+        params=[PATH_PARAM, _q("limit", LIMIT), _q("before", TIME_QUERY, "page: next_before of the last page")],
+        links={"Older": link("listRevisions", {"path": "$request.path.path", "before": f"{BODY}/next_before"})})},
     "/api/v1/history/{path}": {"get": op(
-        "A sequence's values over time, downsampled or as CSV", "resources", {
-            "200": {"description": "values, buckets (points=N) or CSV (format=csv)",
+        "getHistory", "A sequence's values over time, downsampled or as CSV", "resources", {
+            "200": {"description": "values, buckets (points=N) or CSV (format=csv: the values, or with points "
+                                   "the buckets)",
                     "content": {J: {"schema": ref("History")}, "text/csv": {"schema": {"type": "string"}}}}},
-        params=[PATH_PARAM, _q("start", TIME), _q("end", TIME, "exclusive"),
-                _q("count", {"type": "integer", "minimum": 1, "maximum": 10000}),
+        params=[PATH_PARAM, _q("start", TIME_QUERY), _q("end", TIME_QUERY, "exclusive"),
+                _q("count", {"type": "integer", "minimum": 1, "maximum": MAX_CSV_COUNT},
+                   "at most this many values (a JSON answer holds at most 10000; CSV has no such limit)"),
                 _q("order", {"type": "string", "enum": ["asc", "desc"]}),
                 _q("points", {"type": "integer", "minimum": 1, "maximum": 10000},
-                   "about this many buckets of count/min/max/mean (numeric sequences)"),
+                   "about this many buckets of count/min/max/mean (numeric sequences, else 422)"),
                 _q("format", {"type": "string", "enum": ["json", "csv"]})])},
     # --- permissions ----------------------------------------------------------
     "/api/v1/permissions/{path}": {
-        "get": op("Permissions on a folder", "permissions", {"200": _json(ref("Permissions"))},
-                  params=[PATH_PARAM]),
-        "post": op("Grant a permission", "permissions", {"201": _json(ref("Permission"), "granted")},
-                   params=[PATH_PARAM], body=_body(ref("NewPermission"))),
-        "delete": op("Revoke a permission", "permissions", {"204": {"description": "revoked"}},
+        "get": op("listPermissions", "Permissions on a folder", "permissions", {"200": _json(ref("Permissions"))},
+                  params=[PATH_PARAM],
+                  links={"Revoke": link("revokePermission", {"path": "$request.path.path",
+                                                             "id": f"{BODY}/permissions/0/id"})}),
+        "post": op("grantPermission", "Grant a permission", "permissions", {"201": _json(ref("Permission"), "granted")},
+                   params=[PATH_PARAM], body=_body(ref("NewPermission")),
+                   links={"Revoke": link("revokePermission", {"path": "$request.path.path", "id": f"{BODY}/id"}),
+                          "List": link("listPermissions", {"path": "$request.path.path"})}),
+        "delete": op("revokePermission", "Revoke a permission", "permissions", {"204": {"description": "revoked"}},
                      params=[PATH_PARAM, GRANT_ID]),
     },
     # --- users and organizations ----------------------------------------------
     "/api/v1/users": {
-        "get": op("Users the caller may see", "users", {"200": _json(ref("Users"))},
-                  params=[_q("email", {"type": "string"}, "one exact address (system and organization admins): "
-                                                          "that user, or none")]),
-        "post": op("Create a user", "users", {"201": _json(ref("User"), "created")}, body=_body(ref("NewUser"))),
+        "get": op("listUsers", "Users the caller may see", "users", {"200": _json(ref("Users"))},
+                  params=[_q("email", EMAIL, "one exact address (system and organization admins): that user, or none")],
+                  links=_on_user(f"{BODY}/users/0/id")),
+        "post": op("createUser", "Create a user", "users", {"201": _json(ref("User"), "created")},
+                   body=_body(ref("NewUser")), links=_on_user(f"{BODY}/id")),
     },
     "/api/v1/users/{user_id}": {
-        "get": op("A user", "users", {"200": _json(ref("User"))}, params=[USER_ID]),
-        "patch": op("Change a user", "users", {"200": _json(ref("User"))}, params=[USER_ID],
-                    body=_body(ref("UserPatch"))),
-        "delete": op("Delete a user (revokes their keys)", "users", {"204": {"description": "deleted"}},
+        "get": op("getUser", "A user", "users", {"200": _json(ref("User"))}, params=[USER_ID]),
+        "patch": op("patchUser", "Change a user", "users", {"200": _json(ref("User"))}, params=[USER_ID],
+                    body=_body(ref("UserPatch")),
+                    description="409 for a system admin removing their own system admin."),
+        "delete": op("deleteUser", "Delete a user (revokes their keys)", "users", {"204": {"description": "deleted"}},
                      params=[USER_ID]),
     },
     "/api/v1/organizations": {
-        "get": op("Organizations the caller belongs to (all, for system admins)", "organizations",
-                  {"200": _json(ref("Organizations"))}),
-        "post": op("Create an organization and its folder", "organizations",
-                   {"201": _json(ref("Organization"), "created")}, body=_body(ref("NewOrganization"))),
+        "get": op("listOrganizations", "Organizations the caller belongs to (all, for system admins)",
+                  "organizations", {"200": _json(ref("Organizations"))},
+                  links=_on_org(f"{BODY}/organizations/0/name")),
+        "post": op("createOrganization", "Create an organization and its folder", "organizations",
+                   {"201": _json(ref("Organization"), "created")}, body=_body(ref("NewOrganization")),
+                   links=_on_org(f"{BODY}/name")),
     },
-    "/api/v1/organizations/{name}": {"get": op("An organization", "organizations",
-                                               {"200": _json(ref("Organization"))}, params=[ORG_NAME])},
-    "/api/v1/organizations/{name}/members": {"get": op("Members", "organizations", {"200": _json(ref("Members"))},
-                                                       params=[ORG_NAME])},
+    "/api/v1/organizations/{name}": {"get": op("getOrganization", "An organization", "organizations",
+                                               {"200": _json(ref("Organization"))}, params=[ORG_PARAM])},
+    "/api/v1/organizations/{name}/members": {"get": op(
+        "listMembers", "Members", "organizations", {"200": _json(ref("Members"))}, params=[ORG_PARAM],
+        links={"GetUser": link("getUser", {"user_id": f"{BODY}/members/0/user/id"}),
+               "SetMember": link("setMember", {"name": "$request.path.name",
+                                               "user_id": f"{BODY}/members/0/user/id"})})},
     "/api/v1/organizations/{name}/members/{user_id}": {
-        "put": op("Add a member or set their role", "organizations", {"200": _json(ref("Membership"))},
-                  params=[ORG_NAME, USER_ID], body=_body(ref("MembershipRole"), required=False)),
-        "delete": op("Remove a member", "organizations", {"204": {"description": "removed"}},
-                     params=[ORG_NAME, USER_ID]),
+        "put": op("setMember", "Add a member or set their role", "organizations", {"200": _json(ref("Membership"))},
+                  params=[ORG_PARAM, USER_ID], body=_body(ref("MembershipRole"), required=False),
+                  links={"Remove": link("removeMember", {"name": "$request.path.name",
+                                                         "user_id": "$request.path.user_id"}),
+                         "Members": link("listMembers", {"name": "$request.path.name"})}),
+        "delete": op("removeMember", "Remove a member", "organizations", {"204": {"description": "removed"}},
+                     params=[ORG_PARAM, USER_ID]),
     },
     # --- keys -------------------------------------------------------------------
     "/api/v1/keys": {
-        "get": op("API keys: yours, a controller's, or a user's", "keys", {"200": _json(ref("ApiKeys"))},
-                  params=[_q("controller", {"type": "string"}), USER_Q,
-                          _q("include_revoked", {"type": "boolean"})]),
-        "post": op("Create an API key (the secret is shown once)", "keys", {"201": _json(ref("ApiKey"), "created")},
-                   body=_body(ref("NewApiKey"), required=False)),
+        "get": op("listKeys", "API keys: yours, a controller's, or a user's", "keys", {"200": _json(ref("ApiKeys"))},
+                  params=[_q("controller", PATH_PARAM["schema"]), _q("user_id", ID), _q("include_revoked", BOOL)],
+                  links={"Revoke": link("revokeKey", {"prefix": f"{BODY}/keys/0/prefix"})}),
+        "post": op("createKey", "Create an API key (the secret is shown once)", "keys",
+                   {"201": _json(ref("ApiKey"), "created")}, body=_body(ref("NewApiKey"), required=False),
+                   links={"Revoke": link("revokeKey", {"prefix": f"{BODY}/prefix"})}),
     },
     "/api/v1/keys/{prefix}": {"delete": op(
-        "Revoke a key (its live MQTT connections are closed within seconds)", "keys",
-        {"200": _json(ref("ApiKey"))}, params=[_p("prefix", {"type": "string", "pattern": "^[a-z2-7]{10}$"})])},
+        "revokeKey", "Revoke a key (its live MQTT connections are closed within seconds)", "keys",
+        {"200": _json(ref("ApiKey"))}, params=[_p("prefix", {"type": "string", "pattern": "^[a-z2-7]{10}$"})],
+        description="409 for the key this request is authenticated with.")},
     # --- controller life cycle -------------------------------------------------------
     "/api/v1/pins": {"post": op(
-        "Ask for a provisioning PIN (a controller does this)", "controllers",
+        "createPin", "Ask for a provisioning PIN (a controller does this)", "controllers",
         {"201": _json(ref("NewPin"), "created")}, public=True,
+        links={"Attach": link("attachPin", {"pin": f"{BODY}/pin"}),
+               "Claim": link("claimPin", {"pin": f"{BODY}/pin", "pin_code": f"{BODY}/pin_code"})},
         description="Rate-limited per client address (PIN_CREATE_PER_HOUR). The PIN lives PIN_TTL_SECONDS.")},
     "/api/v1/pins/{pin}": {
-        "put": op("Attach a PIN to a controller folder (needs write access there)", "controllers",
-                  {"200": _json(ref("PinAttached"))}, params=[PIN_PARAM], body=_body(ref("PinAttach"))),
-        "get": op("Collect the controller's key (polled by the controller)", "controllers",
+        "put": op("attachPin", "Attach a PIN to a controller folder (needs write access there)", "controllers",
+                  {"200": _json(ref("PinAttached"))}, params=[PIN_PARAM], body=_body(ref("PinAttach")),
+                  links={"GetController": link("getController", {"path": f"{BODY}/controller"}),
+                         "ListControllerKeys": link("listKeys", {"controller": f"{BODY}/controller"}),
+                         "SetWatchdog": link("setWatchdog", {"path": f"{BODY}/controller"})}),
+        "get": op("claimPin", "Collect the controller's key (polled by the controller)", "controllers",
                   {"200": _json(ref("PinClaim"), "waiting, or ready with the key (once)")}, public=True,
-                  params=[PIN_PARAM, {**_q("pin_code", {"type": "string", "minLength": 1}), "required": True}],
+                  params=[PIN_PARAM, _q("pin_code", {"type": "string", "minLength": 1}, required=True)],
                   description="403 for a wrong pin code (PIN_MAX_ATTEMPTS kill the PIN), 404 for an unknown, "
                               "expired or dead PIN, 409 once the key was collected."),
     },
     "/api/v1/controllers/{path}": {"get": op(
-        "A controller's status: version, last connect and message, reported status, watchdog", "controllers",
-        {"200": _json(ref("ControllerStatus"))}, params=[PATH_PARAM])},
+        "getController", "A controller's status: version, last connect and message, reported status, watchdog",
+        "controllers", {"200": _json(ref("ControllerStatus"))}, params=[PATH_PARAM])},
     "/api/v1/watchdog/{path}": {"put": op(
-        "Set or clear a controller's watchdog (needs write access)", "controllers",
-        {"200": _json(ref("ControllerStatus"))}, params=[PATH_PARAM], body=_body(ref("WatchdogSet")))},
+        "setWatchdog", "Set or clear a controller's watchdog (needs write access)", "controllers",
+        {"200": _json(ref("ControllerStatus"))}, params=[PATH_PARAM], body=_body(ref("WatchdogSet")),
+        links={"GetController": link("getController", {"path": f"{BODY}/path"})})},
     "/api/v1/users/{user_id}/phone": {
-        "get": op("A user's phone number (yourself, or any as system admin)", "users", {"200": _json(ref("Phone"))},
-                  params=[USER_ID]),
-        "put": op("Set or clear a user's phone number for text messages", "users", {"200": _json(ref("Phone"))},
-                  params=[USER_ID], body=_body(ref("PhoneSet"))),
+        "get": op("getPhone", "A user's phone number (yourself, or any as system admin)", "users",
+                  {"200": _json(ref("Phone"))}, params=[USER_ID]),
+        "put": op("setPhone", "Set or clear a user's phone number for text messages", "users",
+                  {"200": _json(ref("Phone"))}, params=[USER_ID], body=_body(ref("PhoneSet"))),
     },
     # --- messages ---------------------------------------------------------------
-    "/api/v1/messages": {"post": op("Publish a message to a folder's topic", "messages",
+    "/api/v1/messages": {"post": op("publishMessage", "Publish a message to a folder's topic", "messages",
                                     {"202": _json(ref("Published"), "accepted by the broker")},
                                     body=_body(ref("Message")),
                                     description="Needs write access to the folder. `update_sequence` "
                                                 "messages are stored by the persister.")},
     # --- operations ----------------------------------------------------------------
-    "/api/v1/health": {"get": op("Health of the database, bulk storage, broker and persister", "operations",
-                                 {"200": _json(ref("Health")), "503": _json(ref("Health"), "a dependency is down")},
-                                 public=True)},
-    "/health": {"get": op("The same health report at the root, for load balancers", "operations",
-                          {"200": _json(ref("Health")), "503": _json(ref("Health"), "a dependency is down")},
-                          public=True)},
-    "/metrics": {"get": op("Prometheus metrics", "operations", {"200": {
+    "/api/v1/health": {"get": op("getHealth", "Health of the database, bulk storage, broker and persister",
+                                 "operations", HEALTH, public=True)},
+    "/health": {"get": op("getRootHealth", "The same health report at the root, for load balancers", "operations",
+                          HEALTH, public=True)},
+    "/metrics": {"get": op("getMetrics", "Prometheus metrics", "operations", {"200": {
         "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
         public=True)},
-    "/api/v1/openapi.json": {"get": op("This document", "operations", {"200": _json({"type": "object"})},
+    "/api/v1/openapi.json": {"get": op("getOpenapi", "This document", "operations", {"200": _json({"type": "object"})},
                                        public=True)},
-    "/api/v1/docs": {"get": op("Interactive API docs", "operations", {"200": {
+    "/api/v1/docs": {"get": op("getDocs", "Interactive API docs", "operations", {"200": {
         "description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}, public=True)},
 }
 
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "hub HTTP API", "version": "1",
-             "description": "Resources, history, users, organizations, API keys, permissions, MQTT tokens "
-                            "and messages. Errors are always `{\"error\": {\"code\", \"message\"}}`. "
-                            "Authenticate with `Authorization: Bearer <API key>`, or log in for a session "
-                            "cookie; cookie-authenticated writes need the `X-CSRF-Token` header."},
-    "servers": [{"url": "/"}],
-    "security": [{"bearer": []}, {"basic": []}, {"session": [], "csrf": []}],
-    "components": {
-        "schemas": SCHEMAS,
-        "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: hk_<prefix>_<secret>"},
-            "basic": {"type": "http", "scheme": "basic",
-                      "description": "an API key as the password, any user name (rhizo controllers)"},
-            "session": {"type": "apiKey", "in": "cookie", "name": "hub_session"},
-            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
-                     "description": "csrf_token from /login or /me; writes only"},
+
+@cache
+def document(min_password_length: int = 10) -> dict[str, Any]:
+    """The document for a hub whose MIN_PASSWORD_LENGTH is `min_password_length`."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "hub HTTP API", "version": "1",
+                 "description": "Resources, history, users, organizations, API keys, permissions, MQTT tokens "
+                                "and messages. Errors are always `{\"error\": {\"code\", \"message\"}}`: 400 "
+                                "when a request breaks this document, 422 when it breaks a rule the document "
+                                "cannot state (a weak password, a value a sequence refuses), 401/403/404/409 "
+                                "for who asks and what exists. Authenticate with `Authorization: Bearer <API "
+                                "key>`, or log in for a session cookie; cookie-authenticated writes need the "
+                                "`X-CSRF-Token` header."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"basic": []}, {"session": [], "csrf": []}],
+        "components": {
+            "schemas": schemas(min_password_length),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: hk_<prefix>_<secret>"},
+                "basic": {"type": "http", "scheme": "basic",
+                          "description": "an API key as the password, any user name (rhizo controllers)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "hub_session"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                         "description": "csrf_token from /login or /me; writes only"},
+            },
         },
-    },
-    "paths": PATHS,
-}
+        "paths": PATHS,
+    }
+
+
+DOCUMENT: dict[str, Any] = document()

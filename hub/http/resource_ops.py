@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hub import paths
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.http import views
+from hub.http.params import whole
 from hub.storage import controllers, resources, revisions, values
 from hub.storage.models import Resource, ResourceType, Revision, Sequence
 from hub.storage.store import Store
@@ -20,6 +21,9 @@ from hub.storage.store import Store
 FILE = ResourceType.FILE.value
 SEQUENCE = ResourceType.SEQUENCE.value
 SPEC_FIELDS = ("data_type", "units", "min_value", "max_value", "decimal_places", "max_history")
+MAX_UNITS = 40
+MAX_LIMIT = 1e300  # min_value / max_value: any finite number a database column holds
+INT32 = 2**31 - 1
 
 
 @dataclass
@@ -44,7 +48,7 @@ def describe(s: Session, store: Store, path: str, *, limit: int, after: str | No
         return out
     if r.type == SEQUENCE:
         if seq is None:
-            raise BadRequest(f"{r.path} is a sequence without its spec: recreate it")
+            raise Conflict(f"{r.path} is a sequence without its spec: recreate it")
         out = views.resource(r, seq=seq)
         out["value"] = store.value(seq.data_type, rev) if rev else None
         out["timestamp"] = values.iso(rev.timestamp_us) if rev else None
@@ -119,18 +123,23 @@ def resource_type(s: Session, path: str) -> str:
 
 
 def spec_from(body: dict[str, Any]) -> resources.SequenceSpec:
-    fields = {k: body[k] for k in SPEC_FIELDS if body.get(k) is not None}
-    for k in ("min_value", "max_value"):
-        if k in fields and (isinstance(fields[k], bool) or not isinstance(fields[k], (int, float))):
-            raise BadRequest(f"field {k!r} must be a number")
-    for k in ("decimal_places", "max_history"):
-        if k in fields and (isinstance(fields[k], bool) or not isinstance(fields[k], int)):
-            raise BadRequest(f"field {k!r} must be an integer")
+    """A sequence's spec from a request body: the fields and limits the OpenAPI document
+    states (data_type and units are never null; a null limit means none)."""
     for k in ("data_type", "units"):
-        if k in fields and not isinstance(fields[k], str):
+        if k in body and not isinstance(body[k], str):
             raise BadRequest(f"field {k!r} must be a string")
-    if len(fields.get("units", "")) > 40:
-        raise BadRequest("units: at most 40 characters")
+    if len(body.get("units", "")) > MAX_UNITS:
+        raise BadRequest(f"units: at most {MAX_UNITS} characters")
+    fields = {k: whole(body[k]) if k in ("decimal_places", "max_history") else body[k]
+              for k in SPEC_FIELDS if body.get(k) is not None}
+    for k in ("min_value", "max_value"):
+        if k in fields and (isinstance(fields[k], bool) or not isinstance(fields[k], (int, float))
+                            or not abs(fields[k]) <= MAX_LIMIT):
+            raise BadRequest(f"field {k!r} must be a number from -{MAX_LIMIT:g} to {MAX_LIMIT:g}")
+    for k, hi in (("decimal_places", 15), ("max_history", INT32)):
+        if k in fields and (isinstance(fields[k], bool) or not isinstance(fields[k], int)
+                            or not (0 if k == "decimal_places" else 1) <= fields[k] <= hi):
+            raise BadRequest(f"field {k!r} must be an integer in range")
     return resources.SequenceSpec(**fields)
 
 
@@ -192,12 +201,12 @@ def update(s: Session, store: Store, path: str, *, new_path: str | None,
     r = resources.get(s, path)
     if spec:
         if r.type != SEQUENCE:
-            raise BadRequest(f"{', '.join(spec)}: only sequences have these")
+            raise Conflict(f"{', '.join(spec)}: only sequences have these")
         spec_from(spec)  # type checks
         resources.update_sequence_spec(s, r, **spec)
     if attributes is not None:
         if "content_type" in attributes and r.type != FILE:
-            raise BadRequest("content_type is an attribute of files only")
+            raise Conflict("content_type is an attribute of files only")
         resources.set_attributes(r, attributes)
     if new_path is not None and paths.normalize(new_path) != r.path:
         r = resources.move(s, r.path, new_path)

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub import paths
-from hub.errors import BadRequest
+from hub.errors import BadRequest, Conflict, Unprocessable
 from hub.storage import resources
 from hub.storage.models import ControllerStatus, Resource, ResourceType, utcnow
 from hub.storage.resources import SequenceSpec
@@ -120,7 +120,7 @@ def set_watchdog(s: Session, c: Resource, minutes: int | None, recipients: list[
     if minutes is not None and not 1 <= minutes <= MAX_WATCHDOG_MINUTES:
         raise BadRequest(f"watchdog minutes must be 1-{MAX_WATCHDOG_MINUTES} (or null to turn it off)")
     if minutes is not None and not recipients:
-        raise BadRequest("a watchdog needs at least one recipient (an email address or phone number)")
+        raise Unprocessable("a watchdog needs at least one recipient (an email address or phone number)")
     st = row(s, c.id)
     st.watchdog_minutes = minutes
     st.watchdog_recipients = ", ".join(recipients)
@@ -170,7 +170,7 @@ def record_status(s: Session, controller_path: str, status: Mapping[str, Any], *
     now = now or utcnow()
     c = resources.find(s, controller_path)
     if c is None or c.type != ResourceType.CONTROLLER.value:
-        raise BadRequest(f"{controller_path} is not a controller folder: status is only kept for controllers")
+        raise Conflict(f"{controller_path} is not a controller folder: status is only kept for controllers")
     st = row(s, c.id)
     version = status.get("client_version", status.get("version"))
     if isinstance(version, str) and version:

@@ -22,7 +22,7 @@ SENT, FAILED, THROTTLED, REFUSED, SENDING = "sent", "failed", "throttled", "refu
 COUNTED = (SENT, FAILED, SENDING)  # what the throttle counts: every attempt to reach someone
 WINDOW = timedelta(hours=1)
 KEEP = timedelta(days=30)
-_PHONE_JUNK = re.compile(r"[\s().\-]")
+_PHONE_JUNK = re.compile(r"[ \t\n\r\f\v().\-]")
 _PHONE = re.compile(r"\+?[0-9]{6,15}")
 
 

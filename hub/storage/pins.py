@@ -102,7 +102,7 @@ def attach(s: Session, pin: str, controller_path: str, *, user_id: int,
     if controller is None:
         controller = resources.create(s, path, ResourceType.CONTROLLER.value)
     elif controller.type != ResourceType.CONTROLLER.value:
-        raise BadRequest(f"{path} is a {controller.type}, not a controller folder")
+        raise Conflict(f"{path} is a {controller.type}, not a controller folder")
     row.controller_id, row.attached_by, row.attached_at = controller.id, user_id, now
     return row
 

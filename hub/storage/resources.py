@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub import paths
-from hub.errors import BadRequest, Conflict, NotFound
+from hub.errors import BadRequest, Conflict, NotFound, Unprocessable
 from hub.storage import changes
 from hub.storage.models import DataType, Resource, ResourceType, Revision, Sequence, utcnow
 
@@ -31,7 +31,7 @@ class SequenceSpec:
         if self.data_type not in {d.value for d in DataType}:
             raise BadRequest(f"data_type must be one of {', '.join(d.value for d in DataType)}")
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
-            raise BadRequest("min_value is greater than max_value")
+            raise Unprocessable("min_value is greater than max_value")
         if self.decimal_places is not None and not 0 <= self.decimal_places <= 15:
             raise BadRequest("decimal_places must be 0-15")
         if self.max_history is not None and self.max_history < 1:
@@ -50,7 +50,7 @@ def get(s: Session, path: str, *, type: str | set[str] | None = None) -> Resourc
     if type is not None:
         allowed = {type} if isinstance(type, str) else type
         if r.type not in allowed:
-            raise BadRequest(f"{r.path} is a {r.type}, not a {' or '.join(sorted(allowed))}")
+            raise Conflict(f"{r.path} is a {r.type}, not a {' or '.join(sorted(allowed))}")
     return r
 
 
@@ -81,10 +81,10 @@ def create(s: Session, path: str, type: str, *, attributes: dict[str, Any] | Non
     parent = None
     if parent_path is None:
         if type != ResourceType.ORGANIZATION.value:
-            raise BadRequest("only organizations live at the top level")
+            raise Conflict("only organizations live at the top level")
     else:
         if type == ResourceType.ORGANIZATION.value:
-            raise BadRequest("an organization folder must be at the top level")
+            raise Conflict("an organization folder must be at the top level")
         parent = get_folder(s, parent_path)
         organization_id = parent.organization_id
     full = paths.normalize(path)
@@ -105,7 +105,7 @@ def create(s: Session, path: str, type: str, *, attributes: dict[str, Any] | Non
 def sequence_of(s: Session, r: Resource) -> Sequence:
     seq = s.get(Sequence, r.id)
     if seq is None:
-        raise BadRequest(f"{r.path} is a {r.type}, not a sequence")
+        raise Conflict(f"{r.path} is a {r.type}, not a sequence")
     return seq
 
 
@@ -136,18 +136,18 @@ def move(s: Session, path: str, new_path: str) -> Resource:
     """Rename or move a resource (and its subtree) to `new_path`."""
     r = get(s, path)
     if r.type == ResourceType.ORGANIZATION.value:
-        raise BadRequest("organization folders cannot be moved or renamed")
+        raise Conflict("organization folders cannot be moved or renamed")
     new_parent_path, new_name = paths.split(new_path)
     target = paths.normalize(new_path)
     if new_parent_path is None:
-        raise BadRequest("only organizations live at the top level")
+        raise Conflict("only organizations live at the top level")
     if paths.is_within(target, r.path):
-        raise BadRequest("cannot move a folder into itself")
+        raise Conflict("cannot move a folder into itself")
     if find(s, target) is not None:
         raise Conflict(f"{target} already exists")
     parent = get_folder(s, new_parent_path)
     if parent.organization_id != r.organization_id:
-        raise BadRequest("cannot move a resource to another organization")
+        raise Conflict("cannot move a resource to another organization")
     old = r.path
     subtree = list(s.scalars(select(Resource).where(_descendants(old), Resource.deleted.is_(False))))
     for child in subtree:
@@ -163,7 +163,7 @@ def delete(s: Session, path: str, *, recursive: bool = False) -> int:
     Returns how many resources were marked deleted."""
     r = get(s, path)
     if r.type == ResourceType.ORGANIZATION.value:
-        raise BadRequest("delete an organization through the organization, not its folder")
+        raise Conflict("delete an organization through the organization, not its folder")
     now = utcnow()
     n = 1
     if r.type in FOLDER_TYPES:

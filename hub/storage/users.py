@@ -10,31 +10,38 @@ from sqlalchemy.orm import Session
 
 from hub import paths
 from hub.access import Subject
-from hub.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from hub.errors import BadRequest, Conflict, NotFound, Unauthenticated, Unprocessable
 from hub.rhizo_import import keys as rhizo_keys
 from hub.storage import changes
 from hub.storage.models import ApiKey, Membership, Organization, Resource, ResourceType, Role, User, utcnow
 
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,185}\.[A-Za-z0-9-]{2,63}")
+# also in the OpenAPI document: no `\s` (regular expression engines disagree on what it is)
+EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,185}\.[A-Za-z0-9-]{2,63}$"
+EMAIL = re.compile(EMAIL_PATTERN)
+MAX_EMAIL_LENGTH = 254
+MAX_PASSWORD_LENGTH = 72  # bcrypt's limit, in bytes
 # A valid bcrypt hash of a random password: checking an unknown email costs
 # the same as a known one, so timing does not reveal which emails exist.
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(4))
 
 
 def normalize_email(email: str) -> str:
-    e = (email or "").strip().lower()
-    if not _EMAIL.fullmatch(e):
+    e = (email or "").strip()
+    if len(e) > MAX_EMAIL_LENGTH or not EMAIL.fullmatch(e):
         raise BadRequest(f"{email!r} is not an email address")
-    return e
+    return e.lower()
 
 
 def check_password_strength(password: str, min_length: int) -> None:
     if not isinstance(password, str) or len(password) < min_length:
         raise BadRequest(f"password too short: use at least {min_length} characters")
-    if len(password.encode()) > 72:
-        raise BadRequest("password too long: at most 72 bytes")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise BadRequest(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
+    # rules the API document cannot state: 422
+    if len(password.encode()) > MAX_PASSWORD_LENGTH:
+        raise Unprocessable(f"password too long: at most {MAX_PASSWORD_LENGTH} bytes in UTF-8")
     if len(set(password)) < 4:
-        raise BadRequest("password too weak: use more different characters")
+        raise Unprocessable("password too weak: use more different characters")
 
 
 def hash_password(password: str, rounds: int) -> str:

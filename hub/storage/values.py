@@ -45,7 +45,7 @@ def encode(seq: Sequence, value: Any) -> Encoded:
             raise BadValue(f"numeric sequence needs a number, got {type(value).__name__}")
         try:
             num = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise BadValue(f"numeric sequence needs a number, got {value!r:.40}") from None
         if not math.isfinite(num):
             raise BadValue("numeric value must be finite")

@@ -47,7 +47,7 @@ async def set_phone(request: web.Request) -> web.Response:
     require_user(caller)
     user_id = user_id_param(request)
     body = await json_body(request)
-    phone = field(body, "phone", str)
+    phone = field(body, "phone", str, nullable=True)
 
     def work(s: Session) -> dict[str, Any]:
         u = _own(s, caller, user_id)

@@ -16,10 +16,10 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from hub import paths
-from hub.errors import BadRequest
+from hub.errors import BadRequest, Unprocessable
 from hub.http.auth import caller_of, require_level
 from hub.http.deps import in_session
-from hub.http.params import json_body
+from hub.http.params import field, json_body
 from hub.http.routes import API
 from hub.http.typedefs import SETTINGS
 from hub.storage import controllers, outgoing, users
@@ -43,16 +43,16 @@ def _check_recipients(s: Session, organization_id: int | None, recipients: list[
     out = []
     contacts = outgoing.contacts(s, organization_id)
     for r in recipients:
-        if "@" in r:
+        p = outgoing.normalize_phone(r)
+        if "@" in r and users.EMAIL.fullmatch(r.strip()):
             v = users.normalize_email(r)
             known = v in contacts.emails
-        else:
-            p = outgoing.normalize_phone(r)
-            if p is None:
-                raise BadRequest(f"{r!r} is neither an email address nor a phone number (E.164, +15551234567)")
+        elif "@" not in r and p is not None:
             v, known = p, p in contacts.phones
+        else:
+            raise Unprocessable(f"{r!r} is neither an email address nor a phone number (E.164, +15551234567)")
         if not known and not any_recipient:
-            raise BadRequest(f"{r} is not the email or phone of a user of this organization "
+            raise Unprocessable(f"{r} is not the email or phone of a user of this organization "
                              "(add them as a member, or set NOTIFY_ANY_RECIPIENT)")
         out.append(v)
     return out
@@ -69,9 +69,7 @@ async def set_watchdog(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown fields {', '.join(sorted(unknown))}: send minutes and recipients")
     if "minutes" not in body:
         raise BadRequest("field 'minutes' is required (null turns the watchdog off)")
-    minutes = body["minutes"]
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)):
-        raise BadRequest("field 'minutes' must be an integer (or null)")
+    minutes = field(body, "minutes", int, nullable=True)
     raw = body.get("recipients") or []
     if not isinstance(raw, (list, str)):
         raise BadRequest("field 'recipients' must be a list (or comma-separated text)")

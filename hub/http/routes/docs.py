@@ -6,6 +6,7 @@ from aiohttp import web
 
 from hub.http import openapi
 from hub.http.routes import API
+from hub.http.typedefs import SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -71,7 +72,7 @@ fetch("openapi.json").then(r => r.json()).then(doc => {
 
 @routes.get(API + "/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(openapi.DOCUMENT)
+    return web.json_response(openapi.document(request.app[SETTINGS].MIN_PASSWORD_LENGTH))
 
 
 @routes.get(API + "/docs")

@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from hub import paths
-from hub.errors import BadRequest
+from hub.errors import Unprocessable
 from hub.http.auth import caller_of, require_level
 from hub.http.deps import in_session, store_of
 from hub.http.params import choice_param, int_param, time_param
@@ -28,7 +28,8 @@ from hub.storage.models import DataType, Level, ResourceType
 from hub.storage.store import Store
 
 routes = web.RouteTableDef()
-MAX_COUNT = 10_000
+MAX_COUNT = 10_000  # values in one JSON answer
+MAX_CSV_COUNT = 10**9
 CSV_PAGE = 5_000
 
 
@@ -50,7 +51,7 @@ def _values(s: Session, store: Store, path: str, start: int | None, end: int | N
 def _buckets(s: Session, path: str, start: int | None, end: int | None, points: int) -> dict[str, Any]:
     rid, data_type, units = _sequence(s, path)
     if data_type != DataType.NUMERIC.value:
-        raise BadRequest(f"points= downsamples numeric sequences; {path} holds {data_type}")
+        raise Unprocessable(f"points= downsamples numeric sequences; {path} holds {data_type}")
     out: dict[str, Any] = {"path": paths.normalize(path), "data_type": data_type, "units": units,
                            "points": points, "buckets": []}
     if start is None or end is None:
@@ -78,6 +79,18 @@ def _csv_page(s: Session, store: Store, rid: int, data_type: str, start: int | N
         v = store.value(data_type, r)
         w.writerow([values.iso(r.timestamp_us), json.dumps(v) if isinstance(v, (dict, list)) else v])
     return buf.getvalue(), rows[-1].timestamp_us if rows else None, len(rows)
+
+
+def _buckets_csv(path: str, found: dict[str, Any]) -> web.Response:
+    """points= with format=csv: the buckets as CSV (timestamp,count,min,max,mean)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["timestamp", "count", "min", "max", "mean"])
+    for b in found["buckets"]:
+        w.writerow([b["timestamp"], b["count"], b["min"], b["max"], b["mean"]])
+    name = path.replace("/", "_")
+    return web.Response(text=buf.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
 async def _csv(request: web.Request, path: str, start: int | None, end: int | None, count: int | None,
@@ -123,11 +136,11 @@ async def history_of(request: web.Request, path: str) -> web.StreamResponse:
                        request.headers.get("Accept", "") else "json")
     if fmt == "csv":
         if points is not None:
-            raise BadRequest("format=csv exports the values themselves; leave out points=")
-        count = int_param(request, "count", None, 1, 10**9)
+            return _buckets_csv(path, await in_session(request, _buckets, path, start, end, points))
+        count = int_param(request, "count", None, 1, MAX_CSV_COUNT)
         return await _csv(request, path, start, end, count, newest_first)
     if points is not None:
         return web.json_response(await in_session(request, _buckets, path, start, end, points))
-    count = int_param(request, "count", 1000, 1, MAX_COUNT) or 1000
+    count = min(int_param(request, "count", 1000, 1, MAX_CSV_COUNT) or 1000, MAX_COUNT)
     return web.json_response(await in_session(request, _values, store_of(request), path, start, end, count,
                                               newest_first))

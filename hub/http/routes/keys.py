@@ -15,11 +15,12 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub.errors import Forbidden, NotFound
+from hub import paths
+from hub.errors import Conflict, Forbidden, NotFound
 from hub.http import views
 from hub.http.auth import Caller, caller_of, forget_access, require_user
 from hub.http.deps import in_session
-from hub.http.params import bool_param, field, int_param, json_body
+from hub.http.params import INT32, bool_param, int_field, int_param, json_body, path_field, text_field
 from hub.http.routes import API
 from hub.storage import keys, permissions, resources, users
 from hub.storage.models import ApiKey, Level, ResourceType
@@ -48,7 +49,9 @@ async def list_keys(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
     controller = request.query.get("controller")
-    user_id = int_param(request, "user_id", None, 1, 2**31)
+    if controller is not None:
+        controller = paths.normalize(controller)
+    user_id = int_param(request, "user_id", None, 1, INT32)
     include_revoked = bool_param(request, "include_revoked", True)
     if user_id is not None and user_id != me and not caller.is_admin:
         raise Forbidden("only a system admin may list another user's keys")
@@ -69,9 +72,9 @@ async def create_key(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
     body = await json_body(request, required=False)
-    name = field(body, "name", str, default="")[:100]
-    controller = field(body, "controller", str)
-    user_id = field(body, "user_id", int)
+    name = text_field(body, "name", max_length=100, default="")
+    controller = path_field(body, "controller")
+    user_id = int_field(body, "user_id", 1, INT32)
     if user_id is not None and user_id != me and not caller.is_admin:
         raise Forbidden("only a system admin may create keys for another user")
 
@@ -92,6 +95,9 @@ async def revoke_key(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
     prefix = request.match_info["prefix"]
+    if caller.subject.key_prefix == prefix:
+        raise Conflict("this request is authenticated with that key: revoke it with another key or "
+                       "from the console")
 
     def work(s: Session) -> dict[str, Any]:
         row = keys.get(s, prefix)

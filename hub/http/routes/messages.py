@@ -13,11 +13,10 @@ import json
 
 from aiohttp import web
 
-from hub import paths
 from hub.errors import BadRequest, TooLarge
 from hub.http.auth import caller_of, require_level
 from hub.http.deps import in_session, in_thread
-from hub.http.params import field, json_body
+from hub.http.params import field, json_body, path_field
 from hub.http.routes import API
 from hub.http.typedefs import PUBLISHER, SETTINGS
 from hub.storage import resources
@@ -31,7 +30,7 @@ MAX_TYPE_LENGTH = 40
 async def publish(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     body = await json_body(request)
-    folder = paths.normalize(field(body, "folder", str, required=True))
+    folder = path_field(body, "folder", required=True)
     type_ = field(body, "type", str, required=True)
     parameters = field(body, "parameters", dict, default={})
     if not 1 <= len(type_) <= MAX_TYPE_LENGTH:

@@ -16,7 +16,7 @@ from hub.errors import NotFound
 from hub.http import views
 from hub.http.auth import Caller, caller_of, forget_access, require_admin
 from hub.http.deps import in_session
-from hub.http.params import field, json_body, user_id_param
+from hub.http.params import SEGMENT, field, json_body, text_field, user_id_param
 from hub.http.routes import API
 from hub.storage import users
 from hub.storage.models import Organization, Role
@@ -67,8 +67,8 @@ async def create_organization(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_admin(caller)
     body = await json_body(request)
-    name = field(body, "name", str, required=True)
-    full_name = field(body, "full_name", str, default="")[:200]
+    name = text_field(body, "name", max_length=100, required=True, pattern=SEGMENT)
+    full_name = text_field(body, "full_name", max_length=200, default="")
     org = await in_session(request, lambda s: views.organization(users.create_organization(s, name, full_name)))
     forget_access(request)
     return web.json_response(org, status=201, headers={"Location": f"{API}/organizations/{name}"})

@@ -17,7 +17,7 @@ from hub.errors import BadRequest
 from hub.http import views
 from hub.http.auth import caller_of, forget_access, require_level
 from hub.http.deps import in_session
-from hub.http.params import field, int_param, json_body
+from hub.http.params import INT32, SEGMENT, field, int_field, int_param, json_body, path_field, text_field
 from hub.http.routes import API
 from hub.storage import permissions, resources, users
 from hub.storage.models import Level, Permission
@@ -55,9 +55,9 @@ async def grant(request: web.Request) -> web.Response:
     level = LEVELS.get(field(body, "level", str, required=True))
     if level is None:
         raise BadRequest("level must be read, write or admin")
-    user_id = field(body, "user_id", int)
-    org_name = field(body, "organization", str)
-    controller = field(body, "controller", str)
+    user_id = int_field(body, "user_id", 1, INT32)
+    org_name = text_field(body, "organization", max_length=100, pattern=SEGMENT)
+    controller = path_field(body, "controller")
 
     def work(s: Session) -> dict[str, Any]:
         org_id = users.get_organization(s, org_name).id if org_name is not None else None
@@ -73,7 +73,7 @@ async def grant(request: web.Request) -> web.Response:
 @routes.delete(PATH)
 async def revoke(request: web.Request) -> web.Response:
     path = await _admin_path(request)
-    permission_id = int_param(request, "id", None, 1, 2**62)
+    permission_id = int_param(request, "id", None, 1, INT32)
     if permission_id is None:
         raise BadRequest("send ?id=<permission id> (from GET on this path)")
     await in_session(request, permissions.revoke, permission_id, path=path)

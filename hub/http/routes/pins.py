@@ -19,12 +19,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub import paths
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from hub.http import ratelimit, views
 from hub.http.auth import caller_of, forget_access, require_level, require_user
 from hub.http.deps import in_session
-from hub.http.params import field, json_body
+from hub.http.params import json_body, path_field
 from hub.http.routes import API
 from hub.http.routes.auth import client_address
 from hub.http.typedefs import SETTINGS
@@ -88,7 +87,7 @@ async def attach_pin(request: web.Request) -> web.Response:
     user_id = require_user(caller)
     pin = pins.normalize(request.match_info["pin"])
     body = await json_body(request)
-    controller = paths.normalize(field(body, "controller", str, required=True))
+    controller = path_field(body, "controller", required=True)
     if "/" not in controller:
         raise BadRequest("a controller folder lives inside an organization: send e.g. acme/site/pi-01")
     await require_level(request, caller, controller, Level.WRITE)

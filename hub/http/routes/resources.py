@@ -14,11 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from hub import paths
-from hub.errors import BadRequest
+from hub.errors import BadRequest, Conflict, Unprocessable
 from hub.http import resource_ops as ops
 from hub.http.auth import caller_of, forget_access, level_of, require_level
 from hub.http.deps import in_session, store_of
-from hub.http.params import bool_param, field, int_param, is_json, json_body, time_param
+from hub.http.params import AFTER, bool_param, choice_param, field, int_param, is_json, json_body, time_param
 from hub.http.routes import API
 from hub.http.routes.history import history_of
 from hub.http.typedefs import READ_CACHE
@@ -30,6 +30,7 @@ routes = web.RouteTableDef()
 PATH = API + "/resources/{path:.+}"
 CONTROLLER = ResourceType.CONTROLLER.value
 CHUNK = 256 * 1024
+NEW_TYPES = ("folder", "controller", "file", "sequence")
 ACCESS_HEADER = "X-Access"  # read, write or admin: what the caller may do here (the console hides the rest)
 
 
@@ -76,10 +77,12 @@ async def get_resource(request: web.Request) -> web.StreamResponse:
         if kind == ops.FILE:
             return await _stream(request, await in_session(request, ops.file_content, store, path, revision))
         if kind != ops.SEQUENCE:
-            raise BadRequest("revision= applies to files and sequences only")
+            raise Conflict("revision= applies to files and sequences only")
         return web.json_response(await in_session(request, ops.sequence_value_at, store, path, revision))
     limit = int_param(request, "limit", 100, 1, 1000) or 100
     after = request.query.get("after") or None
+    if after is not None and not AFTER.fullmatch(after):
+        raise BadRequest("query parameter after must be a child's name (the `next` of the last page)")
     meta = bool_param(request, "meta")
     cache = request.app[READ_CACHE]
     key = (path, str(limit), after or "", "meta" if meta else "")
@@ -121,16 +124,25 @@ async def create_resource(request: web.Request) -> web.Response:
     path = _path(request)
     parent, _ = paths.split(path)
     if parent is None:
-        raise BadRequest("top-level folders are organizations: POST /api/v1/organizations")
+        raise Conflict("top-level folders are organizations: POST /api/v1/organizations")
     store = store_of(request)
     content: tuple[bytes, str] | None = None
     body: dict[str, Any] = {}
-    if request.body_exists and is_json(request) and request.query.get("type") != "file":
+    spec: res_store.SequenceSpec | None = None
+    forced = choice_param(request, "type", ("file", ""), "")
+    if request.body_exists and is_json(request) and not forced:
         body = await json_body(request)
         type_ = field(body, "type", str, required=True)
+        if type_ not in NEW_TYPES:
+            raise BadRequest(f"type must be one of {', '.join(NEW_TYPES)}")
+        text = field(body, "content", str, default="")
+        ctype = field(body, "content_type", str, default="text/plain; charset=utf-8")
+        if body.get("timestamp") is not None and not isinstance(body["timestamp"], (str, int, float)) \
+                or isinstance(body.get("timestamp"), bool):
+            raise BadRequest("field 'timestamp' must be ISO 8601 text or epoch seconds")
+        spec = ops.spec_from(body)  # checked for every type; used by sequences
         if type_ == ops.FILE:
-            text = field(body, "content", str, default="")
-            content = (text.encode(), field(body, "content_type", str, default="text/plain; charset=utf-8"))
+            content = (text.encode(), ctype)
     else:
         type_ = ops.FILE
     level = Level.ADMIN if type_ == CONTROLLER else Level.WRITE
@@ -138,7 +150,7 @@ async def create_resource(request: web.Request) -> web.Response:
     await in_session(request, ops.ensure_absent, path)  # before reading a large upload
     if type_ == ops.FILE and content is None:
         content = await read_upload(request)
-    spec = ops.spec_from(body) if type_ == ops.SEQUENCE else None
+    spec = spec if type_ == ops.SEQUENCE else None
     attributes = field(body, "attributes", dict)
     out = await in_session(request, ops.create, store, path, type_, attributes=attributes, spec=spec,
                            content=content, value=body.get("value"), timestamp=body.get("timestamp"))
@@ -159,12 +171,14 @@ async def put_resource(request: web.Request) -> web.Response:
         data, ctype = await read_upload(request)
         return web.json_response(await in_session(request, ops.replace_file, store, path, data, ctype))
     if kind == ops.SEQUENCE:
+        if not request.body_exists:
+            raise Unprocessable("a sequence takes {\"value\": ..., \"timestamp\": optional ISO 8601}")
         body = await json_body(request)
         if "value" not in body:
             raise BadRequest("send {\"value\": ..., \"timestamp\": optional ISO 8601}")
         return web.json_response(await in_session(request, ops.write_value, store, path, body["value"],
                                                   body.get("timestamp")))
-    raise BadRequest(f"{path} is a {kind}: PUT sets a file's content or a sequence's value; "
+    raise Conflict(f"{path} is a {kind}: PUT sets a file's content or a sequence's value; "
                      "use PATCH for attributes")
 
 

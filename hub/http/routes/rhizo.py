@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy.orm import Session
 
 from hub import paths
@@ -37,7 +38,10 @@ async def _read(request: web.Request) -> tuple[Any, Any]:
         return body.get("values"), body.get("timestamp")
     if request.content_type not in FORM_TYPES:
         raise BadRequest("send JSON {\"values\": {...}, \"timestamp\": optional} or a form with a values field")
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (ValueError, HttpProcessingError) as e:  # no multipart boundary, broken part headers
+        raise BadRequest(f"bad form body: {e}") from None
     raw, ts = form.get("values"), form.get("timestamp")
     if not isinstance(raw, str):
         raise BadRequest("form field values must be JSON text: {\"/org/folder/sequence\": value, ...}")

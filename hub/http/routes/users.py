@@ -18,7 +18,7 @@ from hub.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticate
 from hub.http import views
 from hub.http.auth import Caller, caller_of, forget_access, require_user
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
-from hub.http.params import field, json_body, user_id_param
+from hub.http.params import SEGMENT, field, json_body, text_field, user_id_param
 from hub.http.routes import API
 from hub.http.typedefs import SETTINGS
 from hub.storage import changes, users
@@ -48,12 +48,14 @@ async def list_users(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
     email = request.query.get("email")
+    if email is not None:
+        email = users.normalize_email(email)  # 400 unless an address
 
     def work(s: Session) -> list[dict[str, Any]]:
         if email is not None and (caller.is_admin or _admin_of(caller)):
             # one exact address, so an organization admin can add someone who already has
             # an account elsewhere on the hub (no listing: they must know the address)
-            u = users.find_user_by_email(s, users.normalize_email(email))
+            u = users.find_user_by_email(s, email)
             return [views.user(u)] if u is not None and not u.deleted else []
         if caller.is_admin:
             found = users.list_users(s)
@@ -73,9 +75,9 @@ async def create_user(request: web.Request) -> web.Response:
     body = await json_body(request)
     email = field(body, "email", str, required=True)
     password = field(body, "password", str, required=True)
-    full_name = field(body, "full_name", str, default="")[:200]
+    full_name = text_field(body, "full_name", max_length=200, default="")
     is_admin = field(body, "is_admin", bool, default=False)
-    org_name = field(body, "organization", str)
+    org_name = text_field(body, "organization", max_length=100, pattern=SEGMENT)
     role = field(body, "role", str, default=Role.MEMBER.value)
     if not caller.is_admin and (org_name is None or is_admin):
         raise Forbidden("only a system admin may create users outside an organization or make admins; "
@@ -114,7 +116,7 @@ async def patch_user(request: web.Request) -> web.Response:
     unknown = set(body) - {"full_name", "password", "current_password", "is_admin"}
     if unknown:
         raise BadRequest(f"unknown fields {', '.join(sorted(unknown))}")
-    full_name = field(body, "full_name", str)
+    full_name = text_field(body, "full_name", max_length=200)
     password = field(body, "password", str)
     current = field(body, "current_password", str)
     is_admin = field(body, "is_admin", bool)
@@ -127,10 +129,12 @@ async def patch_user(request: web.Request) -> web.Response:
         if is_admin is not None and is_admin != u.is_admin:
             if not caller.is_admin:
                 raise Forbidden("only a system admin may grant or remove system admin")
+            if u.id == me:
+                raise Conflict("you cannot remove your own system admin: ask another system admin")
             u.is_admin = is_admin
             changes.record(s, "user", str(u.id))
         if full_name is not None:
-            u.full_name = full_name[:200]
+            u.full_name = full_name
         if password is not None:
             if u.id == me and not caller.is_admin and not (
                     current and users.password_ok(u.password_hash, current, rhizo_salt=settings.RHIZO_SALT)):
