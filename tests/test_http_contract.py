@@ -48,6 +48,9 @@ def test_refusals_match_the_document(hub: tuple[RunningHttp, People]) -> None:
     assert call("GET", "/users", params={"email": ""}).status_code == 400
     assert call("GET", "/keys", params={"controller": ""}).status_code == 400
     assert call("GET", "/resources/acme", params={"meta": "yes"}).status_code == 400
+    for recipients in (False, ["ada@example.com"] * 11):  # not a list or text; more than 10 entries
+        r = call("PUT", "/watchdog/acme/site/pi-01", json={"minutes": None, "recipients": recipients})
+        assert r.status_code == 400, r.text
     # an integer sent as 5.0 is an integer (JSON Schema says so)
     r = call("POST", "/keys", json={"name": "float id", "user_id": float(member)})
     assert r.status_code == 201 and r.json()["user_id"] == member

@@ -70,11 +70,12 @@ async def set_watchdog(request: web.Request) -> web.Response:
     if "minutes" not in body:
         raise BadRequest("field 'minutes' is required (null turns the watchdog off)")
     minutes = field(body, "minutes", int, nullable=True)
-    raw = body.get("recipients") or []
+    raw = body.get("recipients")
+    raw = [] if raw is None else raw
     if not isinstance(raw, (list, str)):
         raise BadRequest("field 'recipients' must be a list (or comma-separated text)")
     recipients = controllers.split_recipients(raw)
-    if len(recipients) > MAX_RECIPIENTS:
+    if len(recipients) > MAX_RECIPIENTS or isinstance(raw, list) and len(raw) > MAX_RECIPIENTS:
         raise BadRequest(f"at most {MAX_RECIPIENTS} recipients")
     any_recipient = request.app[SETTINGS].NOTIFY_ANY_RECIPIENT
 
