@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
-from hub.errors import BadRequest
+from hub.errors import BadRequest, Unprocessable
 from hub.settings import load
 from hub.storage import controllers, resources, users
 from hub.storage.db import Database
@@ -60,7 +60,7 @@ def test_watchdog_settings_are_checked_and_a_silent_new_controller_counts_from_s
         c = resources.create(s, "acme/pi", "controller")
         with pytest.raises(BadRequest):
             controllers.set_watchdog(s, c, 0, ["a@example.com"])
-        with pytest.raises(BadRequest):
+        with pytest.raises(Unprocessable):  # a rule the API document cannot state: 422
             controllers.set_watchdog(s, c, 10, [])
         controllers.set_watchdog(s, c, 10, ["a@example.com"], now=T0)
     with db.session() as s:
@@ -141,12 +141,12 @@ def test_watchdog_and_status_routes(api: tuple[RunningHttp, People]) -> None:
     assert ok.status_code == 200, ok.text
     assert ok.json()["watchdog"] == {"minutes": 15, "recipients": [people.emails["member"]], "alerted_at": None}
     stranger = requests.put(url, json={"minutes": 15, "recipients": [people.emails["outsider"]]}, headers=writer)
-    assert stranger.status_code == 400 and "NOTIFY_ANY_RECIPIENT" in stranger.json()["error"]["message"]
+    assert stranger.status_code == 422 and "NOTIFY_ANY_RECIPIENT" in stranger.json()["error"]["message"]
     assert requests.put(url, json={"minutes": 15, "recipients": [people.emails["member"]]},
                         headers=member).status_code == 403
     assert requests.put(url, json={"minutes": 0, "recipients": ["x"]}, headers=writer).status_code == 400
     assert requests.put(url, json={"recipients": []}, headers=writer).status_code == 400
-    assert requests.put(srv.api("/watchdog/acme/site"), json={"minutes": None}, headers=writer).status_code == 400
+    assert requests.put(srv.api("/watchdog/acme/site"), json={"minutes": None}, headers=writer).status_code == 409
     got = requests.get(srv.api("/controllers/acme/site/pi-01"), headers=member)
     assert got.status_code == 200 and got.json()["watchdog"]["minutes"] == 15
     assert got.json()["last_message"] is None and got.json()["status"] is None

@@ -70,6 +70,8 @@ async def set_watchdog(request: web.Request) -> web.Response:
     if "minutes" not in body:
         raise BadRequest("field 'minutes' is required (null turns the watchdog off)")
     minutes = field(body, "minutes", int, nullable=True)
+    if minutes is not None and not 1 <= minutes <= controllers.MAX_WATCHDOG_MINUTES:
+        raise BadRequest(f"watchdog minutes must be 1-{controllers.MAX_WATCHDOG_MINUTES} (or null to turn it off)")
     raw = body.get("recipients")
     raw = [] if raw is None else raw
     if not isinstance(raw, (list, str)):
