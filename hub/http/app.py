@@ -122,7 +122,9 @@ def init_app(settings: Settings) -> web.Application:
                           middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware])
     app[SETTINGS] = settings
     app[LOGIN_LIMITER] = LoginLimiter()
-    app.cleanup_ctx.extend([_executors, _store, _auth_cache, _publisher])
+    # cleaned up in reverse: the executors finish their jobs before the Store closes its pool
+    # (a job still running at shutdown would otherwise open a connection nobody closes)
+    app.cleanup_ctx.extend([_store, _executors, _auth_cache, _publisher])
     for table in all_routes():
         app.router.add_routes(table)
     metrics.setup(app)
