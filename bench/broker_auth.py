@@ -164,7 +164,7 @@ def start_all(tmp: Path) -> list[Broker]:
     port = free_port()  # in the settings too: the plugin wakes itself up through it (tickgate.py)
     settings = write_settings_file(tmp / "config.py", {
         "DATA_DIR": str(tmp / "data"), "SECRET_KEY": secrets.token_hex(24), "DATABASE_URL": url,
-        "MQTT_PORT": port})
+        "MQTT_PORT": port, "MQTT_REQUIRE_PERSISTER": False})  # no persister: the ACL cost alone
     migrate(url)
     db = Database(url)
     with db.session() as s:

@@ -64,6 +64,12 @@ class Settings:
     MQTT_WS_PORT: int = _s(9001, "Mosquitto's MQTT-over-websockets port.")
     MQTT_WS_URL: str = _s("", "Websocket URL browsers are told to use. Empty: ws://HTTP host:MQTT_WS_PORT.")
     MQTT_MAX_PAYLOAD: int = _s(1048576, "Largest MQTT message in bytes (Mosquitto's max_packet_size).")
+    MQTT_REQUIRE_PERSISTER: bool = _s(True, "The broker plugin takes values only while a persister holds "
+                                      "$share/PERSISTER_GROUP/#: until one has subscribed after the broker "
+                                      "started, and after the last one left, API-key clients are refused "
+                                      "and publishes end their connection unacknowledged (they retry), so "
+                                      "no acknowledged value goes unstored. Off: a relay-only hub, values "
+                                      "published with no persister reach watchers and are not stored.")
     MQTT_TOKEN_TTL: int = _s(900, "Lifetime in seconds of a browser's MQTT token; the broker ends a "
                                   "connection made with it then (the console reconnects with a newer one).")
     MOSQUITTO_BIN: str = _s("mosquitto", "Mosquitto executable started by run.py.")
@@ -85,7 +91,14 @@ class Settings:
                                   "under it while it is down. Empty: hub-persister-<hostname>. "
                                   "Give each persister its own.")
     PERSISTER_SESSION_EXPIRY: int = _s(604800, "Seconds Mosquitto keeps a stopped persister's session "
-                                       "(and queues its share of the messages).")
+                                       "(and queues its share of the messages); what is still queued "
+                                       "when it expires is dropped. The broker plugin reads it too: keep "
+                                       "it the same for all persisters.")
+    PERSISTER_HANDOVER_ON_STOP: bool = _s(True, "On SIGTERM, leave the shared subscription and store what "
+                                          "Mosquitto still holds for this persister before exiting, so "
+                                          "nothing waits on a session that may never come back. With one "
+                                          "persister, controllers are held back until it is running again; "
+                                          "off: they are not, and their values wait in its session.")
     PERSISTER_DEAD_LETTERS: int = _s(1000, "How many of the last rejected messages the dead_letters "
                                      "table keeps.")
     PERSISTER_TRIM_SECONDS: float = _s(10.0, "How often the persister trims sequences over their max "

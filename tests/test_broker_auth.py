@@ -56,7 +56,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     url = f"sqlite:///{tmp / 'hub.db'}"
     path = write_settings_file(tmp / "config.py", {
         "DATA_DIR": str(tmp / "data"), "SECRET_KEY": secrets.token_hex(24), "DATABASE_URL": url,
-        "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(), "PASSWORD_HASH_ROUNDS": 4})
+        "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(), "PASSWORD_HASH_ROUNDS": 4,
+        "MQTT_REQUIRE_PERSISTER": False})  # ACLs only, no persister: the storage gate is test_storage_gate's
     migrate(url)
     db = Database(url)
     with db.session() as s:

@@ -86,9 +86,11 @@ def test_commands_reach_the_callback_and_own_updates_do_not(broker):
     assert got == [("set_relay", {"on": True}, folder)]
 
 
-def test_updates_wait_for_a_persister_and_are_then_stored(broker, persister_factory):
-    """No persister subscribed: the broker answers "no matching subscribers", the client
-    keeps the updates and sends them again until one is there."""
+def test_unrouted_updates_are_sent_again_until_a_persister_takes_them(broker_factory, persister_factory):
+    """The client's second line, on a relay-only broker (no storage gate): no persister
+    subscribed, the broker answers "no matching subscribers", the client keeps the updates
+    and sends them again until one is there."""
+    broker = broker_factory(MQTT_REQUIRE_PERSISTER=False)
     db = Database(broker.settings.database_url)
     folder, key = controller_key(broker)
     with Controller(key, folder, port=broker.port) as c:

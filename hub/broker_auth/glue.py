@@ -13,7 +13,7 @@ import traceback
 from typing import Any
 
 from hub.broker_auth import policy as policy_mod
-from hub.broker_auth.plugin import TICK_INTERVAL_NS, Plugin, describe_failure
+from hub.broker_auth.plugin import ADMITTED, HELD, TICK_INTERVAL_NS, Plugin, describe_failure
 
 PLUGIN_VERSION = 5
 _plugin: Plugin | None = None
@@ -27,6 +27,9 @@ def attach(ffi: Any, lib: Any) -> None:
         policy_mod.LOG_INFO, policy_mod.LOG_NOTICE, policy_mod.LOG_WARNING, policy_mod.LOG_ERR)
     string, new, cast, NULL = ffi.string, ffi.new, ffi.cast, ffi.NULL
     ok, auth_refused, acl_denied = lib.MOSQ_ERR_SUCCESS, lib.MOSQ_ERR_AUTH, lib.MOSQ_ERR_ACL_DENIED
+    # Any other answer makes Mosquitto close the connection: at connect without a CONNACK, on a
+    # publish without a PUBACK (storagegate.py says why that, and not "not authorized").
+    hang_up = lib.MOSQ_ERR_UNKNOWN
     callbacks = (
         (lib.MOSQ_EVT_BASIC_AUTH, lib.hub_on_basic_auth),
         (lib.MOSQ_EVT_ACL_CHECK, cast("MOSQ_FUNC_generic_callback", lib.hub_on_acl_check)),
@@ -54,6 +57,8 @@ def attach(ffi: Any, lib: Any) -> None:
     check: Any = refuse
     attention: list[bool] = [False]
     gate_hot: Any = nothing
+    store_closed: list[bool] = [False]  # the storage gate (storagegate.py)
+    cuts: Any = refuse
 
     def on_error(exc_type: Any, exc: Any, tb: Any) -> None:
         log(lib.MOSQ_LOG_ERR, "hub-auth: callback failed, refusing: "
@@ -73,7 +78,7 @@ def attach(ffi: Any, lib: Any) -> None:
     @ffi.def_extern(error=lib.MOSQ_ERR_UNKNOWN)
     def mosquitto_plugin_init(ident: Any, userdata: Any, options: Any, count: int) -> int:
         global _plugin
-        nonlocal identifier, clients_get, counters, check, attention, gate_hot
+        nonlocal identifier, clients_get, counters, check, attention, gate_hot, store_closed, cuts
         identifier = ident
         opts = {text(options[i].key) or "": text(options[i].value) or "" for i in range(count)}
         try:
@@ -89,7 +94,8 @@ def attach(ffi: Any, lib: Any) -> None:
                 return lib.MOSQ_ERR_UNKNOWN
         _plugin = plugin
         policy = plugin.policy
-        clients_get, counters, check = policy.clients.get, policy.counters, policy.check
+        clients_get, counters, check = policy.clients.get, policy.counters, plugin.checked
+        store_closed, cuts = plugin.storage.closed, plugin.storage.cuts
         if plugin.gate is not None:
             attention, gate_hot = plugin.gate.attention, plugin.gate.hot
         return ok
@@ -97,8 +103,8 @@ def attach(ffi: Any, lib: Any) -> None:
     @ffi.def_extern(error=lib.MOSQ_ERR_UNKNOWN)
     def mosquitto_plugin_cleanup(userdata: Any, options: Any, count: int) -> int:
         global _plugin
-        nonlocal clients_get, check, attention, gate_hot
-        clients_get, check, attention, gate_hot = {}.get, refuse, [False], nothing
+        nonlocal clients_get, check, attention, gate_hot, store_closed
+        clients_get, check, attention, gate_hot, store_closed = {}.get, refuse, [False], nothing, [False]
         plugin, _plugin = _plugin, None
         if plugin is None:
             return ok
@@ -121,8 +127,8 @@ def attach(ffi: Any, lib: Any) -> None:
                 "refused on purpose")
             return auth_refused
         client_id = text(lib.mosquitto_client_id(ev.client)) or ""
-        allowed = plugin.policy.authenticate(ev.client, client_id, username, password)
-        return ok if allowed else auth_refused
+        admitted = plugin.admit(ev.client, client_id, username, password)
+        return ok if admitted == ADMITTED else hang_up if admitted == HELD else auth_refused
 
     # The hot path: one call per publish and one per delivery to each subscriber (Mosquitto
     # 2.0 caches nothing), so every bytecode counts. The event arrives typed (declared with
@@ -137,6 +143,8 @@ def attach(ffi: Any, lib: Any) -> None:
         st = clients_get(client)
         if st is not None:
             access = ev.access
+            if access == 2 and store_closed[0] and cuts(st):
+                return hang_up
             cache = st.read if access == 1 else st.write if access == 2 else None
             if cache is not None:
                 topic = string(ev.topic)
@@ -171,5 +179,5 @@ def attach(ffi: Any, lib: Any) -> None:
         keeps = (lib.mosquitto_client_protocol_version(ev.client) == 5
                  or not lib.mosquitto_client_clean_session(ev.client))
         if _plugin is not None:
-            _plugin.policy.disconnected(ev.client, keeps)
+            _plugin.disconnected(ev.client, keeps)
         return ok

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from hub import settings as settings_mod
-from hub.broker_auth.policy import LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
+from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_UNSUBSCRIBE, LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
 from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.rhizo_keys import SlowChecks
 from hub.broker_auth.snapshot import load
 from hub.broker_auth.stats import Counters, stats_path
+from hub.broker_auth.storagegate import StorageGate
 from hub.broker_auth.tickgate import TickGate, poke_broker
 from hub.errors import SettingsError
 from hub.storage.db import Database
@@ -25,6 +26,7 @@ from hub.storage.db import Database
 # Under load Mosquitto ticks once per packet read: look for a new snapshot at most this often
 # (and see tickgate.py: the tick is mostly unregistered while traffic flows).
 TICK_INTERVAL_NS = 100_000_000
+ADMITTED, REFUSED, HELD = 0, 1, 2  # Plugin.admit
 
 
 class Plugin:
@@ -52,13 +54,15 @@ class Plugin:
         self.rhizo_checks = SlowChecks(self.db, salt, log=self._queue_log) if salt else None
         self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters, rhizo_salt=salt,
                              rhizo_slow_check=self.rhizo_checks.submit if self.rhizo_checks else None)
+        self.storage = StorageGate(self.settings.PERSISTER_GROUP, self.settings.PERSISTER_SESSION_EXPIRY, log,
+                                   required=self.settings.MQTT_REQUIRE_PERSISTER)
         self.gate: TickGate | None = None
         if tick_switch is not None:
             host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT
             self.gate = TickGate(*tick_switch, poke=lambda nonce: poke_broker(host, port, nonce))
         self.reloader = Reloader(self.db, snap.change_id, counters, stats_file=stats_path(self.settings),
                                  extra_stats=self._extra_stats, gate=self.gate,
-                                 due=lambda: time.time() >= self.policy.next_expiry, current=snap)
+                                 due=self._due, current=snap)
         self.reloader.stats_file.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         self.reloader.write_stats()
         self.reloader.start()
@@ -74,7 +78,34 @@ class Plugin:
     def _extra_stats(self) -> dict[str, object]:
         gate = self.gate
         return {"clients_online": self.policy.online, "clients_known": len(self.policy.clients),
-                "tick_on": gate.on if gate else True, "pokes": gate.pokes if gate else 0}
+                "tick_on": gate.on if gate else True, "pokes": gate.pokes if gate else 0,
+                **self.storage.stats()}
+
+    def _due(self) -> bool:
+        """Whether the tick has timed work: a browser token or a persister's session ran out."""
+        return time.time() >= self.policy.next_expiry or time.monotonic() >= self.storage.due
+
+    # -- the storage gate's hooks (storagegate.py), called by glue ----------------------
+    def admit(self, handle: Hashable, client_id: str, username: str | None, password: str | None) -> int:
+        """ADMITTED, REFUSED (bad credential) or HELD (the storage gate is closed)."""
+        if not self.policy.authenticate(handle, client_id, username, password):
+            return REFUSED
+        if self.storage.admits(self.policy.clients.get(handle)):
+            return ADMITTED
+        self.policy.disconnected(handle, False)  # forget it: it never connected
+        return HELD
+
+    def checked(self, handle: Hashable, access: int, topic: bytes) -> bool:
+        """`Policy.check`, telling the storage gate about (un)subscriptions."""
+        allowed = self.policy.check(handle, access, topic)
+        if access & (ACL_SUBSCRIBE | ACL_UNSUBSCRIBE):
+            self.storage.acl(self.policy.clients.get(handle), handle, access,
+                             topic.decode("utf-8", "replace"), allowed)
+        return allowed
+
+    def disconnected(self, handle: Hashable, keeps_session: bool) -> None:
+        self.storage.disconnected(self.policy.clients.get(handle), handle, keeps_session)
+        self.policy.disconnected(handle, keeps_session)
 
     def tick(self, kick: Callable[[str], None]) -> None:
         """On Mosquitto's thread, at most every TICK_INTERVAL_NS (glue throttles): pass on the
@@ -90,6 +121,8 @@ class Plugin:
             self.gate.tick_done()
 
     def _tick(self, kick: Callable[[str], None]) -> None:
+        if time.monotonic() >= self.storage.due:
+            self.storage.expire()
         while self.reloader.messages:
             level, msg = self.reloader.messages.popleft()
             self.log(level, msg)

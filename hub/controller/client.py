@@ -14,10 +14,14 @@
   so the persister stores it exactly once even when it is redelivered.
 - At most `max_inflight` updates are unacknowledged at once (20: Mosquitto's
   Receive Maximum); the rest wait in the client's queue.
-- An update the broker acknowledges with "no matching subscribers" (no
-  persister subscribed, e.g. right after a broker restart: Mosquitto 2.0 does
-  not restore shared subscriptions from its persistence file) is kept and sent
-  again every second until it is routed; `flush` waits for that too.
+- While no persister is subscribed (right after a broker start, or when the
+  last persister left) the hub's broker closes the connection instead of
+  accepting it, or ends it at the first publish, unacknowledged (the storage
+  gate, hub/broker_auth/storagegate.py): the client logs that once and keeps
+  retrying with backoff; unacknowledged updates are sent again on reconnect.
+- A second line: an update the broker acknowledges with "no matching
+  subscribers" is kept and sent again every second until it is routed; `flush`
+  waits for that too.
 - While offline, updates are buffered in memory (up to `max_buffer`) and sent
   on reconnect; `update` raises `Unavailable` when the buffer is full.
 - Commands (messages of any other type on the controller's own folder) are
@@ -61,6 +65,7 @@ class Controller:
         self.host, self.port = host, port
         self.on_command, self.keepalive = on_command, keepalive
         self._started = self._closing = False
+        self._held_logged = False  # "closed before accepting" is logged once per outage
         self._unrouted: list[tuple[str, bytes]] = []
         self._stop = threading.Event()
         self.connected = threading.Event()
@@ -128,13 +133,24 @@ class Controller:
                 client.disconnect()  # a wrong key does not get better by retrying
             return
         self.refused = None
+        if self._held_logged:
+            log.info("connected to the broker at %s:%s as %s", self.host, self.port, self.folder)
+        self._held_logged = False
         self.connected.set()
         if self.on_command is not None:
             client.subscribe(self.folder, options=SubscribeOptions(qos=1, noLocal=True))
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self.connected.is_set() and not self._closing:
+        if self._closing:
+            pass
+        elif self.connected.is_set():
             log.warning("lost the broker connection (%s); reconnecting, updates are buffered", reason)
+        elif not self._held_logged and self.refused is None:
+            self._held_logged = True
+            log.warning("the broker at %s:%s closed the connection before accepting it: the hub is not "
+                        "storing values yet (no persister subscribed, e.g. right after a broker restart) "
+                        "or the broker is shutting down; retrying with backoff, updates are buffered",
+                        self.host, self.port)
         self.connected.clear()
         self.listening.clear()
 

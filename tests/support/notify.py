@@ -229,7 +229,8 @@ def notify_world(root: Path, controllers: int = 1, **overrides: Any) -> Iterator
             "HTTP_PORT": free_port(), "PASSWORD_HASH_ROUNDS": 4,
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_port, "SMTP_TLS": "none", "SMTP_FROM": "hub@example.com",
             "SMS_URL": sms.url, "SMS_ACCOUNT": sms.account, "SMS_TOKEN": sms.token, "SMS_FROM": "+15559990000",
-            "WATCHDOG_CHECK_SECONDS": 0.2, "NOTIFY_CLIENT_ID": "notifier-" + secrets.token_hex(3)}
+            "WATCHDOG_CHECK_SECONDS": 0.2, "NOTIFY_CLIENT_ID": "notifier-" + secrets.token_hex(3),
+            "MQTT_REQUIRE_PERSISTER": False}  # no persister in this world: the broker only relays
         values.update(overrides)
         path = write_settings_file(root / "config.py", values)
         settings = load(path, env={})
