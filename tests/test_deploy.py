@@ -146,6 +146,13 @@ class Child:
             p.kill()
             p.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL: a crash (systemd's Restart= would start it again)."""
+        p, self.proc = self.proc, None
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(5)
+
     def tail(self, n: int = 30) -> str:
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
         return "\n".join(lines[-n:]) or "(empty log)"
@@ -479,6 +486,9 @@ def test_https_in_front_of_http(deployment: Deployment) -> None:
 
 
 def test_controller_tls_browser_wss_value_over_https(deployment: Deployment) -> None:
+    """A browser watches first (in a fresh deployment, before the persister may have
+    subscribed): the controller is held back until a persister is there, so its value
+    reaches the browser and is stored (hub/broker_auth/storagegate.py)."""
     commands: list[tuple[str, dict[str, Any]]] = []
     arrived = threading.Event()
 
@@ -486,18 +496,20 @@ def test_controller_tls_browser_wss_value_over_https(deployment: Deployment) -> 
         commands.append((type_, parameters))
         arrived.set()
 
-    with Controller(deployment.controller_key, CONTROLLER, host="localhost", port=deployment.mqtts_port,
-                    tls=True, ca_certs=str(deployment.cert), on_command=on_command) as controller:
-        assert controller.connected.is_set(), controller.refused
-        browser = Browser(deployment)
-        browser.login()
-        status, token = browser.call("POST", "/api/v1/mqtt-token")
-        assert status == 200, token
-        assert token["url"] == f"wss://localhost:{deployment.https_port}/mqtt"
-        ws = wss_client(deployment, token["url"], token["username"], token["token"])
-        try:
-            assert not ws.connack.is_failure, ws.connack
-            assert not any(r.is_failure for r in ws.subscribe(CONTROLLER))
+    browser = Browser(deployment)
+    browser.login()
+    status, token = browser.call("POST", "/api/v1/mqtt-token")
+    assert status == 200, token
+    assert token["url"] == f"wss://localhost:{deployment.https_port}/mqtt"
+    ws = wss_client(deployment, token["url"], token["username"], token["token"])
+    try:
+        assert not ws.connack.is_failure, ws.connack
+        assert not any(r.is_failure for r in ws.subscribe(CONTROLLER))
+        controller = Controller(deployment.controller_key, CONTROLLER, host="localhost",
+                                port=deployment.mqtts_port, tls=True, ca_certs=str(deployment.cert),
+                                on_command=on_command)
+        with controller.connect(wait=60):  # held back until a persister has subscribed
+            assert controller.connected.is_set(), controller.refused
             controller.update("temperature", 21.5)
             assert controller.flush(10)
             assert ws.wait_for(updates(21.5)), ws.messages  # live, through nginx's websocket upgrade
@@ -506,15 +518,16 @@ def test_controller_tls_browser_wss_value_over_https(deployment: Deployment) -> 
             ws.paho.publish(CONTROLLER, json.dumps({"type": "water", "parameters": {"seconds": 3}}), qos=1)
             assert arrived.wait(10), "the browser's command did not reach the controller"
             assert commands == [("water", {"seconds": 3})]
-        finally:
-            ws.close()
+    finally:
+        ws.close()
 
 
 def test_broker_restart_loses_no_queued_message(deployment: Deployment) -> None:
-    """Persistence on: a value published while the persister is down survives a broker
-    restart in the persister's session and is stored when it comes back."""
+    """Persistence on: a value published while the persister is down (crashed: its session
+    keeps its share) survives a broker restart in that session and is stored when it comes
+    back."""
     mosquitto, persister = deployment.children["mosquitto"], deployment.children["persister"]
-    persister.stop()
+    persister.kill()
     with Controller(deployment.controller_key, CONTROLLER, host="localhost", port=deployment.mqtts_port,
                     tls=True, ca_certs=str(deployment.cert)) as controller:
         controller.update("temperature", 22.5)

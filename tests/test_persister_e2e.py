@@ -199,7 +199,11 @@ def test_two_persisters_share_the_stream_and_store_each_message_once(broker, per
     assert p1.is_running() and p2.is_running()
 
 
-def test_sigterm_drains_and_exits_cleanly_then_restart_catches_up(broker, persister, db):
+@pytest.mark.parametrize("handover", [True, False])
+def test_sigterm_drains_and_exits_cleanly_then_restart_catches_up(broker, persister_factory, db, handover):
+    """Hand-over on (the default): the only persister leaves the subscription, the broker
+    holds the controller back until it is back. Off: its session keeps queueing."""
+    persister = persister_factory(broker, PERSISTER_HANDOVER_ON_STOP=handover)
     folder, key = controller_key(broker)
     n = 5000
     with Controller(key, folder, port=broker.port) as c:
@@ -209,16 +213,17 @@ def test_sigterm_drains_and_exits_cleanly_then_restart_catches_up(broker, persis
                 wait_for(lambda: count(db) > 0, timeout=10)
                 stopper = threading.Thread(target=lambda: setattr(persister, "rc", persister.stop()))
                 stopper.start()
-        assert c.flush(30)
-    stopper.join(30)
-    assert persister.rc == 0
-    assert "stopping: storing what has arrived" in persister.log_text()
-    assert "Traceback" not in persister.log_text()
-    stored_at_stop = count(db)
-    persister.start()
+        stopper.join(30)
+        assert persister.rc == 0
+        stored_at_stop = count(db)
+        text = persister.log_text()
+        persister.start()
+        assert c.flush(60)
+    assert "stopping: storing what has arrived" in text and "Traceback" not in text
+    assert ("handed over: nothing is left queued" in text) == handover
     assert wait_count(db, n, timeout=60) == n
     assert sorted(v for _, v in history(db, f"{folder}/v")) == [float(i) for i in range(n)]
-    assert stored_at_stop < n  # Mosquitto kept the rest for the restarted persister
+    assert stored_at_stop < n  # the rest was held back by the broker, or kept in the session
 
 
 def test_background_trim_keeps_max_history(broker_factory, persister_factory):

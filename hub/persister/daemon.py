@@ -6,9 +6,15 @@ Receive Maximum of unacknowledged messages). When the database is down the
 current batch is retried with backoff and nothing is acknowledged, so
 Mosquitto keeps everything; when it returns the persister catches up.
 
-SIGTERM / SIGINT: finish the current batch, store and acknowledge what had
-already arrived when the signal came (for at most DRAIN_SECONDS), disconnect
-(the session stays: Mosquitto keeps queueing), exit 0. Should anything hang on the
+SIGTERM / SIGINT: finish the current batch, then hand over
+(PERSISTER_HANDOVER_ON_STOP, the default): unsubscribe, so Mosquitto routes new
+messages to the other persisters (none left: the broker plugin holds
+controllers back until one subscribes), and store and acknowledge everything
+Mosquitto still sends on this session (its in-flight window and its queue) until
+nothing has come for HANDOVER_QUIET seconds. Without hand-over, or when it does
+not finish within DRAIN_SECONDS (a long queue), store what had arrived and leave
+the rest in the session (Mosquitto keeps queueing for it until it runs again,
+within PERSISTER_SESSION_EXPIRY). Then disconnect and exit 0. Should anything hang on the
 way out, the process ends STOP_GUARD_SECONDS after the signal anyway (status 1, with
 every thread's stack in the log): nothing unacknowledged is lost.
 """
@@ -44,6 +50,7 @@ log = logging.getLogger("hub.persister")
 
 TRANSIENT = (Unavailable, OperationalError, InterfaceError, PoolTimeout)
 DRAIN_SECONDS = 10.0
+HANDOVER_QUIET = 1.0  # after unsubscribing: this long with nothing new, and the session's queue is empty
 STOP_GUARD_SECONDS = DRAIN_SECONDS + 10  # after a stop signal, the process ends by then
 
 
@@ -112,6 +119,9 @@ class Daemon:
                 if batch:
                     self.commit(batch)
                 self.write_stats()
+            if self.settings.PERSISTER_HANDOVER_ON_STOP and self.hand_over():
+                log.info("stopped; handed over: nothing is left queued for this persister")
+                return 0
             arrived = self.q.qsize()  # what arrived before the stop; later ones stay with Mosquitto
             while arrived > 0 and time.monotonic() < self.stop_deadline:
                 batch = drain(self.q, min(arrived, self.batch_size))
@@ -126,6 +136,27 @@ class Daemon:
             self.trimmer.stop()
             self.write_stats(force=True)
             self.store.close()
+
+    def hand_over(self) -> bool:
+        """Unsubscribe, then store what Mosquitto still sends until it has nothing more for
+        this session; True if that finished before the stop deadline."""
+        if not self.intake.unsubscribe(max(0.5, min(5.0, self.stop_deadline - time.monotonic()))):
+            return False
+        last = time.monotonic()
+        while time.monotonic() < self.stop_deadline:
+            batch = next_batch(self.q, self.batch_size, self.batch_wait)
+            if batch:
+                if not self.commit(batch):
+                    return False
+                last = time.monotonic()
+                continue
+            if not self.intake.connected.is_set():
+                return False  # the rest stays in the session, redelivered on the next run
+            if time.monotonic() - max(last, self.intake.last_received) >= HANDOVER_QUIET and self.q.empty():
+                return True
+        log.warning("hand-over not finished within %.0f s: the rest waits in this persister's session",
+                    DRAIN_SECONDS)
+        return False
 
     def write_stats(self, force: bool = False) -> None:
         self.stats.maybe_write(received=self.intake.received, pending=self.q.qsize(),

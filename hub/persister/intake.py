@@ -11,6 +11,8 @@
   only on the connection the message came on: after a reconnect Mosquitto
   redelivers whatever was not acknowledged, and the write is idempotent.
 - paho's network thread reconnects with exponential backoff (0.25 s to 10 s).
+- `unsubscribe` (the stop's hand-over, daemon.py): Mosquitto stops routing to
+  this session; what it already queued there keeps coming until it is empty.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +54,7 @@ class Intake:
         self.receive_maximum = max(20, min(MAX_RECEIVE, receive_maximum))
         self.generation = 0
         self.received = 0
+        self.last_received = 0.0  # time.monotonic() of the latest message
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
@@ -123,10 +127,12 @@ class Intake:
 
     def _on_fast_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         self.received += 1
+        self.last_received = time.monotonic()
         self.q.put(Incoming(topic, payload, mid, qos, self.generation))
 
     def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
         self.received += 1
+        self.last_received = time.monotonic()
         try:
             topic = m.topic
         except UnicodeDecodeError:
@@ -144,6 +150,20 @@ class Intake:
             mids = [m.mid for m in batch if m.qos == 1 and m.generation == gen]
             self.client.ack_many(mids)
         return len(mids)
+
+    def unsubscribe(self, timeout: float = 5.0) -> bool:
+        """Leave the shared subscription; True once the broker confirmed it (from then on
+        only what was already queued for this session arrives)."""
+        done = threading.Event()
+        self.client.on_unsubscribe = lambda *_a: done.set()
+        if not self.connected.is_set():
+            return False
+        rc, _mid = self.client.unsubscribe(self.topic)
+        if rc != mqtt.MQTT_ERR_SUCCESS or not done.wait(timeout):
+            return False
+        self.subscribed.clear()
+        log.info("unsubscribed from %s: the other persisters take the new messages", self.topic)
+        return True
 
     def stop(self, timeout: float = 5.0) -> None:
         """Send the queued acks and disconnect (the session stays on the broker)."""

@@ -1,10 +1,11 @@
 """/api/v1/health: can this server do its job, and how are its neighbours.
 
 Checks the database (a query), bulk storage (reachable, writable), the broker
-(the publisher's connection, else a TCP connect) and includes the persister's
-and broker plugin's counters when those components publish them. 200 when
-the database and bulk storage work ("degraded" if only the broker is away),
-503 otherwise. Public: it names no secrets and no data.
+(the publisher's connection, else a TCP connect), the persisters (as the broker
+plugin's storage gate sees them: none subscribed, or one away) and includes the
+persister's and broker plugin's counters when those components publish them. 200 when
+the database and bulk storage work ("degraded" if the broker or a persister is
+away), 503 otherwise. Public: it names no secrets and no data.
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ def _broker(request: web.Request) -> str:
     return f"{settings.MQTT_HOST}:{settings.MQTT_PORT} accepts connections (hub-service not logged in yet)"
 
 
+def _persisters(plugin: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the broker plugin's storage gate says of the persisters (None: it says nothing
+    fresh, e.g. the broker is down, which the broker check reports)."""
+    if not plugin or plugin.get("storage_gate") is None or plugin.get("age_s", 99) > 10:
+        return None
+    if plugin["storage_gate"] == "closed":
+        return {"ok": False, "detail": "no persister subscribed: the broker holds controllers back"}
+    away = int(plugin.get("persister_sessions_away", 0))
+    detail = f"{plugin.get('persisters_subscribed', 0)} subscribed"
+    if away:
+        return {"ok": False, "detail": f"{detail}, {away} away (their share of the values waits for them)"}
+    return {"ok": True, "detail": detail}
+
+
 async def _check(request: web.Request, fn: Any) -> dict[str, Any]:
     try:
         detail = await asyncio.wait_for(in_thread(request, fn, request), CHECK_TIMEOUT)
@@ -63,8 +78,12 @@ async def health(request: web.Request) -> web.Response:
     checks = dict(zip(("database", "bulk", "broker"), await asyncio.gather(
         _check(request, _database), _check(request, _bulk), _check(request, _broker)), strict=True))
     stats = await in_thread(request, component_stats, request.app[SETTINGS])
+    persisters = _persisters(stats.get("broker_plugin"))
+    if persisters is not None:
+        checks["persister"] = persisters
     essential = checks["database"]["ok"] and checks["bulk"]["ok"]
     damaged = {"corrupt_blocks": bad} if (bad := blocks.corrupt(request.app[STORE].db.safe_url)) else {}
-    status = "ok" if essential and checks["broker"]["ok"] and not damaged else "degraded" if essential else "down"
+    healthy = all(c["ok"] for c in checks.values()) and not damaged
+    status = "ok" if essential and healthy else "degraded" if essential else "down"
     return web.json_response({"status": status, "checks": checks, **stats, **damaged},
                              status=200 if essential else 503)
