@@ -169,7 +169,9 @@ class World:
         """Start `run.py --persister`; the time it connected."""
         log_path = self.tmp / "persister.log"
         start = log_path.stat().st_size if log_path.exists() else 0
-        env = clean_env(self.settings_path, HUB_PERSISTER_CLIENT_ID="bench", HUB_LOG_LEVEL="INFO")
+        # no hand-over on stop: "drain" measures the queue its session keeps while it is away
+        env = clean_env(self.settings_path, HUB_PERSISTER_CLIENT_ID="bench", HUB_LOG_LEVEL="INFO",
+                        HUB_PERSISTER_HANDOVER_ON_STOP="false")
         with open(log_path, "ab") as log:
             self.persister = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--persister"], env=env,
                                               stdout=log, stderr=subprocess.STDOUT)
