@@ -13,6 +13,8 @@ Files:
   decisions, per-client decision caches, sessions, revocation -> kick list.
 - `reloader.py`: background thread polling `hub.storage.changes.latest()` 4 times a second.
 - `tickgate.py`: keeps the tick callback off while traffic flows (a tick per packet is costly).
+- `storagegate.py`: no value is accepted while no persister holds `$share/PERSISTER_GROUP/#`
+  (API-key clients held back at connect, publishes end their connection unacknowledged).
 - `stats.py`: counters, written to DATA_DIR/mosquitto/hub_auth_stats.json; `read_stats`.
 - `runner.py`: the generated config (`mosquitto/hub.conf.template`) and `run.py --broker`.
 
