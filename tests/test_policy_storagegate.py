@@ -4,7 +4,7 @@ broker doing what they say is tests/test_storage_gate.py."""
 from __future__ import annotations
 
 from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_UNSUBSCRIBE, KEY, PERSISTER, SERVICE, TOKEN, ClientState
-from hub.broker_auth.storagegate import EXPIRY_MARGIN, StorageGate
+from hub.broker_auth.storagegate import EXPIRY_MARGIN, GroupWatch, StorageGate
 
 TOPIC = "$share/persist/#"
 
@@ -85,3 +85,13 @@ def test_off_never_closes() -> None:
     g, _, _ = gate(required=False)
     assert not g.closed[0] and g.admits(ClientState("c", KEY, "k")) and not g.cuts(ClientState("c", KEY, "k"))
     assert g.stats()["storage_gate"] == "off"
+
+
+def test_the_notifier_group_is_watched_for_health_only() -> None:
+    w = GroupWatch("notifier", "notify")
+    assert w.stats() == {"notifiers_subscribed": None}  # none seen yet: nothing to report
+    w.acl(persister("n1"), "h", ACL_SUBSCRIBE, "$share/notify/#", True)
+    w.acl(persister("p1"), "h2", ACL_SUBSCRIBE, TOPIC, True)  # a persister: not the notifier
+    assert w.stats() == {"notifiers_subscribed": 1}
+    w.disconnected(persister("n1"), "h")
+    assert w.stats() == {"notifiers_subscribed": 0}

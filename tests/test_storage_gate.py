@@ -10,8 +10,10 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from hub import credentials
@@ -19,6 +21,7 @@ from hub.controller import Controller
 from hub.storage import changes, permissions, resources, revisions, users
 from hub.storage.db import Database
 from hub.storage.models import Level, Revision
+from tests.fixtures.http import start_http_server
 from tests.fixtures.persister import controller_key
 from tests.support.broker import Client, RunningBroker, mqtt_client
 
@@ -209,3 +212,20 @@ def test_killed_persister_keeps_its_share_until_it_is_back(broker, persister_fac
     assert "session resumed" in p2.log_text()
     assert wait_until(lambda: revision_count(db) >= n, 60)
     assert stored(db, f"{folder}/v") == [float(i) for i in range(n)]
+
+
+def test_health_names_the_missing_persister(broker, persister_factory):
+    """/health says which part is down: no persister subscribed, then one away (killed)."""
+    def persister_check() -> dict[str, Any] | None:
+        body = requests.get(srv.api("/health"), timeout=30).json()
+        return body["checks"].get("persister")
+
+    with start_http_server(broker.settings, broker.settings_path) as srv:
+        assert wait_until(lambda: (c := persister_check()) is not None and not c["ok"]
+                          and "no persister subscribed" in c["detail"])
+        p = persister_factory(broker, PERSISTER_CLIENT_ID="p-health")
+        assert wait_until(lambda: (c := persister_check()) is not None and c["ok"])
+        p.kill()  # its session keeps its share: the gate stays open, the persister is "away"
+        assert wait_until(lambda: (c := persister_check()) is not None and not c["ok"] and "1 away" in c["detail"])
+        body = requests.get(srv.api("/health"), timeout=30).json()
+        assert body["status"] == "degraded", body

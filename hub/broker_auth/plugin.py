@@ -18,7 +18,7 @@ from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.rhizo_keys import SlowChecks
 from hub.broker_auth.snapshot import load
 from hub.broker_auth.stats import Counters, stats_path
-from hub.broker_auth.storagegate import StorageGate
+from hub.broker_auth.storagegate import GroupWatch, StorageGate
 from hub.broker_auth.tickgate import TickGate, poke_broker
 from hub.errors import SettingsError
 from hub.storage.db import Database
@@ -56,6 +56,7 @@ class Plugin:
                              rhizo_slow_check=self.rhizo_checks.submit if self.rhizo_checks else None)
         self.storage = StorageGate(self.settings.PERSISTER_GROUP, self.settings.PERSISTER_SESSION_EXPIRY, log,
                                    required=self.settings.MQTT_REQUIRE_PERSISTER)
+        self.notifiers = GroupWatch("notifier", self.settings.NOTIFY_GROUP)
         self.gate: TickGate | None = None
         if tick_switch is not None:
             host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT
@@ -79,7 +80,7 @@ class Plugin:
         gate = self.gate
         return {"clients_online": self.policy.online, "clients_known": len(self.policy.clients),
                 "tick_on": gate.on if gate else True, "pokes": gate.pokes if gate else 0,
-                **self.storage.stats()}
+                **self.storage.stats(), **self.notifiers.stats()}
 
     def _due(self) -> bool:
         """Whether the tick has timed work: a browser token or a persister's session ran out."""
@@ -99,12 +100,15 @@ class Plugin:
         """`Policy.check`, telling the storage gate about (un)subscriptions."""
         allowed = self.policy.check(handle, access, topic)
         if access & (ACL_SUBSCRIBE | ACL_UNSUBSCRIBE):
-            self.storage.acl(self.policy.clients.get(handle), handle, access,
-                             topic.decode("utf-8", "replace"), allowed)
+            st, text = self.policy.clients.get(handle), topic.decode("utf-8", "replace")
+            self.storage.acl(st, handle, access, text, allowed)
+            self.notifiers.acl(st, handle, access, text, allowed)
         return allowed
 
     def disconnected(self, handle: Hashable, keeps_session: bool) -> None:
-        self.storage.disconnected(self.policy.clients.get(handle), handle, keeps_session)
+        st = self.policy.clients.get(handle)
+        self.storage.disconnected(st, handle, keeps_session)
+        self.notifiers.disconnected(st, handle)
         self.policy.disconnected(handle, keeps_session)
 
     def tick(self, kick: Callable[[str], None]) -> None:

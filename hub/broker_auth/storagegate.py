@@ -141,3 +141,30 @@ class StorageGate:
         return {"storage_gate": gate, "persisters_subscribed": len(self.online),
                 "persister_sessions_away": len(self.offline), "connects_held": self.held,
                 "publishes_cut": self.cut}
+
+
+class GroupWatch:
+    """Which client ids hold another hub group's subscription now (the notifier's
+    `$share/NOTIFY_GROUP/#`), for /health: reported only, it gates nothing."""
+
+    def __init__(self, name: str, group: str) -> None:
+        self.name, self.topic = name, f"$share/{group}/#"
+        self.online: dict[str, Hashable] = {}
+        self.seen = False
+
+    def acl(self, st: ClientState | None, handle: Hashable, access: int, topic: str, allowed: bool) -> None:
+        if st is None or st.kind != p.PERSISTER or topic != self.topic or not allowed:
+            return
+        if access == p.ACL_SUBSCRIBE:
+            self.online[st.client_id] = handle
+            self.seen = True
+        elif access == p.ACL_UNSUBSCRIBE:
+            self.online.pop(st.client_id, None)
+
+    def disconnected(self, st: ClientState | None, handle: Hashable) -> None:
+        if st is not None and st.client_id in self.online and self.online[st.client_id] == handle:
+            del self.online[st.client_id]
+
+    def stats(self) -> dict[str, object]:
+        return {f"{self.name}s_subscribed": len(self.online) if self.seen else None}
+

@@ -55,6 +55,7 @@ class Intake:
         self.generation = 0
         self.received = 0
         self.last_received = 0.0  # time.monotonic() of the latest message
+        self.leaving = False  # unsubscribed for good (the stop's hand-over)
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
@@ -99,7 +100,8 @@ class Intake:
         self.connected.set()
         log.info("connected to the broker at %s (session %s)", self.where,
                  "resumed: queued messages follow" if flags.session_present else "new")
-        client.subscribe(self.topic, options=SubscribeOptions(qos=1))
+        if not self.leaving:  # a reconnect during the hand-over only fetches what its session holds
+            client.subscribe(self.topic, options=SubscribeOptions(qos=1))
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         bad = [r for r in reasons if r.is_failure]
@@ -158,6 +160,7 @@ class Intake:
         self.client.on_unsubscribe = lambda *_a: done.set()
         if not self.connected.is_set():
             return False
+        self.leaving = True
         rc, _mid = self.client.unsubscribe(self.topic)
         if rc != mqtt.MQTT_ERR_SUCCESS or not done.wait(timeout):
             return False

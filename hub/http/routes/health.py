@@ -2,10 +2,11 @@
 
 Checks the database (a query), bulk storage (reachable, writable), the broker
 (the publisher's connection, else a TCP connect), the persisters (as the broker
-plugin's storage gate sees them: none subscribed, or one away) and includes the
+plugin's storage gate sees them: none subscribed, or one away) and the notifier
+(none subscribed, once one was since the broker started), and includes the
 persister's and broker plugin's counters when those components publish them. 200 when
-the database and bulk storage work ("degraded" if the broker or a persister is
-away), 503 otherwise. Public: it names no secrets and no data.
+the database and bulk storage work ("degraded" if the broker, a persister or the
+notifier is away), 503 otherwise. Public: it names no secrets and no data.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ async def health(request: web.Request) -> web.Response:
     persisters = _persisters(stats.get("broker_plugin"))
     if persisters is not None:
         checks["persister"] = persisters
+        notifiers = (stats.get("broker_plugin") or {}).get("notifiers_subscribed")
+        if notifiers is not None:  # once a notifier has subscribed since the broker started
+            checks["notifier"] = {"ok": notifiers > 0, "detail": f"{notifiers} subscribed" if notifiers else
+                                  "none subscribed: emails and text messages wait for it"}
     essential = checks["database"]["ok"] and checks["bulk"]["ok"]
     damaged = {"corrupt_blocks": bad} if (bad := blocks.corrupt(request.app[STORE].db.safe_url)) else {}
     healthy = all(c["ok"] for c in checks.values()) and not damaged
