@@ -79,7 +79,7 @@ def update(value: float) -> bytes:
 
 def held(broker: RunningBroker, key: str, protocol: int) -> bool:
     """A plain client with a good key gets no CONNACK: the connection is closed."""
-    c = mqtt_client(broker, key, protocol=protocol)
+    c = mqtt_client(broker, key, protocol=protocol, timeout=30)
     try:
         return c.connack is None and not c.connected.is_set() and c.disconnected.is_set()
     finally:
@@ -102,7 +102,7 @@ def test_controllers_wait_for_a_persister_and_a_watched_value_is_stored(broker, 
     assert c.connected.wait(60), broker.log_tail()
     assert c.flush(30)
     assert wait_until(lambda: stored(db, f"{folder}/v") == [1.0]), broker.log_tail()
-    assert w.wait_messages(1, 10) and b'"value":1.0' in w.messages[-1][1]
+    assert w.wait_messages(1, 30) and b'"value":1.0' in w.messages[-1][1]
     c.close()
     w.close()
     assert caplog.text.count(HELD_LOG) == 1  # logged once, however many attempts
@@ -117,13 +117,13 @@ def test_last_persister_leaving_holds_controllers_and_loses_nothing(broker, pers
     w = watcher(broker, db, folder)
     c = mqtt_client(broker, key, protocol=protocol, client_id=f"plain-{protocol}")
     assert c.connected.is_set()
-    assert c.publish(folder, update(1.0)) == 0
+    assert c.publish(folder, update(1.0), timeout=30) == 0
     assert p.stop() == 0
-    assert "handed over: nothing is left queued" in p.log_text()
-    assert broker.wait_log("storage gate closed: persister 'only-persister' unsubscribed")
+    assert "handed over: nothing is left queued" in p.log_text(), p.log_tail()
+    assert broker.wait_log("storage gate closed: persister 'only-persister' unsubscribed", 30), broker.log_tail()
     # a publish now is not acknowledged (it would be stored by nobody): the connection ends
     c.paho.publish(folder, update(2.0), qos=1)
-    assert c.disconnected.wait(10)
+    assert c.disconnected.wait(30), broker.log_tail()
     assert not c.pubacks
     c.close()
     assert held(broker, key, protocol)
@@ -135,7 +135,7 @@ def test_last_persister_leaving_holds_controllers_and_loses_nothing(broker, pers
     assert ctl.connected.wait(60) and ctl.flush(30)
     ctl.close()
     assert wait_until(lambda: stored(db, f"{folder}/v") == [1.0, 2.0]), broker.log_tail()
-    assert w.wait_messages(2, 10)
+    assert len(w.wait_messages(2, 30)) == 2
     w.close()
 
 
@@ -189,7 +189,7 @@ def test_persister_leaving_for_good_hands_its_share_over(broker, persister_facto
     assert "Traceback" not in p2.log_text()
     assert wait_until(lambda: revision_count(db) >= n, 60), p1.log_tail()
     assert stored(db, f"{folder}/v") == [float(i) for i in range(n)]
-    assert broker.wait_log("persister 'persister-2' unsubscribed")
+    assert broker.wait_log("persister 'persister-2' unsubscribed", 30)
     assert "storage gate closed" not in broker.log_text().split("persister 'persister-2' unsubscribed")[-1]
     with db.session() as s:
         assert changes.latest(s) > 0
