@@ -232,7 +232,7 @@ class _Importer:
         o = header["organization"]
         self.name = paths.check_segment(o["name"])
         if s.scalar(select(Organization.id).where(Organization.name == self.name)) is not None or \
-                s.scalar(select(Resource.id).where(Resource.path == self.name, Resource.deleted.is_(False))):
+                s.scalar(select(Resource.id).where(Resource.path == self.name, ~Resource.deleted)):
             raise Conflict(f"organization {self.name} already exists here: import into a database without it "
                            "(or rename the existing one first)")
         self.org_id = s.execute(insert(Organization).values(

@@ -101,13 +101,13 @@ def load(s: Session) -> Snapshot:
         roles.setdefault(member_id, {})[member_org] = role
     users = {
         uid: UserEntry(bool(is_admin), roles.get(uid, {}))
-        for uid, is_admin in s.execute(select(User.id, User.is_admin).where(User.deleted.is_(False)))
+        for uid, is_admin in s.execute(select(User.id, User.is_admin).where(~User.deleted))
     }
     folders: dict[str, Folder] = {}
     controllers: dict[int, str] = {}
     for rid, fpath, folder_org, rtype in s.execute(
             select(Resource.id, Resource.path, Resource.organization_id, Resource.type)
-            .where(Resource.deleted.is_(False), Resource.type.in_(FOLDER_TYPES))):
+            .where(~Resource.deleted, Resource.type.in_(FOLDER_TYPES))):
         folders[fpath] = Folder(rid, folder_org, rtype)
         if rtype == CONTROLLER:
             controllers[rid] = fpath
@@ -116,7 +116,7 @@ def load(s: Session) -> Snapshot:
             select(Resource.path, Permission.level, Permission.user_id, Permission.organization_id,
                    Permission.controller_id)
             .join(Resource, Resource.id == Permission.resource_id)
-            .where(Resource.deleted.is_(False))):
+            .where(~Resource.deleted)):
         grants.setdefault(path, []).append(Grant(path, int(level), user_id, org_id, controller_id))
     return Snapshot(change_id=change_id, keys=keys, users=users, folders=folders,
                     controllers=controllers, grants={p: tuple(g) for p, g in grants.items()},

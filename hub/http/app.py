@@ -43,6 +43,7 @@ from hub.storage.store import Store
 log = logging.getLogger("hub.http")
 DB_THREADS = 8
 HASH_THREADS = 2
+PING_IDLE_SECONDS = 2.0  # a pooled connection unused this long is checked before use
 
 
 @web.middleware
@@ -72,7 +73,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     kw: dict[str, object] = {}
     if not settings.database_url.startswith("sqlite"):
-        kw = {"pool_size": DB_THREADS + HASH_THREADS, "max_overflow": 4}
+        kw = {"pool_size": DB_THREADS + HASH_THREADS, "max_overflow": 4, "ping_idle_seconds": PING_IDLE_SECONDS}
     app[STORE] = Store.from_settings(settings, **kw)
     yield
     app[STORE].close()

@@ -14,7 +14,8 @@ from hub import paths
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.http import views
 from hub.http.params import whole
-from hub.storage import controllers, resources, revisions, values
+from hub.storage import controllers, latest, resources, revisions, values
+from hub.storage.latest import ResourceRow, RevisionRow, SequenceRow
 from hub.storage.models import Resource, ResourceType, Revision, Sequence
 from hub.storage.store import Store
 
@@ -46,6 +47,12 @@ def describe(s: Session, store: Store, path: str, *, limit: int, after: str | No
         out["next"] = kids[limit - 1].name if len(kids) > limit else None
         out["total"] = resources.count_children(s, r)
         return out
+    return describe_leaf(store, r, seq, rev)
+
+
+def describe_leaf(store: Store, r: Resource | ResourceRow, seq: Sequence | SequenceRow | None,
+                  rev: Revision | RevisionRow | None) -> dict[str, Any]:
+    """`describe` for what is not a folder: a sequence or a file's metadata."""
     if r.type == SEQUENCE:
         if seq is None:
             raise Conflict(f"{r.path} is a sequence without its spec: recreate it")
@@ -82,6 +89,18 @@ def _children_with_values(s: Session, kids: list[Resource]) -> list[dict[str, An
                 item["value"] = values.decode(seq.data_type, rev.num, rev.text, rev.data)
         out.append(item)
     return out
+
+
+def read_fresh(store: Store, path: str, *, limit: int, after: str | None,
+               meta: bool) -> dict[str, Any] | FileContent:
+    """`read` outside a transaction, with a sequence's value (or a file's metadata)
+    from the one hot query (`hub.storage.latest`); folders and file content take the
+    general path."""
+    r, seq, rev = latest.load(store.db, path)
+    if r.type not in resources.FOLDER_TYPES and (r.type != FILE or meta):
+        return describe_leaf(store, r, seq, rev)
+    with store.reading() as s:
+        return read(s, store, path, limit=limit, after=after, meta=meta)
 
 
 def read(s: Session, store: Store, path: str, *, limit: int, after: str | None,

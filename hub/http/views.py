@@ -7,6 +7,7 @@ from typing import Any
 
 from hub.storage import resources
 from hub.storage.codec import Value
+from hub.storage.latest import ResourceRow, SequenceRow
 from hub.storage.models import ApiKey, Organization, Permission, Resource, Revision, Sequence, User
 from hub.storage.values import iso
 
@@ -17,7 +18,7 @@ def ts(dt: datetime | None) -> str | None:
     return dt.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-def resource(r: Resource, *, seq: Sequence | None = None) -> dict[str, Any]:
+def resource(r: Resource | ResourceRow, *, seq: Sequence | SequenceRow | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "path": r.path, "name": r.name, "type": r.type, "attributes": resources.attributes(r),
         "created_at": ts(r.created_at), "modified_at": ts(r.modified_at),
@@ -27,7 +28,7 @@ def resource(r: Resource, *, seq: Sequence | None = None) -> dict[str, Any]:
     return out
 
 
-def sequence_spec(seq: Sequence) -> dict[str, Any]:
+def sequence_spec(seq: Sequence | SequenceRow) -> dict[str, Any]:
     return {"data_type": seq.data_type, "units": seq.units, "min_value": seq.min_value,
             "max_value": seq.max_value, "decimal_places": seq.decimal_places,
             "max_history": seq.max_history}

@@ -43,7 +43,7 @@ def folders(s: Session, wanted: Iterable[str]) -> dict[str, str | None]:
     found: dict[str, str] = {}
     for chunk in _chunks(want):
         for path, type_ in s.execute(select(Resource.path, Resource.type).where(
-                Resource.path.in_(chunk), Resource.deleted.is_(False))):
+                Resource.path.in_(chunk), ~Resource.deleted)):
             found[path] = type_
     out: dict[str, str | None] = {}
     for p in want:
@@ -60,7 +60,7 @@ def sequences(s: Session, wanted: Iterable[str]) -> dict[str, Target]:
     for chunk in _chunks(want):
         rows = s.execute(select(Resource.id, Resource.path, Resource.type, Sequence)
                          .outerjoin(Sequence, Sequence.resource_id == Resource.id)
-                         .where(Resource.path.in_(chunk), Resource.deleted.is_(False)))
+                         .where(Resource.path.in_(chunk), ~Resource.deleted))
         for rid, path, type_, seq in rows:
             if type_ != ResourceType.SEQUENCE.value or seq is None:
                 out[path] = Target(error=f"{path} is a {type_}, not a sequence")

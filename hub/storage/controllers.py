@@ -137,7 +137,7 @@ def controllers_of(s: Session, topics: Iterable[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for i in range(0, len(wanted), 500):
         for path, rid in s.execute(select(Resource.path, Resource.id).where(
-                Resource.path.in_(wanted[i:i + 500]), Resource.deleted.is_(False),
+                Resource.path.in_(wanted[i:i + 500]), ~Resource.deleted,
                 Resource.type == ResourceType.CONTROLLER.value)):
             found[path] = rid
     out: dict[str, int] = {}
@@ -202,7 +202,7 @@ def _rowcount(result: Any) -> int:
 def _candidates(s: Session) -> list[tuple[ControllerStatus, Resource]]:
     return [(st, c) for st, c in s.execute(
         select(ControllerStatus, Resource).join(Resource, Resource.id == ControllerStatus.controller_id)
-        .where(ControllerStatus.watchdog_minutes.is_not(None), Resource.deleted.is_(False)))]
+        .where(ControllerStatus.watchdog_minutes.is_not(None), ~Resource.deleted))]
 
 
 def claim_alerts(s: Session, now: datetime | None = None) -> list[Alert]:

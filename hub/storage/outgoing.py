@@ -46,7 +46,7 @@ def contacts(s: Session, organization_id: int | None) -> Contacts:
         return out
     for email, phone in s.execute(select(User.email, User.phone).join(
             Membership, Membership.user_id == User.id).where(
-            Membership.organization_id == organization_id, User.deleted.is_(False))):
+            Membership.organization_id == organization_id, ~User.deleted)):
         out.emails.add(email.lower())
         if phone and (p := normalize_phone(phone)):
             out.phones.add(p)

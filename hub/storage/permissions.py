@@ -17,14 +17,14 @@ def level(s: Session, subject: Subject, path: str) -> Level:
     for the grants on the path and its ancestors."""
     chain = paths.ancestors(path)
     org_id = s.scalar(select(Resource.organization_id).where(
-        Resource.path == chain[0], Resource.deleted.is_(False)))
+        Resource.path == chain[0], ~Resource.deleted))
     if org_id is None:
         return Level.ADMIN if subject.is_admin else Level.NONE
     rows = s.execute(
         select(Resource.path, Permission.level, Permission.user_id, Permission.organization_id,
                Permission.controller_id)
         .join(Resource, Resource.id == Permission.resource_id)
-        .where(Resource.path.in_(chain), Resource.deleted.is_(False))).all()
+        .where(Resource.path.in_(chain), ~Resource.deleted)).all()
     return resolve(subject, paths.normalize(path), org_id, [Grant(*row) for row in rows])
 
 
@@ -103,7 +103,7 @@ def granted_roots(s: Session, subject: Subject) -> list[str]:
     if not who:
         return own
     granted = s.scalars(select(Resource.path).join(Permission, Permission.resource_id == Resource.id)
-                        .where(or_(*who), Resource.deleted.is_(False)))
+                        .where(or_(*who), ~Resource.deleted))
     found = sorted(set(own) | set(granted))
     roots: list[str] = []
     for p in found:  # sorted: an ancestor comes before its descendants

@@ -15,6 +15,7 @@ from hub.storage import values
 from hub.storage.bulk import Bulk, open_bulk
 from hub.storage.codec import Value
 from hub.storage.db import Database
+from hub.storage.latest import RevisionRow
 from hub.storage.models import DataType, Revision
 from hub.storage.revisions import NewRevision
 
@@ -23,6 +24,7 @@ class Store:
     def __init__(self, db: Database, bulk: Bulk, bulk_threshold: int) -> None:
         self.db, self.bulk, self.bulk_threshold = db, bulk, bulk_threshold
         self.session = db.session
+        self.reading = db.reading
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kw: object) -> Store:
@@ -47,7 +49,7 @@ class Store:
             return rev.num if rev.num is not None else rev.text if rev.text is not None else rev.data
         return self.bulk.get(rev.bulk_key)
 
-    def value(self, data_type: str, rev: Revision | Value) -> Any:
+    def value(self, data_type: str, rev: Revision | Value | RevisionRow) -> Any:
         """The API form of a sequence value (images as base64)."""
         if rev.bulk_key is None:
             return values.decode(data_type, rev.num, rev.text, rev.data)

@@ -69,7 +69,7 @@ def get_user(s: Session, user_id: int) -> User:
 
 
 def find_user_by_email(s: Session, email: str) -> User | None:
-    return s.scalar(select(User).where(User.email == email.strip().lower(), User.deleted.is_(False)))
+    return s.scalar(select(User).where(User.email == email.strip().lower(), ~User.deleted))
 
 
 def authenticate(s: Session, email: str, password: str, *, rhizo_salt: str = "", rounds: int = 12) -> User:
@@ -124,7 +124,7 @@ def create_organization(s: Session, name: str, full_name: str = "") -> Organizat
     """An organization and its top-level folder of the same name."""
     paths.check_segment(name)
     if s.scalar(select(Organization.id).where(Organization.name == name)) is not None or \
-            s.scalar(select(Resource.id).where(Resource.path == name, Resource.deleted.is_(False))):
+            s.scalar(select(Resource.id).where(Resource.path == name, ~Resource.deleted)):
         raise Conflict(f"organization {name} already exists")
     org = Organization(name=name, full_name=full_name or name)
     s.add(org)
@@ -174,12 +174,12 @@ def remove_membership(s: Session, org: Organization, user: User) -> None:
 def members(s: Session, org: Organization) -> list[tuple[User, str]]:
     return [(u, role) for u, role in s.execute(
         select(User, Membership.role).join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == org.id, User.deleted.is_(False)).order_by(User.email))]
+        .where(Membership.organization_id == org.id, ~User.deleted).order_by(User.email))]
 
 
 def list_users(s: Session, *, organization_ids: list[int] | None = None) -> list[User]:
     """Live users by email; with `organization_ids`, only members of those."""
-    q = select(User).where(User.deleted.is_(False)).order_by(User.email)
+    q = select(User).where(~User.deleted).order_by(User.email)
     if organization_ids is not None:
         q = q.where(User.id.in_(select(Membership.user_id).where(
             Membership.organization_id.in_(organization_ids))))

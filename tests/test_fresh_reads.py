@@ -1,0 +1,105 @@
+"""Reads with the HTTP read cache off: the one hot query (hub/storage/latest.py), the
+index every live-path lookup must use, and the pool's idle-only liveness check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from hub.storage import latest, resources
+from hub.storage.db import Database
+from hub.storage.models import Resource, ResourceType
+from tests.fixtures.http import seed_people
+from tests.support import PgCluster
+
+
+def _plan(db: Database, stmt: Any, params: dict[str, Any]) -> str:
+    compiled = stmt.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}) \
+        if not params else stmt.compile(dialect=db.engine.dialect)
+    with db.engine.connect() as c:
+        if db.engine.dialect.name == "postgresql":
+            c.exec_driver_sql("SET enable_seqscan = off")  # tiny tables: ask whether the index CAN serve
+            rows = c.exec_driver_sql("EXPLAIN " + compiled.string, params)
+        else:
+            args = tuple(params[k] for k in compiled.positiontup or ())
+            rows = c.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, args)
+        return "\n".join(str(r[-1]) for r in rows)
+
+
+def test_live_path_lookups_use_the_partial_index(db: Database) -> None:
+    """`deleted IS false` does not match the index's `NOT deleted` (PostgreSQL) or
+    `deleted = 0` (SQLite): every lookup by path scanned the whole table."""
+    with db.session() as s:
+        for i in range(20):
+            resources.create(s, f"org{i}", ResourceType.ORGANIZATION.value)
+    by_path = select(Resource.id).where(Resource.path == "org7", ~Resource.deleted)
+    plans = {"latest": _plan(db, latest._STMT, {"path": "org7"}),
+             "get_with_latest": _plan(db, resources._WITH_LATEST, {"path": "org7"}),
+             "find": _plan(db, by_path, {})}
+    for name, plan in plans.items():
+        assert "ix_resources_live_path" in plan, f"{name}: {plan}"
+    old = select(Resource.id).where(Resource.path == "org7", Resource.deleted.is_(False))
+    assert "ix_resources_live_path" not in _plan(db, old, {})  # the form that was used
+
+
+def test_latest_load_matches_the_session_read(db: Database) -> None:
+    from hub.storage import revisions
+    from hub.storage.revisions import NewRevision
+
+    with db.session() as s:
+        resources.create(s, "acme", ResourceType.ORGANIZATION.value)
+        seq = resources.create(s, "acme/t", ResourceType.SEQUENCE.value,
+                               sequence=resources.SequenceSpec(units="C", min_value=-40.0))
+        resources.create(s, "acme/f", ResourceType.FILE.value, attributes={"content_type": "text/plain"})
+        revisions.append(s, [NewRevision(seq.id, 1_700_000_000_000_000, num=21.5, size=8)])
+    r, spec, rev = latest.load(db, "acme/t")
+    with db.session() as s:
+        orm_r, orm_spec, orm_rev = resources.get_with_latest(s, "acme/t")
+        assert (r.path, r.name, r.type, r.created_at, r.modified_at) == \
+            (orm_r.path, orm_r.name, orm_r.type, orm_r.created_at, orm_r.modified_at)
+        assert spec is not None and orm_spec is not None and orm_rev is not None
+        assert (spec.units, spec.min_value, spec.data_type) == ("C", -40.0, orm_spec.data_type)
+        assert rev is not None and (rev.id, rev.timestamp_us, rev.num) == (orm_rev.id, orm_rev.timestamp_us, 21.5)
+    f, fspec, frev = latest.load(db, "acme/f")
+    assert f.type == "file" and fspec is None and frev is None and "text/plain" in (f.attributes or "")
+    with pytest.raises(Exception) as e:
+        latest.load(db, "acme/none")
+    assert getattr(e.value, "status", None) == 404
+
+
+@pytest.mark.pg
+def test_uncached_reads_on_postgresql_survive_a_restart(http_server_factory: Any, pg_database_url: str,
+                                                        pg_cluster: PgCluster) -> None:
+    srv = http_server_factory(DATABASE_URL=pg_database_url, HTTP_READ_CACHE_SECONDS=0)
+    people = seed_people(srv.settings)
+    w, m = people.auth("writer"), people.auth("member")
+    assert requests.post(srv.api("/resources/acme/site/temp"), headers=w,
+                         json={"type": "sequence", "units": "C", "value": 20}).status_code == 201
+    assert requests.post(srv.api("/resources/acme/site/notes"), headers=w,
+                         json={"type": "file", "content": "hello"}).status_code == 201
+    for value in (21, 22.5, 23):  # every read sees the write before it
+        assert requests.put(srv.api("/resources/acme/site/temp"), headers=w,
+                            json={"value": value}).status_code == 200
+        r = requests.get(srv.api("/resources/acme/site/temp"), headers=m)
+        assert r.status_code == 200 and r.json()["value"] == value, r.text
+        assert r.json()["sequence"]["units"] == "C" and r.headers["X-Access"] == "read"
+    assert requests.get(srv.api("/resources/acme/site/notes"), headers=m).text == "hello"
+    meta = requests.get(srv.api("/resources/acme/site/notes?meta=true"), headers=m).json()
+    assert meta["type"] == "file" and meta["size"] == 5
+    folder = requests.get(srv.api("/resources/acme/site"), headers=m).json()
+    assert {c["name"] for c in folder["children"]} >= {"temp", "notes", "pi-01"}
+    assert requests.get(srv.api("/resources/acme/site/nothing"), headers=m).status_code == 404
+
+    pg_cluster.stop()
+    pg_cluster.start()
+    statuses = []
+    for _ in range(200):  # pooled connections died with the server: 503 at worst, never a 500
+        r = requests.get(srv.api("/resources/acme/site/temp"), headers=m)
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            break
+    assert statuses[-1] == 200 and set(statuses) <= {200, 503}, statuses
+    assert r.json()["value"] == 23
