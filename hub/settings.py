@@ -80,6 +80,9 @@ class Settings:
     MAX_REQUEST_BYTES: int = _s(16 * 1024 * 1024, "Largest HTTP request body; larger gets 413.")
     HTTP_READ_CACHE_SECONDS: float = _s(2.0, "Longest an HTTP worker serves a cached resource read (latest "
                                         "value, listing); new values clear it within 0.25 s. 0: no cache.")
+    HTTP_ACCESS_LOG: bool = _s(True, "One line per HTTP request on the hub.http.access logger (INFO): the "
+                               "common log format, then the request id (X-Request-Id) and the time taken. "
+                               "Query values that may be credentials are redacted.")
     # --- persister ---------------------------------------------------------
     AUTO_CREATE_SEQUENCES: bool = _s(True, "Create a sequence on its first update when the "
                                      "publisher may write the folder.")

@@ -16,10 +16,11 @@ log = logging.getLogger("hub.http")
 def main(settings: Settings) -> int:
     from aiohttp import web
 
+    from hub.http.accesslog import runner_options
     from hub.http.app import init_app
 
     web.run_app(init_app(settings), host=settings.HTTP_HOST, port=settings.HTTP_PORT,
-                access_log=None if not settings.DEBUG else logging.getLogger("aiohttp.access"),
+                **runner_options(settings),
                 print=lambda *a: log.info("HTTP API on http://%s:%s/api/v1/ (docs at /api/v1/docs)",
                                           settings.HTTP_HOST, settings.HTTP_PORT))
     return 0

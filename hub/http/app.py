@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from hub.errors import TooLarge
-from hub.http import console, metrics
+from hub.http import accesslog, console, metrics
 from hub.http.auth import SAFE_METHODS
 from hub.http.authcache import AuthCache
 from hub.http.errors import Handler, error_middleware
@@ -129,6 +129,7 @@ def init_app(settings: Settings) -> web.Application:
     for table in all_routes():
         app.router.add_routes(table)
     metrics.setup(app)
+    accesslog.setup(app)
     console.setup(app)
     rhizo_dialect.setup(app)  # rhizo-server's dialect, innermost (hub/http/rhizo/)
     return app

@@ -67,6 +67,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(e.status, code, message, headers)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        from hub.http.accesslog import request_id
+
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id(request))
         return error_response(500, "internal_error",
                               "internal server error: it was logged; try again, or tell the operator")

@@ -31,7 +31,7 @@ def behind_tls(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
-def client_address(request: web.Request) -> str:
+def client_address(request: web.BaseRequest) -> str:
     """The peer; behind a local reverse proxy, the address it forwarded."""
     remote = request.remote or "?"
     forwarded = request.headers.get("X-Forwarded-For")
