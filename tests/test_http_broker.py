@@ -106,11 +106,15 @@ def test_revoking_a_key_over_http_kicks_its_connection(stack: tuple[RunningHttp,
     assert requests.get(srv.api("/me"), headers=people.auth("controller"), timeout=30).status_code == 401
 
 
+PROXIED = {"X-Forwarded-For": "203.0.113.9"}  # what nginx adds to an outsider's request
+
+
 def test_health_and_metrics(stack: tuple[RunningHttp, People, RunningBroker]) -> None:
     srv, people, _ = stack
+    admin = {**PROXIED, **people.auth("admin")}
     deadline = time.monotonic() + 10
     while True:
-        h: dict[str, Any] = requests.get(srv.api("/health"), timeout=30).json()
+        h: dict[str, Any] = requests.get(srv.api("/health"), headers=admin, timeout=30).json()
         if h["status"] == "ok" or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -120,8 +124,10 @@ def test_health_and_metrics(stack: tuple[RunningHttp, People, RunningBroker]) ->
     deadline = time.monotonic() + 10  # the plugin writes its counters every few seconds
     while h["broker_plugin"] is None and time.monotonic() < deadline:
         time.sleep(0.3)
-        h = requests.get(srv.api("/health"), timeout=30).json()
+        h = requests.get(srv.api("/health"), headers=admin, timeout=30).json()
     assert isinstance(h["broker_plugin"], dict) and "age_s" in h["broker_plugin"], h
+    anonymous = requests.get(srv.api("/health"), headers=PROXIED, timeout=30)
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "ok", "failing": []}
     requests.get(srv.api("/me"), headers=people.auth("admin"), timeout=30)
     text = requests.get(srv.url + "/metrics", timeout=30).text
     assert 'hub_http_requests_total{method="GET",route="/api/v1/me",status="200"}' in text
@@ -133,9 +139,18 @@ def test_health_without_broker_is_degraded(http_server_factory: Any) -> None:
     from tests.support import free_port
 
     srv = http_server_factory(MQTT_PORT=free_port())
-    h = requests.get(srv.api("/health"), timeout=30)
-    assert h.status_code == 200 and h.json()["status"] == "degraded"
+    people = seed_people(srv.settings)
+    h = requests.get(srv.api("/health"), timeout=30)  # direct, from this machine: the detail
+    assert h.status_code == 200 and h.json()["status"] == "degraded" and h.json()["failing"] == ["broker"]
     assert not h.json()["checks"]["broker"]["ok"] and h.json()["checks"]["database"]["ok"]
+    for who in ("anonymous", "member", "controller"):  # through the proxy: the status and the part's name
+        for path in (srv.api("/health"), srv.url + "/health"):
+            r = requests.get(path, headers={**PROXIED, **people.auth(who)}, timeout=30)
+            assert r.status_code == 200 and r.json() == {"status": "degraded", "failing": ["broker"]}, (who, r.text)
+    r = requests.get(srv.api("/health"), headers={**PROXIED, "Authorization": "Bearer hk_stale"}, timeout=30)
+    assert r.status_code == 200 and r.json() == {"status": "degraded", "failing": ["broker"]}
+    admin = requests.get(srv.api("/health"), headers={**PROXIED, **people.auth("admin")}, timeout=30).json()
+    assert not admin["checks"]["broker"]["ok"] and "persister" in admin and "broker_plugin" in admin
 
 
 def test_log_out_ends_the_live_feed_of_that_session(stack: tuple[RunningHttp, People, RunningBroker]) -> None:

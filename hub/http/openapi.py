@@ -307,7 +307,7 @@ PATHS: dict[str, Any] = {
                                     description="Needs write access to the folder. `update_sequence` "
                                                 "messages are stored by the persister.")},
     # --- operations ----------------------------------------------------------------
-    "/api/v1/health": {"get": op("getHealth", "Health of the database, bulk storage, broker and persister",
+    "/api/v1/health": {"get": op("getHealth", "Health of the database, storage, broker and persister (detail: admins)",
                                  "operations", HEALTH, public=True)},
     "/health": {"get": op("getRootHealth", "The same health report at the root, for load balancers", "operations",
                           HEALTH, public=True)},

@@ -210,10 +210,16 @@ RESPONSES: dict[str, Any] = {
                      ["token", "username", "url", "expires_at", "ttl"]),
     "Published": obj({"topic": {"type": "string"}, "type": {"type": "string"}}, ["topic", "type"]),
     "Health": obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]},
-                   "checks": {"type": "object", "additionalProperties": obj(
-                       {"ok": {"type": "boolean"}, "detail": {"type": "string"}}, ["ok", "detail"])},
-                   "persister": nullable("object"), "broker_plugin": nullable("object")},
-                  ["status", "checks"]),
+                   "failing": {"type": "array", "items": {"type": "string", "enum": [
+                       "database", "bulk", "broker", "persister", "notifier", "history_blocks"]},
+                       "description": "the parts that failed their check (names only)"},
+                   "checks": {"type": "object", "description": "system admins and direct local callers only",
+                              "additionalProperties": obj(
+                                  {"ok": {"type": "boolean"}, "detail": {"type": "string"}}, ["ok", "detail"])},
+                   "persister": nullable("object"), "broker_plugin": nullable("object"),
+                   "corrupt_blocks": {"type": "array", "items": {"type": "object"},
+                                      "description": "damaged history blocks (detail)"}},
+                  ["status", "failing"]),
     "NewPin": obj({"pin": {"type": "string", "description": "show this to the person setting it up"},
                    "pin_code": {"type": "string", "description": "keep secret: needed to collect the key"},
                    "expires_at": TS}, ["pin", "pin_code", "expires_at"]),

@@ -6,7 +6,14 @@ plugin's storage gate sees them: none subscribed, or one away) and the notifier
 (none subscribed, once one was since the broker started), and includes the
 persister's and broker plugin's counters when those components publish them. 200 when
 the database and bulk storage work ("degraded" if the broker, a persister or the
-notifier is away), 503 otherwise. Public: it names no secrets and no data.
+notifier is away, or history blocks are damaged: `hub.storage.blocks`), 503 otherwise.
+
+Anyone gets the status and the names of the failing parts (`failing`), which is
+all a load balancer needs. The detail (each check's text, the persister's and
+the plugin's counters, process and client ids, the damaged blocks' sequences) is
+for a system admin, or for a caller on this machine talking to the server
+directly, the bound nginx puts on /metrics (a request nginx forwarded carries
+X-Forwarded-For).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.errors import Unauthenticated
+from hub.http.auth import optional_caller
 from hub.http.deps import in_thread
 from hub.http.metrics import component_stats
 from hub.http.routes import API
@@ -73,6 +82,21 @@ async def _check(request: web.Request, fn: Any) -> dict[str, Any]:
         return {"ok": False, "detail": str(text)[:300]}
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+async def may_see_detail(request: web.Request) -> bool:
+    """A system admin, or a direct caller on this machine (not through a proxy)."""
+    if request.remote in LOOPBACK and not any(h in request.headers for h in PROXY_HEADERS):
+        return True
+    try:
+        caller = await optional_caller(request)
+    except Unauthenticated:  # a stale cookie or key: answer as to anyone
+        return False
+    return caller is not None and caller.is_admin
+
+
 @routes.get("/health")  # for load balancers
 @routes.get(API + "/health")
 async def health(request: web.Request) -> web.Response:
@@ -87,8 +111,13 @@ async def health(request: web.Request) -> web.Response:
             checks["notifier"] = {"ok": notifiers > 0, "detail": f"{notifiers} subscribed" if notifiers else
                                   "none subscribed: emails and text messages wait for it"}
     essential = checks["database"]["ok"] and checks["bulk"]["ok"]
-    damaged = {"corrupt_blocks": bad} if (bad := blocks.corrupt(request.app[STORE].db.safe_url)) else {}
+    damaged = blocks.corrupt(request.app[STORE].db.safe_url)
     healthy = all(c["ok"] for c in checks.values()) and not damaged
     status = "ok" if essential and healthy else "degraded" if essential else "down"
-    return web.json_response({"status": status, "checks": checks, **stats, **damaged},
-                             status=200 if essential else 503)
+    failing = [name for name, c in checks.items() if not c["ok"]] + (["history_blocks"] if damaged else [])
+    body: dict[str, Any] = {"status": status, "failing": failing}
+    if await may_see_detail(request):
+        body.update({"checks": checks, **stats})
+        if damaged:
+            body["corrupt_blocks"] = damaged
+    return web.json_response(body, status=200 if essential else 503)
