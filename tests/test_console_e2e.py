@@ -374,6 +374,32 @@ def test_create_key_listed_then_revoked_disconnects_controller(page: Any, hub: H
     page.wait_for_selector(f"#keys-list tr[data-prefix='{own}'][data-revoked='false']")
 
 
+def test_key_table_shows_when_and_where_a_controller_key_was_used(page: Any, hub: HubStack,
+                                                                   hub_db: Database) -> None:
+    """A key used only over MQTT: "never" until the controller connects, then the time
+    and the address (the broker plugin records it, at most once a minute per key)."""
+    from hub.storage import keys
+
+    with hub_db.session() as s:
+        prefix, secret = (lambda made: (made[0].prefix, made[1]))(
+            keys.create(s, controller_path=CONTROLLER, name="mqtt only"))
+    login(page, hub, "orgadmin", f"#/r/{CONTROLLER}")
+    cell = f"#controller-keys tr[data-prefix='{prefix}'] td.last-used"
+    page.wait_for_selector(cell)
+    assert page.inner_text(cell) == "never"
+    device = Device(hub, secret, retry_for=5)  # a new key reaches the broker within about a second
+    try:
+        device.start()
+        deadline = time.monotonic() + 30  # written by the plugin every couple of seconds
+        while "never" in page.inner_text(cell) and time.monotonic() < deadline:
+            page.reload()
+            page.wait_for_selector(cell)
+        text = page.inner_text(cell)
+        assert "never" not in text and "from 127.0.0.1" in text, text
+    finally:
+        device.vanish()
+
+
 # -- folders, permissions, errors ---------------------------------------------------------
 def test_create_rename_delete_folder_with_confirmation(page: Any, hub: HubStack) -> None:
     login(page, hub, "writer", "#/r/acme/site")

@@ -9,6 +9,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from hub.errors import NotFound
 from hub.storage import latest, resources
 from hub.storage.db import Database
 from hub.storage.models import Resource, ResourceType
@@ -65,9 +66,8 @@ def test_latest_load_matches_the_session_read(db: Database) -> None:
         assert rev is not None and (rev.id, rev.timestamp_us, rev.num) == (orm_rev.id, orm_rev.timestamp_us, 21.5)
     f, fspec, frev = latest.load(db, "acme/f")
     assert f.type == "file" and fspec is None and frev is None and "text/plain" in (f.attributes or "")
-    with pytest.raises(Exception) as e:
+    with pytest.raises(NotFound):
         latest.load(db, "acme/none")
-    assert getattr(e.value, "status", None) == 404
 
 
 @pytest.mark.pg

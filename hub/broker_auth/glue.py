@@ -128,6 +128,8 @@ def attach(ffi: Any, lib: Any) -> None:
             return auth_refused
         client_id = text(lib.mosquitto_client_id(ev.client)) or ""
         admitted = plugin.admit(ev.client, client_id, username, password)
+        if admitted == ADMITTED:
+            plugin.connected(ev.client, text(lib.mosquitto_client_address(ev.client)))
         return ok if admitted == ADMITTED else hang_up if admitted == HELD else auth_refused
 
     # The hot path: one call per publish and one per delivery to each subscriber (Mosquitto

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from hub import settings as settings_mod
+from hub.broker_auth.keyuse import KeyUse
 from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_UNSUBSCRIBE, LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
 from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.rhizo_keys import SlowChecks
@@ -61,9 +62,10 @@ class Plugin:
         if tick_switch is not None:
             host, port = self.settings.MQTT_HOST, self.settings.MQTT_PORT
             self.gate = TickGate(*tick_switch, poke=lambda nonce: poke_broker(host, port, nonce))
+        self.key_use = KeyUse()
         self.reloader = Reloader(self.db, snap.change_id, counters, stats_file=stats_path(self.settings),
                                  extra_stats=self._extra_stats, gate=self.gate,
-                                 due=self._due, current=snap)
+                                 due=self._due, current=snap, chores=[lambda: self.key_use.flush(self.db)])
         self.reloader.stats_file.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         self.reloader.write_stats()
         self.reloader.start()
@@ -76,11 +78,18 @@ class Plugin:
         if reloader is not None:
             reloader.messages.append((LOG_NOTICE, line))
 
+    def connected(self, handle: object, address: str | None) -> None:
+        """A connect was accepted (broker thread): note a key's use (`keyuse`), no I/O."""
+        st = self.policy.clients.get(handle)
+        if st is not None and st.key_prefix:
+            self.key_use.seen(st.key_prefix, address)
+
     def _extra_stats(self) -> dict[str, object]:
         gate = self.gate
         return {"clients_online": self.policy.online, "clients_known": len(self.policy.clients),
                 "tick_on": gate.on if gate else True, "pokes": gate.pokes if gate else 0,
-                **self.storage.stats(), **self.notifiers.stats()}
+                **self.storage.stats(), **self.notifiers.stats(),
+                "key_uses_written": self.key_use.written}
 
     def _due(self) -> bool:
         """Whether the tick has timed work: a browser token or a persister's session ran out."""
@@ -151,6 +160,7 @@ class Plugin:
                 self.rhizo_checks.stop()
             self.reloader.stop()
             self.reloader.write_stats()
+            self.key_use.flush(self.db, force=True)
         finally:
             self.db.dispose()
 

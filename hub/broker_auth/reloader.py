@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hub.broker_auth import snapshot as snapshot_mod
@@ -31,9 +31,11 @@ class Reloader:
     def __init__(self, db: Database, change_id: int, counters: Counters, *,
                  stats_file: Path | None = None, extra_stats: Callable[[], dict[str, object]] | None = None,
                  interval: float = POLL_INTERVAL, gate: TickGate | None = None,
-                 due: Callable[[], bool] | None = None, current: Snapshot | None = None) -> None:
+                 due: Callable[[], bool] | None = None, current: Snapshot | None = None,
+                 chores: Sequence[Callable[[], object]] = ()) -> None:
         """`due`: whether the broker's tick has other work now (a token ran out);
-        `current`: the snapshot in use (log-outs patch it instead of reloading)."""
+        `current`: the snapshot in use (log-outs patch it instead of reloading);
+        `chores`: other database work of the plugin, run after each look (key use)."""
         self.db = db
         self.change_id = change_id
         self.counters = counters
@@ -43,6 +45,8 @@ class Reloader:
         self.gate = gate
         self.due = due
         self.current = current
+        self.chores = chores
+        self._chore_failing = False
         self.messages: deque[tuple[int, str]] = deque(maxlen=1000)
         self.loaded_at = time.time()
         self._pending: Snapshot | None = None
@@ -116,6 +120,7 @@ class Reloader:
                     self.messages.append((LOG_WARNING, "hub-auth: cannot refresh keys and permissions "
                                           f"from the database ({type(e).__name__}: {e}); still using "
                                           "the last ones loaded, revocations wait until it is back"))
+            self._run_chores()
             if self.gate is not None:
                 if loaded or len(self.messages) > queued or (self.due is not None and self.due()):
                     self.gate.request()
@@ -124,6 +129,17 @@ class Reloader:
             if self.stats_file is not None and now >= next_stats:
                 next_stats = now + WRITE_INTERVAL
                 self.write_stats()
+
+    def _run_chores(self) -> None:
+        try:
+            for chore in self.chores:
+                chore()
+            self._chore_failing = False
+        except Exception as e:  # noqa: BLE001 - try again next time, say why once
+            if not self._chore_failing:
+                self._chore_failing = True
+                self.messages.append((LOG_WARNING, f"hub-auth: cannot record key use ({type(e).__name__}: "
+                                      f"{e}); kept for the next try"))
 
     def write_stats(self) -> None:
         if self.stats_file is None:

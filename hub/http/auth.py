@@ -63,8 +63,9 @@ def _user_caller(s: Session, u: User, via: str, key_prefix: str | None = None,
     return Caller(users.subject_for_user(s, u, key_prefix=key_prefix), via, u.email, u.full_name, session)
 
 
-def _by_key(s: Session, key: str, rhizo_salt: str = "") -> Caller:
-    row = keys.verify(s, key, rhizo_salt=rhizo_salt)  # a worker thread: a rhizo bcrypt check may run here
+def _by_key(s: Session, key: str, rhizo_salt: str = "", address: str | None = None) -> Caller:
+    # a worker thread: a rhizo bcrypt check may run here
+    row = keys.verify(s, key, rhizo_salt=rhizo_salt, address=address)
     subject = keys.subject_for_key(s, row)
     if subject.user_id is not None:
         u = users.get_user(s, subject.user_id)
@@ -116,7 +117,9 @@ async def optional_caller(request: web.Request) -> Caller | None:
         token_key = "k:" + hashlib.sha256(key.encode()).hexdigest()
         caller = cache.get_caller(token_key)
         if caller is None:
-            caller = await in_session(request, _by_key, key, settings.RHIZO_SALT)
+            from hub.http.routes.auth import client_address
+
+            caller = await in_session(request, _by_key, key, settings.RHIZO_SALT, client_address(request))
             cache.put_caller(token_key, caller)
     else:
         cookie = request.cookies.get(sessions.SESSION_COOKIE)

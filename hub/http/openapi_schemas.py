@@ -189,6 +189,7 @@ RESPONSES: dict[str, Any] = {
         "prefix": {"type": "string"}, "name": {"type": "string"}, "owner": {"type": "string"},
         "user_id": nullable("integer"), "controller": nullable("string"), "created_by": nullable("integer"),
         "created_at": TS, "last_used_at": NTS, "revoked_at": NTS, "revoked_by": nullable("integer"),
+        "last_used_from": nullable("string", description="the client's address at last_used_at"),
         "revoked": {"type": "boolean"},
         "key": {"type": "string", "description": "the secret: only in the create response, shown once"}},
         ["prefix", "name", "owner", "created_at", "revoked"]),

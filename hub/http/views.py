@@ -50,7 +50,7 @@ def organization(o: Organization) -> dict[str, Any]:
 def api_key(k: ApiKey, *, owner: str, controller: str | None = None) -> dict[str, Any]:
     return {"prefix": k.prefix, "name": k.name, "owner": owner, "user_id": k.user_id,
             "controller": controller, "created_by": k.created_by, "created_at": ts(k.created_at),
-            "last_used_at": ts(k.last_used_at), "revoked_at": ts(k.revoked_at),
+            "last_used_at": ts(k.last_used_at), "last_used_from": k.last_used_from, "revoked_at": ts(k.revoked_at),
             "revoked_by": k.revoked_by, "revoked": k.revoked_at is not None}
 
 

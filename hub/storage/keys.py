@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub import credentials
@@ -78,11 +79,12 @@ def revoke(s: Session, prefix: str, *, by_user_id: int | None = None) -> ApiKey:
     return row
 
 
-def verify(s: Session, key: str, *, rhizo_salt: str = "") -> ApiKey:
+def verify(s: Session, key: str, *, rhizo_salt: str = "", address: str | None = None) -> ApiKey:
     """The live key row for a presented key, else Unauthenticated. Does not
     say which check failed (the log may, with the prefix only). With `rhizo_salt`, keys
     brought over by `run.py --import-rhizo` are checked too (`hub.rhizo_import.keys`; slow
-    the first time for a key rhizo kept as bcrypt: call it off the event loop)."""
+    the first time for a key rhizo kept as bcrypt: call it off the event loop). Records
+    the use (time and `address`) at most once per LAST_USED_RESOLUTION."""
     prefix = credentials.key_prefix(key)
     row = s.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
     if row is None and rhizo_salt:
@@ -94,8 +96,23 @@ def verify(s: Session, key: str, *, rhizo_salt: str = "") -> ApiKey:
         raise Unauthenticated("invalid or revoked API key")
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
+        row.last_used_at, row.last_used_from = now, (address or None) and address[:64]
     return row
+
+
+def record_uses(s: Session, uses: Mapping[str, tuple[datetime, str | None]]) -> int:
+    """Record key uses seen elsewhere (the broker's connects): {prefix: (when, address)},
+    one statement for the batch. A use older than the one recorded is ignored."""
+    if not uses:
+        return 0
+    stmt = (update(ApiKey)
+            .where(ApiKey.prefix == bindparam("p"),
+                   or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < bindparam("t")))
+            .values(last_used_at=bindparam("t"), last_used_from=bindparam("a"))
+            .execution_options(synchronize_session=False))
+    rows = [{"p": prefix, "t": when, "a": (address or None) and address[:64]}
+            for prefix, (when, address) in uses.items()]
+    return s.connection().execute(stmt, rows).rowcount
 
 
 def subject_for_key(s: Session, row: ApiKey) -> Subject:

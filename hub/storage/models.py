@@ -202,7 +202,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)  # at most once a minute (HTTP, MQTT)
+    last_used_from: Mapped[str | None] = mapped_column(String(64))  # the client's address then
 
 
 class RhizoKey(Base):

@@ -36,7 +36,9 @@ export function keyTable(keys, reload) {
     h("td", k.name || ""),
     h("td", k.controller ? h("a", { href: resourceHref(k.controller) }, k.controller) : k.owner || "you"),
     h("td", formatTime(k.created_at)),
-    h("td", k.last_used_at ? formatTime(k.last_used_at) : "never"),
+    h("td.last-used", { title: "HTTP or MQTT; recorded at most once a minute" }, k.last_used_at
+      ? [formatTime(k.last_used_at), k.last_used_from && h("span.muted", ` from ${k.last_used_from}`)]
+      : "never"),
     h("td", k.revoked ? `revoked ${formatTime(k.revoked_at)}` : h("button.danger.small", {
       type: "button",
       onclick: async (ev) => {
