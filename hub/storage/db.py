@@ -157,7 +157,8 @@ class Database:
         except self.engine.dialect.loaded_dbapi.Error as e:
             gone = self.engine.dialect.is_disconnect(e, raw.dbapi_connection, None) or _is_disconnect(e)
             raw.invalidate(e)  # whatever state it is in, it goes; the pool connects anew
-            if gone:
+            if gone:  # the server restarted, say: the pooled connections are stale too
+                self.engine.dispose()
                 raise Unavailable(f"database unreachable ({self.safe_url}): {e}") from e
             raise
         finally:
