@@ -150,7 +150,7 @@ def listing(s: Session, folder: Resource, opts: ReadOptions, only: set[str] | No
     """A folder's children (with `recursive`, everything below it) in rhizo's shape;
     controllers carry their status and watchdog time. `only`: show just these paths and
     what is below them (a caller that may read only those)."""
-    q = select(Resource).where(Resource.deleted.is_(False))
+    q = select(Resource).where(~Resource.deleted)
     if opts.recursive:
         q = q.where(resources._descendants(folder.path))
     else:
@@ -184,7 +184,7 @@ def listing(s: Session, folder: Resource, opts: ReadOptions, only: set[str] | No
 def of_type(s: Session, type_number: int, include_path: bool) -> dict[str, Any]:
     """`GET /api/v1/resources?type=N` (system admins): every resource of a type by id."""
     rows = list(s.scalars(select(Resource).where(
-        Resource.type == shapes.TYPES_BY_NUMBER[type_number], Resource.deleted.is_(False))
+        Resource.type == shapes.TYPES_BY_NUMBER[type_number], ~Resource.deleted)
         .order_by(Resource.id).limit(MAX_LISTED)))
     ids = [r.id for r in rows if r.type == ResourceType.CONTROLLER.value]
     statuses = {st.controller_id: st for st in s.scalars(
