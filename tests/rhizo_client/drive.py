@@ -12,6 +12,7 @@ import sys
 import time
 
 import gevent
+from gevent import select
 from rhizo.controller import Controller  # monkey-patches the standard library (gevent), as on a controller
 from rhizo.resources import ApiError
 
@@ -45,6 +46,14 @@ def wait_for(fn, what):
     raise SystemExit(1)
 
 
+def wait_go(what):
+    """Until the test writes a line on stdin: it has seen the hub take what came before."""
+    ready, _, _ = select.select([sys.stdin], [], [], DEADLINE)
+    if not ready or not sys.stdin.readline():
+        emit("timeout", what=what)
+        raise SystemExit(1)
+
+
 def read_text(c, path):
     try:
         return c.files.read(path).decode()
@@ -58,6 +67,9 @@ def scenario_controller(c):
     emit("path", path=base)
     c.files.create_folder(base + "/folder/deeper")
     emit("folder", exists=c.files.exists(base + "/folder/deeper"), missing=c.files.exists(base + "/nothing"))
+    # the broker learns of new folders by polling (a publish to one it does not know yet is
+    # denied, and lost at QoS 0): the test says when it has, before anything is sent there
+    wait_go("the broker to know the new folders")
     c.sequences.create("temp", "numeric", decimal_places=2, units="degrees_C", min_storage_interval=0)
     c.sequences.create("count", "numeric", decimal_places=0, max_history=1234, min_storage_interval=0)
     c.sequences.create("note", "text", min_storage_interval=0)
