@@ -9,6 +9,7 @@ in a worker thread) until the broker acknowledges (QoS 1) or times out.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -18,11 +19,36 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub import credentials
-from hub.errors import Unavailable
+from hub.errors import BadRequest, TooLarge, Unavailable
 from hub.settings import Settings
 
 log = logging.getLogger("hub.http.publisher")
 PUBLISH_TIMEOUT = 5.0
+
+
+def service_client(settings: Settings, name: str) -> mqtt.Client:
+    """A paho client logged in as `hub-service` (MQTT 3.1.1, reconnecting by itself within
+    1-10 s); `name` starts its client id. The HTTP server's publisher and each rhizo
+    websocket's bridge are such clients."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}-{secrets.token_hex(4)}",
+                         protocol=mqtt.MQTTv311)
+    client.username_pw_set(credentials.SERVICE_USERNAME,
+                           credentials.service_password(settings.SECRET_KEY, credentials.SERVICE_USERNAME))
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    return client
+
+
+def encode_message(type_: str, parameters: object, limit: int) -> bytes:
+    """The wire payload `{"type", "parameters"}` a folder's topic carries; 400 for what JSON
+    cannot carry, 413 past `limit` (MQTT_MAX_PAYLOAD)."""
+    try:
+        payload = json.dumps({"type": type_, "parameters": parameters}, separators=(",", ":"),
+                             allow_nan=False).encode()
+    except ValueError:
+        raise BadRequest("parameters must be plain JSON (no NaN or Infinity)") from None
+    if len(payload) > limit:
+        raise TooLarge(f"message of {len(payload)} bytes is over MQTT_MAX_PAYLOAD ({limit})")
+    return payload
 
 
 class Publisher:
@@ -30,13 +56,7 @@ class Publisher:
         self.host, self.port = settings.MQTT_HOST, settings.MQTT_PORT
         self.connected = threading.Event()
         self.published = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"hub-http-{os.getpid()}-{secrets.token_hex(3)}",
-                                  protocol=mqtt.MQTTv311)
-        self.client.username_pw_set(credentials.SERVICE_USERNAME,
-                                    credentials.service_password(settings.SECRET_KEY,
-                                                                 credentials.SERVICE_USERNAME))
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client = service_client(settings, "hub-http")
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self._started = False

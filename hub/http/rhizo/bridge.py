@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from hub import credentials
+from hub.http.publisher import service_client
 from hub.settings import Settings
 
 log = logging.getLogger("hub.http.rhizo")
@@ -29,13 +26,7 @@ class Bridge:
         self.host, self.port = settings.MQTT_HOST, settings.MQTT_PORT
         self.topics: set[str] = set()
         self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"hub-ws-{os.getpid()}-{secrets.token_hex(4)}",
-                                  protocol=mqtt.MQTTv311)
-        self.client.username_pw_set(credentials.SERVICE_USERNAME,
-                                    credentials.service_password(settings.SECRET_KEY,
-                                                                 credentials.SERVICE_USERNAME))
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client = service_client(settings, "hub-ws")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.started = False

@@ -13,16 +13,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
 from hub import paths
-from hub.errors import BadRequest, Forbidden, NotFound, TooLarge
+from hub.errors import BadRequest, Forbidden, NotFound
 from hub.http import ratelimit
 from hub.http.deps import in_session, in_thread
+from hub.http.publisher import encode_message
 from hub.http.rhizo import form
 from hub.http.rhizo.access import caller
 from hub.http.rhizo.dialect import route
@@ -114,13 +114,6 @@ async def send_message(request: web.Request, tail: str) -> web.StreamResponse:
         need(s, subject, path, Level.WRITE)
 
     await in_session(request, check)
-    try:
-        payload = json.dumps({"type": type_, "parameters": parameters}, separators=(",", ":"),
-                             allow_nan=False).encode()
-    except ValueError:
-        raise BadRequest("parameters must be plain JSON (no NaN or Infinity)") from None
-    limit = request.app[SETTINGS].MQTT_MAX_PAYLOAD
-    if len(payload) > limit:
-        raise TooLarge(f"message of {len(payload)} bytes is over MQTT_MAX_PAYLOAD ({limit})")
+    payload = encode_message(type_, parameters, request.app[SETTINGS].MQTT_MAX_PAYLOAD)
     await in_thread(request, request.app[PUBLISHER].publish, path, payload)
     return web.json_response({"status": "ok"})

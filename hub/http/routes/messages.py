@@ -9,14 +9,13 @@ like any other.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from hub.errors import BadRequest, TooLarge
+from hub.errors import BadRequest
 from hub.http.auth import caller_of, require_level
 from hub.http.deps import in_session, in_thread
 from hub.http.params import field, json_body, path_field
+from hub.http.publisher import encode_message
 from hub.http.routes import API
 from hub.http.typedefs import PUBLISHER, SETTINGS
 from hub.storage import resources
@@ -37,13 +36,6 @@ async def publish(request: web.Request) -> web.Response:
         raise BadRequest(f"type must be 1-{MAX_TYPE_LENGTH} characters")
     await require_level(request, caller, folder, Level.WRITE)
     await in_session(request, resources.get_folder, folder)
-    try:
-        payload = json.dumps({"type": type_, "parameters": parameters}, separators=(",", ":"),
-                             allow_nan=False).encode()
-    except ValueError:
-        raise BadRequest("parameters must be plain JSON (no NaN or Infinity)") from None
-    limit = request.app[SETTINGS].MQTT_MAX_PAYLOAD
-    if len(payload) > limit:
-        raise TooLarge(f"message of {len(payload)} bytes is over MQTT_MAX_PAYLOAD ({limit})")
+    payload = encode_message(type_, parameters, request.app[SETTINGS].MQTT_MAX_PAYLOAD)
     await in_thread(request, request.app[PUBLISHER].publish, folder, payload)
     return web.json_response({"topic": folder, "type": type_}, status=202)
