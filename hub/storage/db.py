@@ -104,12 +104,8 @@ class Database:
         """A transaction: committed on success, rolled back on any error."""
         s = self._sessions()
         try:
-            with s.begin():
+            with self._unreachable_is_unavailable(), s.begin():
                 yield s
-        except (OperationalError, InterfaceError) as e:
-            if _is_disconnect(e):
-                raise Unavailable(f"database unreachable ({self.safe_url}): {e.orig}") from e
-            raise
         finally:
             s.close()
 
@@ -120,13 +116,20 @@ class Database:
         written here is rolled back on error: call only functions that do not write."""
         s = self._reads()
         try:
-            yield s
+            with self._unreachable_is_unavailable():
+                yield s
+        finally:
+            s.close()
+
+    @contextmanager
+    def _unreachable_is_unavailable(self) -> Iterator[None]:
+        """A lost or refused database connection becomes `Unavailable` (503, says which database)."""
+        try:
+            yield
         except (OperationalError, InterfaceError) as e:
             if _is_disconnect(e):
                 raise Unavailable(f"database unreachable ({self.safe_url}): {e.orig}") from e
             raise
-        finally:
-            s.close()
 
     def first_row(self, stmt: ClauseElement, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of a read-only `stmt`, run on a pooled driver connection
