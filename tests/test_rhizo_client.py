@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from hub.persister import deadletters
-from hub.storage import changes, resources, users
+from hub.storage import resources, users
 from hub.storage.db import Database
 from hub.storage.models import ResourceType
 from tests.support.console_stack import HubStack, hub_stack
@@ -161,17 +161,10 @@ def broker_caught_up(hub: HubStack) -> None:
     """Until the broker's plugin has installed the change log's latest entry. It learns of a
     folder created over HTTP by polling that log (docs/architecture.md); until then a publish
     to that folder is denied "the topic names no existing folder", and at QoS 0 is lost."""
-    db = Database(hub.settings.database_url)
     try:
-        with db.session() as s:
-            latest = changes.latest(s)
-    finally:
-        db.dispose()
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while max((int(n) for n in re.findall(r"hub-auth: now at change (\d+):", hub.broker.log_text())),
-              default=0) < latest:
-        assert time.monotonic() < deadline, f"the broker never took change {latest}:" + hub_logs(hub)
-        time.sleep(0.05)
+        hub.broker.sync(timeout=STEP_TIMEOUT)
+    except TimeoutError as e:
+        raise AssertionError(f"{e}" + hub_logs(hub)) from None
 
 
 def _config(hub: HubStack, key: str | None, *, mqtt: bool) -> dict[str, Any]:
