@@ -83,3 +83,23 @@ def test_connect_and_status_are_applied_in_the_order_sent(world: World) -> None:
     assert not seen_backwards, seen_backwards[:5]
     assert _rows(world) == {f"acme/{name}": (last_status, MESSAGES - 1, True) for name in names}
 
+
+
+def test_acknowledgements_go_out_in_the_order_the_messages_came() -> None:
+    from hub.notify.acks import InOrderAcks
+
+    sent: list[int] = []
+    acks = InOrderAcks(sent.append)
+    first, second, third = acks.take(1, 1), acks.take(2, 1), acks.take(3, 1)
+    assert acks.take(4, 0) is None  # QoS 0: nothing to acknowledge
+    acks.done(third)
+    acks.done(second)
+    assert sent == []  # the first is still being handled
+    acks.done(first)
+    assert sent == [1, 2, 3]
+    stale = acks.take(5, 1)
+    acks.reset()  # a new connection: the old one's mids are never acknowledged on it
+    fresh = acks.take(1, 1)
+    acks.done(stale)
+    acks.done(fresh)
+    assert sent == [1, 2, 3, 1]

@@ -55,7 +55,3 @@ class InOrderAcks:
         """A new connection: forget the old one's messages (they come again)."""
         with self._lock:
             self._pending.clear()
-
-    def waiting(self) -> int:
-        with self._lock:
-            return len(self._pending)

@@ -55,7 +55,3 @@ class Lanes(Generic[T]):
         """Give up the lane whose head could not be queued (nothing waits in it yet)."""
         with self._lock:
             self._waiting.pop(key, None)
-
-    def waiting(self) -> int:
-        with self._lock:
-            return self._count
