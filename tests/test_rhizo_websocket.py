@@ -313,3 +313,33 @@ def test_a_value_the_broker_refuses_comes_back_on_the_websocket(hub: Hub, ahead:
     assert [(m["type"], m["parameters"]["type"], m["parameters"]["folder"]) for m in got] == [
         ("error", "update_sequence", folder), ("error", "note", folder)], got
     assert all("refused" in m["parameters"]["message"] for m in got)
+
+
+def test_a_key_made_and_revoked_with_rhizo_s_routes_opens_and_closes_the_websocket(hub: Hub) -> None:
+    """The stress test's way of provisioning (rhizo's form POST /keys), then rhizo's DELETE."""
+    db = hub.db()
+    try:
+        with db.session() as s:
+            controller_id = resources.get(s, hub.people.controller).id
+    finally:
+        db.dispose()
+    admin = {**RHIZO, **basic(hub.people.keys["orgadmin"])}
+    made = requests.post(hub.http.api("/keys"), headers=admin, data={"access_as_controller_id": controller_id},
+                         timeout=30)
+    assert made.status_code == 200, made.text
+    key, key_id = made.json()["secret_key"], made.json()["id"]
+
+    async def run() -> tuple[float, list[Any]]:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(hub.ws_url(), headers=basic(key)) as ws:
+                await ws.send_str(subscribe({"folder": "self"}))
+                await synced(ws)
+                r = await asyncio.to_thread(requests.delete, hub.http.api(f"/keys/{key_id}"), headers=admin,
+                                            timeout=30)
+                assert r.status_code == 200, r.text
+                t0 = time.monotonic()
+                got = await until_closed(ws, timeout=10)
+                return time.monotonic() - t0, got
+
+    took, got = asyncio.run(run())
+    assert took < BOUND and got[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), (took, got)
