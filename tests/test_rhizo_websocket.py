@@ -343,3 +343,89 @@ def test_a_key_made_and_revoked_with_rhizo_s_routes_opens_and_closes_the_websock
 
     took, got = asyncio.run(run())
     assert took < BOUND and got[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), (took, got)
+
+
+def test_an_expired_session_s_websocket_closes(hub: Hub) -> None:
+    from hub.http import sessions
+    from hub.storage.models import User
+
+    db = hub.db()
+    try:
+        with db.session() as s:
+            u = s.get(User, hub.people.users["member"])
+            assert u is not None
+            cookie = sessions.issue(hub.http.settings.SECRET_KEY, u.id, u.password_hash, ttl=2)
+    finally:
+        db.dispose()
+    expires = time.time() + 2
+
+    async def run() -> tuple[float, list[Any]]:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(hub.ws_url(), headers={"Cookie": f"{sessions.SESSION_COOKIE}={cookie}"}) as ws:
+                got = await until_closed(ws, timeout=10)
+                return time.time() - expires, got
+
+    late, got = asyncio.run(run())
+    assert got[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert "expired" in got[0]["parameters"]["message"]
+    assert -1.0 < late < BOUND, f"closed {late:.2f} s after the session's expiry"
+
+
+def test_many_sockets_cost_one_look_and_only_the_concerned_are_checked(hub: Hub) -> None:
+    """With many sockets open, a change naming one key rechecks only that key's socket; a
+    permission change rechecks them all in one job, within the bound."""
+    from hub.http.rhizo import recheck
+
+    many = 200
+    watch = hub.http.app[recheck.WATCH] if hub.http.app is not None else None
+    assert watch is not None
+    prefix, key = new_key(hub, user_id=hub.people.users["writer"])
+    controller = hub.people.keys["controller"]
+
+    def until(done: Any, what: str) -> float:
+        t0 = time.monotonic()
+        while not done():
+            assert time.monotonic() - t0 < 10, f"no {what} within 10 s"
+            time.sleep(0.01)
+        return time.monotonic() - t0
+
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            crowd = [await http.ws_connect(hub.ws_url(), headers=basic(controller)) for _ in range(many)]
+            one = await http.ws_connect(hub.ws_url(), headers=basic(key))
+            try:
+                for ws in crowd:
+                    await ws.send_str(subscribe({"folder": "self"}))
+                await asyncio.gather(*(synced(ws) for ws in crowd))
+                before = (watch.rechecks, watch.rechecked)
+                r = await asyncio.to_thread(requests.delete, hub.http.api(f"/keys/{prefix}"),
+                                            headers=hub.people.auth("admin"), timeout=30)
+                assert r.status_code == 200, r.text
+                t0 = time.monotonic()
+                await until_closed(one, timeout=10)
+                closed_in = time.monotonic() - t0
+                after_key = (watch.rechecks - before[0], watch.rechecked - before[1])
+
+                def grant() -> None:
+                    d = hub.db()
+                    try:
+                        with d.session() as s:
+                            permissions.grant(s, "acme/site", Level.READ, user_id=hub.people.users["outsider"])
+                    finally:
+                        d.dispose()
+
+                mark = watch.rechecked
+                await asyncio.to_thread(grant)
+                took = await asyncio.to_thread(until, lambda: watch.rechecked >= mark + many, "recheck")
+                return {"closed_in": closed_in, "after_key": after_key, "all_in": took,
+                        "open": sum(not ws.closed for ws in crowd)}
+            finally:
+                for ws in crowd:
+                    await ws.close()
+
+    got = asyncio.run(run())
+    print(f"rhizo_ws_recheck sockets={many} key_closed_s={got['closed_in']:.2f} "
+          f"permission_recheck_all_s={got['all_in']:.2f}")
+    assert got["closed_in"] < BOUND, got
+    assert got["after_key"] == (1, 1), got  # one job, one socket: the crowd was not looked at
+    assert got["all_in"] < BOUND and got["open"] == many, got

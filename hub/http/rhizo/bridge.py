@@ -9,6 +9,7 @@ SUBSCRIBE_TIMEOUT), so whatever the websocket client does after subscribing is h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -25,13 +26,13 @@ SUBSCRIBE_TIMEOUT = 5.0
 
 class Bridge:
     def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop, deliver: Deliver) -> None:
+        """Made on the event loop `loop`, where `deliver` is called and `subscribe` awaited."""
         self.loop, self.deliver = loop, deliver
         self.host, self.port = settings.MQTT_HOST, settings.MQTT_PORT
         self.topics: set[str] = set()
-        self._lock = threading.Lock()
-        self.connected = threading.Event()
-        self._acked = threading.Condition()
-        self._subacks: set[int] = set()  # mids of SUBACKs not yet waited for
+        self._lock = threading.Lock()  # `topics`: read by paho's thread on (re)connect
+        self._ready = asyncio.Event()  # connected (set and cleared on the loop)
+        self._acks: dict[int, asyncio.Future[None]] = {}  # SUBSCRIBE mid -> its SUBACK
         self.client = service_client(settings, "hub-ws")
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -44,6 +45,11 @@ class Bridge:
         self.client.loop_start()
         self.started = True
 
+    def _later(self, fn: Callable[..., None], *args: object) -> None:
+        """Run `fn(*args)` on the loop (from paho's thread); nothing once the loop is closed."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(fn, *args)
+
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                     properties: object) -> None:
         if getattr(reason, "is_failure", False):
@@ -53,36 +59,46 @@ class Bridge:
             topics = sorted(self.topics)
         for t in topics:
             client.subscribe(t, qos=0)
-        self.connected.set()
+        self._later(self._ready.set)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                        properties: object) -> None:
-        self.connected.clear()
+        self._later(self._ready.clear)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: object,
                       properties: object) -> None:
-        with self._acked:
-            self._subacks.add(mid)
-            self._acked.notify_all()
+        self._later(self._acked, mid)
+
+    def _acked(self, mid: int) -> None:
+        fut = self._acks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.loop.call_soon_threadsafe(self.deliver, msg.topic, bytes(msg.payload))
+        self._later(self.deliver, msg.topic, bytes(msg.payload))
 
-    def subscribe(self, topic: str, timeout: float = SUBSCRIBE_TIMEOUT) -> None:
-        """Blocking (until the SUBACK): call it off the event loop. With the broker away the
-        topic is subscribed once the connection is back."""
+    async def subscribe(self, topic: str, timeout: float = SUBSCRIBE_TIMEOUT) -> None:
+        """Subscribe `topic`, returning once the broker acknowledged it (at most `timeout`:
+        with the broker away, it is subscribed when the connection is back). paho's
+        `subscribe` only queues the packet for its thread, so this never blocks the loop."""
         with self._lock:
             if topic in self.topics:
                 return
             self.topics.add(topic)
-        if not self.connected.wait(timeout):
-            return
-        result, mid = self.client.subscribe(topic, qos=0)
-        if result != mqtt.MQTT_ERR_SUCCESS:
-            return  # the connection dropped meanwhile: `_on_connect` subscribes it again
-        with self._acked:
-            if self._acked.wait_for(lambda: mid in self._subacks, timeout):
-                self._subacks.discard(mid)
+        mid = None
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
+                result, mid = self.client.subscribe(topic, qos=0)
+                if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                    return  # the connection dropped meanwhile: `_on_connect` subscribes it again
+                fut = self._acks[mid] = self.loop.create_future()  # before the loop can run `_acked`
+                await fut
+        except TimeoutError:
+            log.debug("no SUBACK for %r within %.0f s", topic, timeout)
+        finally:
+            if mid is not None:
+                self._acks.pop(mid, None)
 
     def unsubscribe(self, topic: str) -> None:
         with self._lock:

@@ -88,15 +88,27 @@ def _credential(s: Session, settings: Settings, who: Caller) -> tuple[str, Calle
 
 
 def recheck(s: Session, settings: Settings, sockets: list[tuple[Caller, tuple[str, ...]]]) -> list[Verdict]:
-    """One verdict per (caller, subscribed folders), in one session."""
+    """One verdict per (caller, subscribed folders), in one session; sockets sharing a
+    credential (a controller's reconnects, a browser's tabs) cost one check."""
+    credentials: dict[tuple[str, str | None, str], tuple[str, Caller | None]] = {}
+    levels: dict[tuple[str, str], Level] = {}
     out: list[Verdict] = []
     for who, folders in sockets:
-        ended, now = _credential(s, settings, who)
+        nonce = who.session.nonce if who.session is not None else ""
+        cred = (who.via, who.subject.key_prefix, nonce)
+        if cred not in credentials:
+            credentials[cred] = _credential(s, settings, who)
+        ended, now = credentials[cred]
         if now is None:
             out.append(Verdict(ended=ended))
             continue
-        lost = tuple(f for f in folders if permissions.level(s, now.subject, f) < Level.READ)
-        out.append(Verdict(caller=now, lost=lost))
+        lost = []
+        for f in folders:
+            if (now.who, f) not in levels:
+                levels[(now.who, f)] = permissions.level(s, now.subject, f)
+            if levels[(now.who, f)] < Level.READ:
+                lost.append(f)
+        out.append(Verdict(caller=now, lost=tuple(lost)))
     return out
 
 
@@ -107,6 +119,7 @@ class Watch:
         self.seen = -1  # the last change handled
         self.latest = -1  # the newest generation the worker's poll reported
         self._task: asyncio.Task[None] | None = None
+        self.rechecks = self.rechecked = 0  # recheck jobs run, sockets they looked at (tests, stats)
 
     def moved(self, generation: int) -> None:
         """The worker's change-log poll saw `generation` (on the event loop)."""
@@ -167,6 +180,8 @@ class Watch:
             with self.app[STORE].session() as s:
                 return recheck(s, settings, work)
 
+        self.rechecks += 1
+        self.rechecked += len(work)
         try:
             verdicts = await loop.run_in_executor(self.app[DB_EXECUTOR], job)
         except Exception as e:  # the database away: keep the sockets, try at the next poll

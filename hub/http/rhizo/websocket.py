@@ -166,12 +166,11 @@ class Connection:
         for folder in verdict.lost:
             for topic in (folder, folder + "/#"):
                 if self.subscribed.pop(topic, None) is not None:
-                    await in_thread(self.request, self.bridge.unsubscribe, topic)
+                    self.bridge.unsubscribe(topic)
             await self._error(f"read access to /{folder} was taken away: unsubscribed")
 
     async def _end(self, why: str) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):  # the client left meanwhile
-            await self._error(why)
+        await self._error(why)
         await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why[:120].encode())
 
     def _expired(self) -> None:
@@ -210,8 +209,9 @@ class Connection:
 
     async def _error(self, message: str, **about: str) -> None:
         if not self.ws.closed:
-            await self.ws.send_json({"type": "error", "timestamp": _now(),
-                                     "parameters": {"message": message, **about}})
+            with contextlib.suppress(ConnectionError):  # the client is leaving: nobody to tell
+                await self.ws.send_json({"type": "error", "timestamp": _now(),
+                                         "parameters": {"message": message, **about}})
 
     async def _send_loop(self) -> None:
         while True:
@@ -310,7 +310,7 @@ class Connection:
             await self._need_folder(topic)
             for t in topics:
                 self.subscribed.setdefault(t, set()).add(type_ or None)
-                await in_thread(self.request, self.bridge.subscribe, t)
+                await self.bridge.subscribe(t)
 
     async def _need_folder(self, topic: str) -> None:
         """NotFound unless `topic` is a folder (the broker drops messages to anything else)."""
