@@ -52,7 +52,9 @@ def test_loaded_from_extensions_answers_its_route_with_auth(http_server_factory:
         "name": "threshold_alerts", "prefix": "/ext/threshold_alerts/", "openapi": "/ext/threshold_alerts/openapi.json",
         "panels": [{"title": "Threshold alerts", "url": "/ext/threshold_alerts/static/index.html"}]}]}
     doc = requests.get(f"{server.url}/ext/threshold_alerts/openapi.json", timeout=10).json()
-    assert doc["openapi"].startswith("3.1")
+    from openapi_spec_validator import validate
+
+    validate(doc)
     assert doc["paths"]["/ext/threshold_alerts/rules"]["get"]["summary"].startswith("The threshold rules")
     page = requests.get(f"{server.url}/ext/threshold_alerts/static/index.html", timeout=10)
     assert page.status_code == 200 and "panel.js" in page.text
@@ -158,3 +160,36 @@ def test_extension_commands_in_run_py(tmp_path: Path) -> None:
     unknown = subprocess.run([sys.executable, str(ROOT / "run.py"), "--ext", "nope"], cwd=ROOT,
                              env=clean_env(path), capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "no extension command 'nope'" in unknown.stderr
+
+
+def test_a_folder_extension_route_with_a_path_parameter_is_documented(
+        tmp_path: Path, http_server_factory: Any) -> None:
+    folder = tmp_path / "extensions" / "echo"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(textwrap.dedent('''
+        from aiohttp import web
+        from hub.errors import BadRequest
+        from hub.extensions import hookimpl
+
+        @hookimpl
+        def hub_routes(ext):
+            routes = web.RouteTableDef()
+
+            @routes.get("/items/{item:[a-z]+}")
+            async def item(request):
+                """One item, by name."""
+                if request.match_info["item"] == "bad":
+                    raise BadRequest("no bad items")
+                return web.json_response({"item": request.match_info["item"]})
+            return routes
+        '''))
+    server = http_server_factory(EXTENSIONS=["echo"], EXTENSIONS_DIR=str(tmp_path / "extensions"))
+    assert requests.get(f"{server.url}/ext/echo/items/abc", timeout=10).json() == {"item": "abc"}
+    bad = requests.get(f"{server.url}/ext/echo/items/bad", timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"] == {"code": "bad_request", "message": "no bad items"}
+    doc = requests.get(f"{server.url}/ext/echo/openapi.json", timeout=10).json()
+    from openapi_spec_validator import validate
+
+    validate(doc)
+    op = doc["paths"]["/ext/echo/items/{item}"]["get"]
+    assert op["summary"] == "One item, by name." and op["parameters"][0]["name"] == "item"

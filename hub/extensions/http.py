@@ -5,6 +5,7 @@ and `/ext/index.json` (what the console reads: the extensions and their panels).
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from hub.extensions.loader import ExtensionError, Extensions
 from hub.extensions.web import EXTENSION
 
 METHODS = ("get", "post", "put", "patch", "delete")
+PARAM = re.compile(r"\{([^{}]+)\}")  # aiohttp's {name} or {name:regex}
 
 
 def setup(app: web.Application, extensions: Extensions) -> None:
@@ -91,12 +93,18 @@ def _document(ext: Extension, ops: list[tuple[str, str, str]]) -> dict[str, Any]
         if method not in METHODS:
             continue
         summary, _, rest = doc.partition("\n")
-        op: dict[str, Any] = {"operationId": f"{ext.name}_{method}_{path.strip('/').replace('/', '_') or 'root'}",
+        names = [m.split(":", 1)[0] for m in PARAM.findall(path)]
+        template = PARAM.sub(lambda m: "{" + m.group(1).split(":", 1)[0] + "}", path)
+        words = re.sub(r"[^A-Za-z0-9]+", "_", template).strip("_") or "root"
+        op: dict[str, Any] = {"operationId": f"{ext.name}_{method}_{words}",
                               "summary": summary or f"{method.upper()} {path}",
                               "responses": {"default": {"description": "JSON; errors in the hub's error shape"}}}
         if rest.strip():
             op["description"] = rest.strip()
-        paths.setdefault(ext.prefix + path, {})[method] = op
+        if names:
+            op["parameters"] = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                                for n in names]
+        paths.setdefault(ext.prefix + template, {})[method] = op
     return {"openapi": "3.1.0", "info": {"title": f"hub extension {ext.name}",
                                          "version": str(getattr(ext.module, "__version__", "0"))},
             "paths": paths}

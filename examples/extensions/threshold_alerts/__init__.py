@@ -30,7 +30,6 @@ from . import rules as rules_mod
 
 __version__ = "1.0"
 HERE = Path(__file__).resolve().parent
-_watches: dict[int, rules_mod.Watch] = {}
 
 
 def _rules(ext: Extension) -> list[rules_mod.Rule]:
@@ -82,7 +81,7 @@ def hub_console_panels(ext: Extension) -> list[Panel]:
 
 @hookimpl
 def hub_message_handlers(ext: Extension) -> dict[str, object]:
-    watch = _watches.setdefault(id(ext), rules_mod.Watch(_rules(ext)))
+    watch = rules_mod.Watch(_rules(ext))  # one per notifier: what is out of range now
 
     def on_update(ctx: MessageContext, topic: str, msg: wire.Message) -> None:
         try:
