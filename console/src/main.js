@@ -13,6 +13,7 @@ import { loginPage } from "./pages/login.js";
 import { permissionsPage } from "./pages/permissions.js";
 import { resourcePage } from "./pages/resource.js";
 
+let extensionPanels = []; // [{title, url}] from the loaded extensions, linked in the top bar
 const LIVE_LABELS = { off: "offline", connecting: "connecting…", live: "live", offline: "offline" };
 
 function authed(page) {
@@ -44,6 +45,7 @@ function renderTopBar() {
       h("a", { href: "#/keys" }, "Keys"),
       h("a", { href: "/api/v1/docs", target: "_blank", rel: "noopener" }, "API"),
       (session.isAdmin() || session.organizations().some((o) => o.role === "admin")) && h("a", { href: "#/admin" }, "Admin"),
+      extensionPanels.map((p) => h("a.ext-panel", { href: p.url }, p.title)),
     ),
     h("span.spacer"),
     me && state,
@@ -88,6 +90,11 @@ session.addEventListener("change", () => {
 });
 
 async function boot() {
+  try {
+    extensionPanels = (await api.extensions()).extensions.flatMap((e) => e.panels);
+  } catch {
+    extensionPanels = [];
+  }
   try {
     session.set(await api.me());
   } catch (e) {

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from hub.errors import TooLarge
+from hub.extensions import http as extensions_http
+from hub.extensions.loader import of as extensions_of
 from hub.http import accesslog, console, metrics
 from hub.http.auth import SAFE_METHODS
 from hub.http.authcache import AuthCache
@@ -131,5 +133,6 @@ def init_app(settings: Settings) -> web.Application:
     metrics.setup(app)
     accesslog.setup(app)
     console.setup(app)
+    extensions_http.setup(app, extensions_of(settings))  # /ext/<name>/... (hub/extensions/http.py)
     rhizo_dialect.setup(app)  # rhizo-server's dialect, innermost (hub/http/rhizo/)
     return app

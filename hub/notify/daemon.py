@@ -80,6 +80,9 @@ class Notifier:
         self.store = store or Store.from_settings(settings)
         self.stats = Stats()
         self.dispatcher = Dispatcher(settings, self.store, self.stats)
+        from hub.extensions.messages import Router  # extensions' message handlers, by type
+
+        self.extensions = Router(settings, self.store)
         self.client_id = client_id_of(settings)
         self.topic = f"$share/{settings.NOTIFY_GROUP}/#"
         self.received = 0
@@ -111,6 +114,7 @@ class Notifier:
                  self.settings.MQTT_PORT, credentials.PERSISTER_USERNAME, self.client_id, self.topic)
         self.client.connect_async(self.settings.MQTT_HOST, self.settings.MQTT_PORT, keepalive=30,
                                   clean_start=False, properties=props)
+        self.extensions.attach(self.client)  # they see each message first, and handle it on their thread
         self.client.loop_start()
         for i in range(WORKERS):
             self._spawn(self._work, f"hub-notify-{i}")
@@ -134,6 +138,7 @@ class Notifier:
         if self.client.is_connected():
             self.client.disconnect()  # what came after the sentinels comes again next time
         self.client.loop_stop()
+        self.extensions.stop()
         try:
             self.check_watchdogs()  # record what was heard last
         except Exception as e:  # noqa: BLE001 - stopping anyway
