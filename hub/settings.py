@@ -139,8 +139,8 @@ class Settings:
     PIN_CREATE_PER_HOUR: int = _s(30, "PINs one client address may ask for per hour (per HTTP worker).")
     # --- accounts people open themselves --------------------------------------------
     PUBLIC_URL: str = _s("", "The hub's address as people reach it (e.g. https://hub.example.org), for the "
-                         "links in invitation and password-reset emails. Empty: those emails are refused "
-                         "(503), since a link must not be built from what a request claims its host is.")
+                         "links in invitation and password-reset emails. Empty: http://HTTP_HOST:HTTP_PORT (links are "
+                         "never built from the Host a request names).")
     INVITATION_TTL_SECONDS: int = _s(7 * 24 * 3600, "How long an invitation's link works.")
     PASSWORD_RESET_TTL_SECONDS: int = _s(3600, "How long a password-reset link works.")
     ACCOUNT_REQUESTS: bool = _s(False, "Let people ask for an account (POST /api/v1/account-requests); "

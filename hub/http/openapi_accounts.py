@@ -60,7 +60,8 @@ def paths(op: Any, org_param: dict[str, Any]) -> dict[str, Any]:
     inv_id = {"name": "id", "in": "path", "required": True, "schema": ID}
     req_id = {"name": "id", "in": "path", "required": True, "schema": ID}
     off = "404 while ACCOUNT_REQUESTS is off."
-    same = ("The same 202 answer for any address, known or not. Rate-limited per address asked "
+    same = ("The same 202 answer for any address, known or not (409 email_off without SMTP_HOST). "
+            "Rate-limited per address asked "
             "for and per client address (ACCOUNT_EMAILS_PER_HOUR): 429 with Retry-After.")
     return {
         "/api/v1/organizations/{name}/invitations": {
@@ -68,7 +69,7 @@ def paths(op: Any, org_param: dict[str, Any]) -> dict[str, Any]:
                        {"201": _ok("Invitation", "created; the email is queued")}, params=[org_param],
                        body=_body("InvitationNew"),
                        description="A pending invitation to the same address is replaced. 409 for a member "
-                                   "already; 503 without PUBLIC_URL or SMTP_HOST."),
+                                   "already; 409 email_off without SMTP_HOST."),
             "get": op("listInvitations", "An organization's pending invitations (its admins)", "accounts",
                       {"200": _ok("Invitations")}, params=[org_param]),
         },

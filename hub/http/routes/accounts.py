@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, Forbidden, HubError, NotFound
+from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.http import sessions, views
 from hub.http.auth import Caller, caller_of, forget_access, optional_caller, require_user, same_origin
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
@@ -39,17 +39,22 @@ ACCEPTED = {"message": "if the address can be used, an email is on its way"}
 _CODE = re.compile(accounts.CODE_PATTERN)
 
 
-class EmailOff(HubError):
-    status = 503
+class EmailOff(Conflict):
     code = "email_off"
 
 
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+
 def _link_base(settings: Settings) -> str:
-    if not settings.PUBLIC_URL:
-        raise EmailOff("set PUBLIC_URL (the hub's address as people reach it): emails with links need it")
+    """PUBLIC_URL; without it, the address the HTTP server binds (fine on one machine),
+    never what a request says its Host is."""
     if not settings.SMTP_HOST:
         raise EmailOff("email is off: set SMTP_HOST (and SMTP_FROM) to send invitations and reset links")
-    return settings.PUBLIC_URL.rstrip("/")
+    if settings.PUBLIC_URL:
+        return settings.PUBLIC_URL.rstrip("/")
+    host = "127.0.0.1" if settings.HTTP_HOST in _WILDCARD_HOSTS else settings.HTTP_HOST
+    return f"http://{host}:{settings.HTTP_PORT}"
 
 
 def _check_origin(request: web.Request) -> None:
