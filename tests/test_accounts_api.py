@@ -15,8 +15,9 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
+from hub.http import sessions
 from hub.storage.db import Database
-from hub.storage.models import AccountCode, AccountEmail, AccountRequest, Membership, User
+from hub.storage.models import AccountCode, AccountEmail, AccountRequest, EndedSession, Membership, User
 from tests.fixtures.http import PASSWORD, People, RunningHttp, seed_people
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -147,10 +148,24 @@ def test_invitations_need_an_org_admin(server: RunningHttp, people: People) -> N
     assert r.status_code == 200 and r.json() == {"invitations": []}
 
 
+def nonce(server: RunningHttp, browser: requests.Session) -> str:
+    """The nonce of `browser`'s session, once it was given an MQTT token."""
+    assert browser.post(server.api("/mqtt-token")).status_code == 200
+    data = sessions.verify(server.settings.SECRET_KEY, browser.cookies[sessions.SESSION_COOKIE])
+    assert data is not None
+    return data.nonce
+
+
+def ended(db: Database) -> set[str]:
+    with db.session() as s:
+        return set(s.scalars(select(EndedSession.nonce)))
+
+
 def test_reset_ends_sessions_and_keeps_keys(server: RunningHttp, people: People, db: Database) -> None:
     email = people.emails["member"]
     old = login(server, email, PASSWORD)
     assert old.get(server.api("/me")).status_code == 200
+    live = nonce(server, old)  # a browser connected to the broker with this session's token
     r = requests.post(server.api("/password-reset"), json={"email": email.upper()})
     assert r.status_code == 202, r.text
     code = code_in(emails(db, email)[-1], "reset")
@@ -158,6 +173,7 @@ def test_reset_ends_sessions_and_keeps_keys(server: RunningHttp, people: People,
           422)
     assert requests.post(server.api("/password-reset/complete"),
                          json={"code": code, "password": NEW_PASSWORD}).status_code == 204
+    assert live in ended(db)  # the broker closes its connections as at log-out
     server.sync()
     error(old.get(server.api("/me")), 401)
     assert requests.get(server.api("/me"), headers=people.auth("member")).status_code == 200  # keys stay
@@ -187,15 +203,17 @@ def test_rate_limits_per_address(server: RunningHttp, people: People) -> None:
         assert codes == [202, 202, 202, 429], codes
 
 
-def test_change_password(server: RunningHttp, people: People) -> None:
+def test_change_password(server: RunningHttp, people: People, db: Database) -> None:
     email = people.emails["writer"]
     other, me = login(server, email, PASSWORD), login(server, email, PASSWORD)
+    theirs, mine = nonce(server, other), nonce(server, me)
     error(me.post(server.api("/me/password"), json={"current_password": "wrong one!", "password": NEW_PASSWORD}),
           403, "wrong_password")
     error(me.post(server.api("/me/password"), json={"current_password": PASSWORD, "password": "abababababab"}), 422)
     r = me.post(server.api("/me/password"), json={"current_password": PASSWORD, "password": NEW_PASSWORD})
     assert r.status_code == 200, r.text
     me.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    assert theirs in ended(db) and mine not in ended(db)
     server.sync()
     assert me.get(server.api("/me")).status_code == 200  # this session goes on
     error(other.get(server.api("/me")), 401)

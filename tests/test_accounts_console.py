@@ -156,6 +156,7 @@ def test_password_reset_in_the_browser(hub: HubStack, new_page: Any, mail: tuple
         db.dispose()
     old = new_page()
     log_in(old, hub, email, PASSWORD)
+    old.wait_for_function("document.querySelector('#live-state')?.dataset.state === 'live'")  # on the broker
     cookies = {c["name"]: c["value"] for c in old.context.cookies()}
     assert requests.get(f"{hub.url}/api/v1/me", cookies=cookies).status_code == 200
 
@@ -178,5 +179,5 @@ def test_password_reset_in_the_browser(hub: HubStack, new_page: Any, mail: tuple
 
     hub.http.sync()
     assert requests.get(f"{hub.url}/api/v1/me", cookies=cookies).status_code == 401  # the old session ended
-    old.reload()
+    # the broker closed the old page's connection, and it cannot get a new token: it is sent to log in
     old.wait_for_selector("#login-form")

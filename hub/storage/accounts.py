@@ -10,8 +10,9 @@ code works once, until it expires; a used, expired or unknown code changes nothi
   and organization replaces the pending one (the older link stops working).
 - A password reset is for an existing user; only the newest link works. Using it sets the
   password (through `hub.storage.users`) and ends every session of the user: sessions are
-  tied to the password's fingerprint (`hub.http.sessions`), and a `user` and a `session`
-  change tell the workers' caches. Keys are not revoked.
+  tied to the password's fingerprint (`hub.http.sessions`), a `user` change tells the
+  workers' caches, and the sessions that were given MQTT tokens (`note_token_session`) are
+  ended as at log-out, so the broker closes their connections. Keys are not revoked.
 - An account request is pending until an admin approves it (an invitation) or refuses it.
   A second request for a pending address is folded into it (its name and message updated).
 
@@ -25,13 +26,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, Unauthenticated
-from hub.storage import changes, users
+from hub.storage import changes, sessions, users
 from hub.storage.models import (
     AccountCode,
     AccountEmail,
@@ -39,6 +40,7 @@ from hub.storage.models import (
     Membership,
     Organization,
     Role,
+    TokenSession,
     User,
     utcnow,
 )
@@ -179,9 +181,23 @@ def request_reset(s: Session, email: str, *, ttl: float, now: datetime | None = 
     return u, _new(s, RESET, u.email, ttl, now, user_id=u.id)
 
 
-def end_sessions(s: Session, u: User) -> None:
-    """Tell every worker's cache that `u`'s sessions ended (their cookies no longer match
-    the password; see `hub.http.sessions`)."""
+def note_token_session(s: Session, nonce: str, user_id: int, expires: int) -> None:
+    """The session `nonce` (cookie expiring at unix time `expires`) was given an MQTT token."""
+    now = utcnow()
+    s.execute(delete(TokenSession).where(TokenSession.expires_at < now))
+    if s.get(TokenSession, nonce) is None:
+        s.add(TokenSession(nonce=nonce, user_id=user_id,
+                           expires_at=datetime.fromtimestamp(expires, UTC).replace(tzinfo=None)))
+
+
+def end_sessions(s: Session, u: User, keep: str = "") -> None:
+    """End `u`'s sessions (but `keep`): their cookies no longer match the password (see
+    `hub.http.sessions`), a `user` change tells every worker's cache, and those given MQTT
+    tokens are ended like a log-out, so the broker closes their connections."""
+    now = utcnow()
+    for nonce, expires_at in s.execute(select(TokenSession.nonce, TokenSession.expires_at).where(
+            TokenSession.user_id == u.id, TokenSession.expires_at > now, TokenSession.nonce != keep)).all():
+        sessions.end(s, nonce, u.id, int(expires_at.replace(tzinfo=UTC).timestamp()))
     changes.record(s, "user", str(u.id))
     changes.record(s, "session", str(u.id))
 
@@ -198,11 +214,11 @@ def complete_reset(s: Session, code: str, password: str, *, rounds: int, min_len
 
 
 def change_password(s: Session, u: User, current: str, password: str, *, rhizo_salt: str, rounds: int,
-                    min_length: int) -> None:
+                    min_length: int, keep_session: str = "") -> None:
     if not users.password_ok(u.password_hash, current, rhizo_salt=rhizo_salt):
         raise Forbidden("your current password is not right", code="wrong_password")
     users.set_password(s, u, password, rounds=rounds, min_length=min_length)
-    end_sessions(s, u)
+    end_sessions(s, u, keep=keep_session)
 
 
 # --- account requests ------------------------------------------------------------------

@@ -372,3 +372,14 @@ class AccountEmail(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class TokenSession(Base):
+    """A browser session that was given an MQTT token: what a password reset or change
+    ends in `ended_sessions` too, so the broker closes those connections (sessions are
+    signed cookies the server keeps no list of). Rows go once the session would have expired."""
+
+    __tablename__ = "token_sessions"
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -264,7 +264,8 @@ async def change_password(request: web.Request) -> web.Response:
     def work(s: Session) -> User:
         u = users.get_user(s, me)
         accounts.change_password(s, u, current, password, rhizo_salt=settings.RHIZO_SALT,
-                                 rounds=settings.PASSWORD_HASH_ROUNDS, min_length=settings.MIN_PASSWORD_LENGTH)
+                                 rounds=settings.PASSWORD_HASH_ROUNDS, min_length=settings.MIN_PASSWORD_LENGTH,
+                                 keep_session=caller.session.nonce if caller.session else "")
         return u
 
     u = await in_hash_thread(request, run_in_session, store_of(request), work)

@@ -1,5 +1,5 @@
 """accounts people open themselves: one-time codes (invitations, password resets), account
-requests, and the outbox of their emails
+requests, the outbox of their emails, and the browser sessions given MQTT tokens
 
 Revision ID: 0010
 Revises: 0008
@@ -67,9 +67,22 @@ def upgrade() -> None:
     )
     op.create_index('ix_account_emails_created_at', 'account_emails', ['created_at'])
     op.create_index('ix_account_emails_status', 'account_emails', ['status'])
+    op.create_table(
+        'token_sessions',
+        sa.Column('nonce', sa.String(length=32), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('expires_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('nonce'),
+    )
+    op.create_index('ix_token_sessions_user_id', 'token_sessions', ['user_id'])
+    op.create_index('ix_token_sessions_expires_at', 'token_sessions', ['expires_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_token_sessions_expires_at', table_name='token_sessions')
+    op.drop_index('ix_token_sessions_user_id', table_name='token_sessions')
+    op.drop_table('token_sessions')
     op.drop_index('ix_account_emails_status', table_name='account_emails')
     op.drop_index('ix_account_emails_created_at', table_name='account_emails')
     op.drop_table('account_emails')
