@@ -85,6 +85,7 @@ def test_invitation_creates_the_account_once(server: RunningHttp, people: People
     info = requests.post(server.api("/invitations/check"), json={"code": code}).json()
     assert info["organization"] == "acme" and info["existing_user"] is False
 
+    error(requests.post(server.api("/invitations/accept"), json={"code": code}), 422)  # no password
     error(requests.post(server.api("/invitations/accept"), json={"code": code, "password": "short"}), 400)
     error(requests.post(server.api("/invitations/accept"), json={"code": code, "password": "aaaaaaaaaaaa"}), 422)
     with db.session() as s:  # nothing half-created
@@ -242,6 +243,7 @@ def test_account_requests(server: RunningHttp, people: People, db: Database) -> 
     with db.session() as s:
         nope = s.scalar(select(AccountRequest.id).where(AccountRequest.email == "nope@example.com"))
     error(requests.post(server.api(f"/account-requests/{nope}/refuse"), headers=people.auth("orgadmin")), 404)
+    error(requests.post(server.api(f"/account-requests/{nope}/approve"), headers=people.auth("admin")), 422)
     r = requests.post(server.api(f"/account-requests/{nope}/refuse"), headers=people.auth("admin"))
     assert r.json()["status"] == "refused"
 

@@ -85,7 +85,8 @@ def paths(op: Any, org_param: dict[str, Any]) -> dict[str, Any]:
             "accounts", {"200": _ok("InvitationAccepted", "joined; a new account is signed in")},
             body=_body("InvitationAccept"), public=True,
             description="404 unknown code, 410 used or expired, 401 when the address has an account and "
-                        "its user is not the one signed in, 422 weak password. Nothing is created on error.")},
+                        "its user is not the one signed in, 422 weak password (or `password` missing for a new "
+                        "account, or sent for an existing one). Nothing is created on error.")},
         "/api/v1/password-reset": {"post": op(
             "requestPasswordReset", "Email a password-reset link", "accounts",
             {"202": _ok("Accepted", "accepted")}, body=_body("ResetAsk"), public=True, description=same)},
@@ -108,7 +109,8 @@ def paths(op: Any, org_param: dict[str, Any]) -> dict[str, Any]:
         "/api/v1/account-requests/{id}/approve": {"post": op(
             "approveAccountRequest", "Approve: the person is emailed an invitation", "accounts",
             {"200": _ok("AccountRequest")}, params=[req_id], body=_body("AccountRequestApprove", required=False),
-            description=f"409 once decided. {off}")},
+            description=f"409 once decided; 422 when neither the request nor the body names an "
+                        f"organization. {off}")},
         "/api/v1/account-requests/{id}/refuse": {"post": op(
             "refuseAccountRequest", "Refuse an account request", "accounts", {"200": _ok("AccountRequest")},
             params=[req_id], description=f"409 once decided. {off}")},

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, Unauthenticated
+from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, Unauthenticated, Unprocessable
 from hub.storage import changes, sessions, users
 from hub.storage.models import (
     AccountCode,
@@ -158,12 +158,12 @@ def accept(s: Session, code: str, *, password: str | None, signed_in_user_id: in
     created = u is None
     if u is None:
         if password is None:
-            raise BadRequest("send `password`: the password of your new account")
+            raise Unprocessable("send `password`: the password of your new account")
         u = users.create_user(s, row.email, password, rounds=rounds, min_length=min_length, full_name=full_name)
     elif signed_in_user_id != u.id:
         raise Unauthenticated(f"{row.email} already has an account: sign in as {row.email}, then open the link again")
     elif password is not None:
-        raise BadRequest("you already have an account: accept without `password`")
+        raise Unprocessable("you already have an account: accept without `password`")
     users.set_membership(s, org, u, row.role)
     row.used_at = utcnow()
     return u, org, created

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, Conflict, Forbidden, NotFound
+from hub.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from hub.http import sessions, views
 from hub.http.auth import Caller, caller_of, forget_access, optional_caller, require_user, same_origin
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
@@ -364,7 +364,7 @@ async def approve_request(request: web.Request) -> web.Response:
         row = _decidable(s, caller, request_id)
         name = org_name or row.organization
         if not name:
-            raise NotFound("the request names no organization: send `organization`", code="no_organization")
+            raise Unprocessable("the request names no organization: send `organization`", code="no_organization")
         org = _admin_org(s, caller, name)
         _link_base(settings)
         inv, code = accounts.invite(s, org, row.email, role, by_user_id=caller.user_id,
