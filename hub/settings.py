@@ -137,6 +137,18 @@ class Settings:
     PIN_TTL_SECONDS: int = _s(1800, "Lifetime of a provisioning PIN (POST /api/v1/pins).")
     PIN_MAX_ATTEMPTS: int = _s(5, "Wrong pin codes before a PIN is dead (the controller starts over).")
     PIN_CREATE_PER_HOUR: int = _s(30, "PINs one client address may ask for per hour (per HTTP worker).")
+    # --- accounts people open themselves --------------------------------------------
+    PUBLIC_URL: str = _s("", "The hub's address as people reach it (e.g. https://hub.example.org), for the "
+                         "links in invitation and password-reset emails. Empty: http://HTTP_HOST:HTTP_PORT (links are "
+                         "never built from the Host a request names).")
+    INVITATION_TTL_SECONDS: int = _s(7 * 24 * 3600, "How long an invitation's link works.")
+    PASSWORD_RESET_TTL_SECONDS: int = _s(3600, "How long a password-reset link works.")
+    ACCOUNT_REQUESTS: bool = _s(False, "Let people ask for an account (POST /api/v1/account-requests); "
+                                "an admin approves (an invitation is emailed) or refuses. Off: 404.")
+    ACCOUNT_EMAILS_PER_HOUR: int = _s(5, "Password-reset and account-request emails one address may be "
+                                      "sent per hour, and ten times that from one client address.")
+    ACCOUNT_EMAIL_POLL_SECONDS: float = _s(2.0, "How often the notifier sends the queued invitation and "
+                                           "password-reset emails.")
     # --- moving from rhizo-server ----------------------------------------------
     RHIZO_SALT: str = _s("", "rhizo-server's SALT setting (from its settings/config.py), for keys and "
                          "passwords brought over by run.py --import-rhizo: rhizo hashed both with it. "

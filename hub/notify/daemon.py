@@ -39,7 +39,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub import credentials, wire
 from hub.errors import HubError
-from hub.notify import parse
+from hub.notify import outbox, parse
 from hub.notify.acks import InOrderAcks, Ticket
 from hub.notify.dispatch import Dispatcher, Stats
 from hub.notify.lanes import Lanes
@@ -119,6 +119,7 @@ class Notifier:
         for i in range(WORKERS):
             self._spawn(self._work, f"hub-notify-{i}")
         self._spawn(self._watch, "hub-watchdog")
+        self._spawn(self._send_account_emails, "hub-outbox")
 
     def _spawn(self, target: Any, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -261,6 +262,14 @@ class Notifier:
                 self.check_watchdogs()
             except Exception as e:  # noqa: BLE001 - database away: keep what was heard, retry
                 log.warning("watchdog check failed (%s); retrying in %.0f s", e, interval)
+
+    def _send_account_emails(self) -> None:
+        interval = max(0.05, float(self.settings.ACCOUNT_EMAIL_POLL_SECONDS))
+        while not self.stopping.wait(interval):
+            try:
+                outbox.deliver(self.settings, self.store)
+            except Exception as e:  # noqa: BLE001 - database away: the rows wait
+                log.warning("account emails not sent (%s); retrying in %.0f s", e, interval)
 
     def check_watchdogs(self) -> int:
         """Record what was heard since last time, then send the alerts that are due;
