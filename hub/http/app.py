@@ -29,6 +29,7 @@ from hub.http.readcache import POLL_SECONDS, ReadCache
 from hub.http.rhizo import dialect as rhizo_dialect
 from hub.http.routes import all_routes
 from hub.http.typedefs import (
+    ASYNC_READS,
     AUTH_CACHE,
     DB_EXECUTOR,
     HASH_EXECUTOR,
@@ -40,6 +41,7 @@ from hub.http.typedefs import (
 )
 from hub.settings import Settings
 from hub.storage import changes, revisions
+from hub.storage.asyncreads import AsyncReads
 from hub.storage.store import Store
 
 log = logging.getLogger("hub.http")
@@ -77,7 +79,12 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     if not settings.database_url.startswith("sqlite"):
         kw = {"pool_size": DB_THREADS + HASH_THREADS, "max_overflow": 4, "ping_idle_seconds": PING_IDLE_SECONDS}
     app[STORE] = Store.from_settings(settings, **kw)
+    reads = app[ASYNC_READS] = AsyncReads.for_database(app[STORE].db, max_size=DB_THREADS)
+    if reads is not None:
+        await reads.open()
     yield
+    if reads is not None:
+        await reads.close()
     app[STORE].close()
 
 

@@ -17,7 +17,8 @@ from hub import paths
 from hub.errors import BadRequest, Conflict, Unprocessable
 from hub.http import resource_ops as ops
 from hub.http.auth import caller_of, forget_access, level_of, require_level
-from hub.http.deps import in_session, in_thread, store_of
+from hub.http.deps import in_session, store_of
+from hub.http.freshread import read_fresh
 from hub.http.params import AFTER, bool_param, choice_param, field, int_param, is_json, json_body, time_param
 from hub.http.routes import API
 from hub.http.routes.history import history_of
@@ -88,7 +89,7 @@ async def get_resource(request: web.Request) -> web.StreamResponse:
     key = (path, str(limit), after or "", "meta" if meta else "")
     body = cache.get(key)
     if body is None:
-        found = await in_thread(request, ops.read_fresh, store, path, limit=limit, after=after, meta=meta)
+        found = await read_fresh(request, path, limit=limit, after=after, meta=meta)
         if isinstance(found, ops.FileContent):
             return await _stream(request, found)
         body = json.dumps(found).encode()
