@@ -139,9 +139,10 @@ async def json_body(request: web.Request, schema: str, *, required: bool = True)
 
 @cache
 def _components() -> dict[str, Any]:
-    from hub.http.openapi_schemas import schemas  # (it imports this module's patterns)
+    from hub.http import openapi_accounts  # (they import this module's patterns)
+    from hub.http.openapi_schemas import schemas
 
-    return schemas(1)
+    return {**schemas(1), **openapi_accounts.schemas(1)}
 
 
 def known_fields(value: Any, schema: dict[str, Any], where: str = "") -> None:
