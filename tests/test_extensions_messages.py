@@ -78,12 +78,14 @@ def hub_with_alerts(root: Path, bot_level: Level) -> Iterator[Hub]:
             broker.stop()
 
 
-def _publish_values(hub: Hub, values: list[float]) -> None:
+def _publish_values(hub: Hub, values: list[float | bytes]) -> None:
+    """Each value as the native update_sequence, or `bytes` as they are (rhizo's forms)."""
     c = mqtt_client(hub.broker, hub.controller_key)
     assert c.connected.is_set(), hub.broker.log_tail()
     try:
         for v in values:
-            assert c.publish(CONTROLLER, wire.update_message("temperature", v)) == 0
+            payload = v if isinstance(v, bytes) else wire.update_message("temperature", v)
+            assert c.publish(CONTROLLER, payload) == 0
     finally:
         c.close()
 
@@ -98,11 +100,15 @@ def test_a_value_out_of_range_sends_one_email(tmp_path: Path) -> None:
         assert mails[0].rcpt_tos == [hub.grower]
         assert mails[0].message["Subject"] == "[hub] acme/pi-01/temperature is out of range"
         assert "35.5, outside [5, 30]" in str(mails[0].message.get_payload())
-        _publish_values(hub, [12.0, 2.0])  # back in range, then out below: the next email
-        mails = hub.smtp.wait(2)
-        assert len(mails) == 2 and "2.0, outside [5, 30]" in str(mails[1].message.get_payload())
-        assert wait_for(lambda: router.stats.handled == 5) and hub.notifier.wait_idle()
-        assert router.stats.failed == 0 and hub.notifier.stats.requests == 2 and len(hub.smtp.mails) == 2
+        # back in range, then out below in rhizo's JSON form: the next email; rhizo's text line,
+        # back in and out above: the third
+        _publish_values(hub, [12.0, b'{"update": {"temperature": 2.0}}', b"s,temperature,,20", b"s,temperature,,31"])
+        mails = hub.smtp.wait(3)
+        assert len(mails) == 3, hub.broker.log_tail()
+        bodies = sorted(str(m.message.get_payload()).split(",")[0] for m in mails[1:])  # sent in either order
+        assert bodies == ["acme/pi-01/temperature is 2.0", "acme/pi-01/temperature is 31"]
+        assert wait_for(lambda: router.stats.handled == 7) and hub.notifier.wait_idle()
+        assert router.stats.failed == 0 and hub.notifier.stats.requests == 3 and len(hub.smtp.mails) == 3
 
 
 def test_what_the_extension_publishes_goes_through_the_access_rule(tmp_path: Path, caplog: Any) -> None:

@@ -92,7 +92,7 @@ def hub_message_handlers(ext: Extension) -> dict[str, object]:
         for u in updates:
             for rule in watch.crossings(u.path, u.value):
                 ctx.send_email(folder, list(rule.to), f"[hub] {rule.sequence} is out of range",
-                               f"{rule.sequence} is {u.value!r}, outside {rule.describe()}"
+                               f"{rule.sequence} is {u.value}, outside {rule.describe()}"
                                f"{' at ' + str(u.timestamp) if u.timestamp is not None else ''}.\n\n"
                                "You will hear again when it leaves the range after coming back.\n")
 
