@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from hub import wire
 from hub.notify.daemon import Notifier
 from hub.settings import Settings, load
 from hub.storage import keys, permissions, resources, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import Level
+from tests.fixtures.http import start_http_server
 from tests.support import free_port, write_settings_file
 from tests.support.broker import RunningBroker, mqtt_client, start_broker
 from tests.support.notify import SmtpSink, smtp_server, wait_for
@@ -32,6 +35,7 @@ class Hub:
     notifier: Notifier
     smtp: SmtpSink
     controller_key: str
+    bot_key: str
     grower: str
 
 
@@ -71,7 +75,7 @@ def hub_with_alerts(root: Path, bot_level: Level) -> Iterator[Hub]:
         notifier.start()
         try:
             assert notifier.subscribed.wait(10), broker.log_tail()
-            yield Hub(settings, broker, notifier, smtp, controller_key, grower_email)
+            yield Hub(settings, broker, notifier, smtp, controller_key, bot_key, grower_email)
         finally:
             notifier.stop()
             notifier.store.close()
@@ -109,6 +113,13 @@ def test_a_value_out_of_range_sends_one_email(tmp_path: Path) -> None:
         assert bodies == ["acme/pi-01/temperature is 2.0", "acme/pi-01/temperature is 31"]
         assert wait_for(lambda: router.stats.handled == 7) and hub.notifier.wait_idle()
         assert router.stats.failed == 0 and hub.notifier.stats.requests == 3 and len(hub.smtp.mails) == 3
+        # the extension's route lists them, from the notifier's record of what it sent
+        with start_http_server(hub.settings, migrate_db=False) as server:
+            url = f"{server.url}/ext/threshold_alerts/alerts"
+            assert requests.get(url, timeout=10).status_code == 401
+            alerts = requests.get(url, headers={"Authorization": f"Bearer {hub.bot_key}"}, timeout=10).json()
+        assert [(a["sequence"], a["status"], a["to"]) for a in alerts["alerts"]] == \
+            [("acme/pi-01/temperature", "sent", [hub.grower])] * 3
 
 
 def test_what_the_extension_publishes_goes_through_the_access_rule(tmp_path: Path, caplog: Any) -> None:
