@@ -161,6 +161,8 @@ class Router:
         def on_message(c: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
             try:
                 self.offer(m.topic, bytes(m.payload))
+            except UnicodeDecodeError:
+                pass  # a topic that is not UTF-8 names no folder
             except Exception:  # noqa: BLE001 - never in the way of the notifier's own handling
                 log.exception("extensions: offering a message failed")
             if inner is not None:
