@@ -154,6 +154,7 @@ def test_extension_commands_in_run_py(tmp_path: Path) -> None:
     listed = subprocess.run([sys.executable, str(ROOT / "run.py"), "--ext"], cwd=ROOT, env=clean_env(path),
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "threshold-alerts-check" in listed.stdout
+    assert "settings of extension threshold_alerts:\n  THRESHOLD_ALERTS_RULES   default []" in listed.stdout
     ran = subprocess.run([sys.executable, str(ROOT / "run.py"), "--ext", "threshold-alerts-check"], cwd=ROOT,
                          env=clean_env(path), capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0 and ran.stdout.strip() == "acme/site/pi-01/temperature [5, 30] -> grower@example.com"

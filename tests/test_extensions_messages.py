@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from hub import wire
 from hub.notify.daemon import Notifier
 from hub.settings import Settings, load
 from hub.storage import keys, permissions, resources, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import Level
+from tests.fixtures.http import start_http_server
 from tests.support import free_port, write_settings_file
 from tests.support.broker import RunningBroker, mqtt_client, start_broker
 from tests.support.notify import SmtpSink, smtp_server, wait_for
@@ -32,6 +35,7 @@ class Hub:
     notifier: Notifier
     smtp: SmtpSink
     controller_key: str
+    bot_key: str
     grower: str
 
 
@@ -71,19 +75,21 @@ def hub_with_alerts(root: Path, bot_level: Level) -> Iterator[Hub]:
         notifier.start()
         try:
             assert notifier.subscribed.wait(10), broker.log_tail()
-            yield Hub(settings, broker, notifier, smtp, controller_key, grower_email)
+            yield Hub(settings, broker, notifier, smtp, controller_key, bot_key, grower_email)
         finally:
             notifier.stop()
             notifier.store.close()
             broker.stop()
 
 
-def _publish_values(hub: Hub, values: list[float]) -> None:
+def _publish_values(hub: Hub, values: list[float | bytes]) -> None:
+    """Each value as the native update_sequence, or `bytes` as they are (rhizo's forms)."""
     c = mqtt_client(hub.broker, hub.controller_key)
     assert c.connected.is_set(), hub.broker.log_tail()
     try:
         for v in values:
-            assert c.publish(CONTROLLER, wire.update_message("temperature", v)) == 0
+            payload = v if isinstance(v, bytes) else wire.update_message("temperature", v)
+            assert c.publish(CONTROLLER, payload) == 0
     finally:
         c.close()
 
@@ -98,11 +104,22 @@ def test_a_value_out_of_range_sends_one_email(tmp_path: Path) -> None:
         assert mails[0].rcpt_tos == [hub.grower]
         assert mails[0].message["Subject"] == "[hub] acme/pi-01/temperature is out of range"
         assert "35.5, outside [5, 30]" in str(mails[0].message.get_payload())
-        _publish_values(hub, [12.0, 2.0])  # back in range, then out below: the next email
-        mails = hub.smtp.wait(2)
-        assert len(mails) == 2 and "2.0, outside [5, 30]" in str(mails[1].message.get_payload())
-        assert wait_for(lambda: router.stats.handled == 5) and hub.notifier.wait_idle()
-        assert router.stats.failed == 0 and hub.notifier.stats.requests == 2 and len(hub.smtp.mails) == 2
+        # back in range, then out below in rhizo's JSON form: the next email; rhizo's text line,
+        # back in and out above: the third
+        _publish_values(hub, [12.0, b'{"update": {"temperature": 2.0}}', b"s,temperature,,20", b"s,temperature,,31"])
+        mails = hub.smtp.wait(3)
+        assert len(mails) == 3, hub.broker.log_tail()
+        bodies = sorted(str(m.message.get_payload()).split(",")[0] for m in mails[1:])  # sent in either order
+        assert bodies == ["acme/pi-01/temperature is 2.0", "acme/pi-01/temperature is 31"]
+        assert wait_for(lambda: router.stats.handled == 7) and hub.notifier.wait_idle()
+        assert router.stats.failed == 0 and hub.notifier.stats.requests == 3 and len(hub.smtp.mails) == 3
+        # the extension's route lists them, from the notifier's record of what it sent
+        with start_http_server(hub.settings, migrate_db=False) as server:
+            url = f"{server.url}/ext/threshold_alerts/alerts"
+            assert requests.get(url, timeout=10).status_code == 401
+            alerts = requests.get(url, headers={"Authorization": f"Bearer {hub.bot_key}"}, timeout=10).json()
+        assert [(a["sequence"], a["status"], a["to"]) for a in alerts["alerts"]] == \
+            [("acme/pi-01/temperature", "sent", [hub.grower])] * 3
 
 
 def test_what_the_extension_publishes_goes_through_the_access_rule(tmp_path: Path, caplog: Any) -> None:

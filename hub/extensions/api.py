@@ -49,7 +49,8 @@ class Extension:
     module: ModuleType
     folder: Path | None
     hub_settings: Settings
-    settings: dict[str, Any] = field(default_factory=dict)  # its own settings, by name
+    settings: dict[str, Any] = field(default_factory=dict)  # its own settings' values, by name
+    declared: dict[str, Setting] = field(default_factory=dict)  # its own settings, with their help
 
     @property
     def prefix(self) -> str:

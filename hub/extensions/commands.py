@@ -26,6 +26,11 @@ def run(extensions: Extensions, argv: list[str]) -> int:
             print("no extension adds a command (EXTENSIONS, AUTOLOAD_EXTENSIONS)")
         for owner, c in commands:
             print(f"  run.py --ext {c.name:<24} {c.help}  [{owner}]")
+        for ext in extensions:
+            if ext.declared:
+                print(f"settings of extension {ext.name}:")
+            for s in ext.declared.values():
+                print(f"  {s.name:<24} default {s.default!r}\n      {s.help}")
         return 0
     name, args = argv[0], argv[1:]
     for ext_name, c in commands:

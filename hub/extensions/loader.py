@@ -215,7 +215,7 @@ def load(settings: Settings) -> Extensions:
         ext = Extension(name, module, folder, settings)
         loaded.append(ext)
         declared = _declared(name, _settings_hook(pm, loaded, ext), core)
-        ext.settings = _values(settings, ext, declared, autoload)
+        ext.settings, ext.declared = _values(settings, ext, declared, autoload), declared
         claimed |= declared.keys()
     try:
         pm.check_pending()

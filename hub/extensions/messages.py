@@ -1,7 +1,7 @@
 """The notifier's call site: extensions' message handlers, by message type.
 
-paho's thread only offers each message (`offer`): a byte check for the handled types,
-then a parse and a bounded queue. One worker thread of this router calls the
+paho's thread only offers each message (`offer`): a byte check for the handled types
+and a bounded queue. One worker thread of this router parses them and calls the
 handlers, so a slow handler holds back neither the broker, nor paho's loop, nor the
 notifier's own work. Delivery to handlers is at most once: a message queued when the
 notifier stops, or dropped while the queue is full (logged, counted), is not handled
@@ -139,8 +139,12 @@ class Router:
             self.contexts.append(ctx)
             for type_, handler in table.items():
                 self.handlers.setdefault(type_, []).append((ctx, handler))
+        # every form wire.parse reads: {"type": "T"}, rhizo's {"T": {...}}, {"update": ...} and s-lines
         self._markers = tuple(f'"{t}"'.encode() for t in self.handlers)
-        self.jobs: queue.Queue[tuple[str, wire.Message] | None] = queue.Queue(QUEUE_SIZE)
+        self._rhizo_lines = wire.UPDATE_SEQUENCE in self.handlers
+        if self._rhizo_lines:
+            self._markers += (f'"{wire.RHIZO_UPDATE}"'.encode(),)
+        self.jobs: queue.Queue[tuple[str, bytes] | None] = queue.Queue(QUEUE_SIZE)
         self._thread: threading.Thread | None = None
 
     @property
@@ -157,6 +161,8 @@ class Router:
         def on_message(c: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
             try:
                 self.offer(m.topic, bytes(m.payload))
+            except UnicodeDecodeError:
+                pass  # a topic that is not UTF-8 names no folder
             except Exception:  # noqa: BLE001 - never in the way of the notifier's own handling
                 log.exception("extensions: offering a message failed")
             if inner is not None:
@@ -187,21 +193,17 @@ class Router:
                 ctx.publisher.stop()
 
     def offer(self, topic: str, payload: bytes) -> None:
-        """From paho's thread: queue the message if an extension handles its type."""
-        if not self._markers or not any(m in payload for m in self._markers):
-            return
-        try:
-            msg = wire.parse(payload, max_bytes=self.settings.MQTT_MAX_PAYLOAD)
-        except HubError:
-            return
-        if msg.type not in self.handlers:
+        """From paho's thread: queue the message if it may be of a handled type (a byte
+        check only; the worker parses it)."""
+        if not self._markers or not (any(m in payload for m in self._markers)
+                                     or self._rhizo_lines and payload[:2] == b"s,"):
             return
         self.stats.offered += 1
         try:
-            self.jobs.put_nowait((topic, msg))
+            self.jobs.put_nowait((topic, payload))
         except queue.Full:
             self.stats.dropped += 1
-            log.error("extensions' queue full: dropping %s from %s", msg.type, topic)
+            log.error("extensions' queue full: dropping a message from %s", topic)
 
     def _work(self) -> None:
         while True:
@@ -209,7 +211,12 @@ class Router:
             try:
                 if job is None:
                     return
-                self.handle(*job)
+                topic, payload = job
+                try:
+                    msg = wire.parse(payload, max_bytes=self.settings.MQTT_MAX_PAYLOAD)
+                except HubError:
+                    continue  # the persister logs and keeps bad messages
+                self.handle(topic, msg)
             finally:
                 self.jobs.task_done()
 

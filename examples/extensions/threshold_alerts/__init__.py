@@ -12,7 +12,8 @@ It handles `update_sequence` messages in the notifier's process and publishes a
 `send_email` message to the folder the value came on, with its own API key: the broker
 checks that key's write access, and the notifier sends the email through its SMTP path
 (recipients must be users of the folder's organization; the hourly limit applies).
-`GET /ext/threshold_alerts/rules` lists the rules on sequences the caller may read;
+`GET /ext/threshold_alerts/rules` lists the rules on sequences the caller may read,
+`GET /ext/threshold_alerts/alerts` the latest alert emails about them;
 the console links to its panel. `run.py --ext threshold-alerts-check` checks the rules.
 """
 
@@ -26,6 +27,7 @@ from hub import wire
 from hub.errors import HubError
 from hub.extensions import Command, Extension, MessageContext, Panel, Setting, hookimpl
 
+from . import alerts as alerts_mod
 from . import rules as rules_mod
 
 __version__ = "1.0"
@@ -66,6 +68,16 @@ def hub_routes(ext: Extension) -> web.RouteTableDef:
                 visible.append(rule.as_json())
         return web.json_response({"rules": visible})
 
+    @routes.get("/alerts")
+    async def recent_alerts(request: web.Request) -> web.Response:
+        """The latest alert emails (at most 50) about sequences the caller may read.
+
+        Each with its time, the notifier's status (sent, refused, throttled, failed) and why."""
+        caller = await ext_web.caller_of(request)
+        readable = [r.sequence for r in _rules(ext)
+                    if await ext_web.level_of(request, caller, r.sequence) >= ext_web.Level.READ]
+        return web.json_response({"alerts": await ext_web.in_session(request, alerts_mod.recent, readable)})
+
     return routes
 
 
@@ -91,8 +103,8 @@ def hub_message_handlers(ext: Extension) -> dict[str, object]:
             return  # the persister logs and keeps bad messages
         for u in updates:
             for rule in watch.crossings(u.path, u.value):
-                ctx.send_email(folder, list(rule.to), f"[hub] {rule.sequence} is out of range",
-                               f"{rule.sequence} is {u.value!r}, outside {rule.describe()}"
+                ctx.send_email(folder, list(rule.to), alerts_mod.subject(rule.sequence),
+                               f"{rule.sequence} is {u.value}, outside {rule.describe()}"
                                f"{' at ' + str(u.timestamp) if u.timestamp is not None else ''}.\n\n"
                                "You will hear again when it leaves the range after coming back.\n")
 

@@ -83,8 +83,16 @@ class Watch:
         self._lock = threading.Lock()
 
     def crossings(self, path: str, value: Any) -> list[Rule]:
-        """The rules `value` (for `path`) just left the range of."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        """The rules `value` (for `path`; a number, or a number as text as rhizo's
+        s-lines send it) just left the range of."""
+        if path not in self.by_path or isinstance(value, bool):
+            return []
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return []
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
             return []
         left = []
         with self._lock:
