@@ -137,10 +137,36 @@ class Settings:
     PIN_TTL_SECONDS: int = _s(1800, "Lifetime of a provisioning PIN (POST /api/v1/pins).")
     PIN_MAX_ATTEMPTS: int = _s(5, "Wrong pin codes before a PIN is dead (the controller starts over).")
     PIN_CREATE_PER_HOUR: int = _s(30, "PINs one client address may ask for per hour (per HTTP worker).")
+    # --- accounts people open themselves --------------------------------------------
+    PUBLIC_URL: str = _s("", "The hub's address as people reach it (e.g. https://hub.example.org), for the "
+                         "links in invitation and password-reset emails. Empty: http://HTTP_HOST:HTTP_PORT (links are "
+                         "never built from the Host a request names).")
+    INVITATION_TTL_SECONDS: int = _s(7 * 24 * 3600, "How long an invitation's link works.")
+    PASSWORD_RESET_TTL_SECONDS: int = _s(3600, "How long a password-reset link works.")
+    ACCOUNT_REQUESTS: bool = _s(False, "Let people ask for an account (POST /api/v1/account-requests); "
+                                "an admin approves (an invitation is emailed) or refuses. Off: 404.")
+    ACCOUNT_EMAILS_PER_HOUR: int = _s(5, "Password-reset and account-request emails one address may be "
+                                      "sent per hour, and ten times that from one client address.")
+    ACCOUNT_EMAIL_POLL_SECONDS: float = _s(2.0, "How often the notifier sends the queued invitation and "
+                                           "password-reset emails.")
     # --- moving from rhizo-server ----------------------------------------------
     RHIZO_SALT: str = _s("", "rhizo-server's SALT setting (from its settings/config.py), for keys and "
                          "passwords brought over by run.py --import-rhizo: rhizo hashed both with it. "
                          "Empty: those keys and passwords do not work. Keep it secret.")
+    # --- extensions (docs/extensions.md) -----------------------------------------
+    EXTENSIONS: list = _s([], "Extensions to load: importable package names, or folders under extensions/ at "
+                          "the project root. Their own settings go in this file too; one that fails to load "
+                          "stops the hub at start-up.")
+    EXTENSIONS_DIR: str = _s("extensions", "The folder of extensions by folder name (relative to the project "
+                             "root; git-ignored there).")
+    AUTOLOAD_EXTENSIONS: bool = _s(False, "Also load every folder under extensions/, each with the settings in "
+                                   "its autoload-config.py (this file and the environment win over them).")
+    EXTENSION_API_KEYS: dict = _s({}, "Extension name -> an API key it publishes MQTT messages with, so the "
+                                  "broker's access rule applies to it as to any caller. Keep it secret.")
+    # Values of the names the extensions declare, and the environment they may come from:
+    # checked when the extensions load (hub/extensions/loader.py), not here.
+    extension_values: dict = field(default_factory=dict, compare=False, repr=False)
+    extension_env: Mapping = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------------
     @property
@@ -157,6 +183,11 @@ class Settings:
         return self.BULK_STORAGE_URL or f"file://{self.data_path / 'bulk'}"
 
     @property
+    def extensions_path(self) -> Path:
+        p = Path(self.EXTENSIONS_DIR)
+        return p if p.is_absolute() else ROOT / p
+
+    @property
     def mqtt_ws_url(self) -> str:
         return self.MQTT_WS_URL or f"ws://{self.HTTP_HOST}:{self.MQTT_WS_PORT}"
 
@@ -164,6 +195,8 @@ class Settings:
     def help_rows(cls) -> list[tuple[str, Any, str]]:
         out = []
         for f in dataclasses.fields(cls):
+            if not f.name.isupper():
+                continue
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             out.append((f.name, default, f.metadata.get("help", "")))
         return out
@@ -201,12 +234,11 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     """Build the settings; raise `SettingsError` on unknown names or bad types."""
     environ: Mapping[str, str] = os.environ if env is None else env
     path = settings_path() if path is None else path
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name.isupper()}
     values: dict[str, Any] = {}
+    others: dict[str, Any] = {}
     for name, value in read_file(path).items():
-        if name not in fields:
-            raise SettingsError(f"unknown setting {name} in {path}; known: {', '.join(sorted(fields))}")
-        values[name] = value
+        (values if name in fields else others)[name] = value
     for name in fields:
         for key in (name, ENV_PREFIX + name):
             if key in environ:
@@ -219,6 +251,10 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     for name, value in values.items():
         values[name] = _coerce(name, value, fields[name].type)
     s = Settings(**values)
+    if others and not (s.EXTENSIONS or s.AUTOLOAD_EXTENSIONS):
+        name = sorted(others)[0]
+        raise SettingsError(f"unknown setting {name} in {path}; known: {', '.join(sorted(fields))}")
+    s.extension_values, s.extension_env = others, environ
     if not s.SECRET_KEY:
         if not generate_secret:
             raise SettingsError(f"SECRET_KEY is not set (in {path} or HUB_SECRET_KEY)")

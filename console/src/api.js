@@ -10,6 +10,9 @@ export async function login(email, password) {
   return data;
 }
 export const logout = () => post("/logout", {});
+// The loaded extensions and their console panels (hub/extensions/http.py; not under /api/v1).
+export const extensions = () =>
+  fetch("/ext/index.json", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : { extensions: [] }));
 export async function me() {
   const data = await get("/me");
   setCsrfToken(data?.csrf_token);
@@ -85,3 +88,26 @@ export const deleteUser = (id) => del(`/users/${encodeURIComponent(id)}`);
 export const controllerStatus = (path) => get(`/controllers/${encodePath(path)}`);
 /** minutes: integer or null (off); recipients: emails or E.164 phone numbers */
 export const setWatchdog = (path, minutes, recipients) => put(`/watchdog/${encodePath(path)}`, { minutes, recipients });
+
+// -- accounts (invitations, password resets and changes, account requests) ----
+const invitationsOf = (org) => `/organizations/${encodeURIComponent(org)}/invitations`;
+export const invite = (org, email, role) => post(invitationsOf(org), { email, role });
+export const invitations = (org) => get(invitationsOf(org));
+export const cancelInvitation = (org, id) => del(`${invitationsOf(org)}/${encodeURIComponent(id)}`);
+export const checkInvitation = (code) => post("/invitations/check", { code });
+export async function acceptInvitation(body) {
+  const data = await post("/invitations/accept", body);
+  if (data?.csrf_token) setCsrfToken(data.csrf_token);
+  return data;
+}
+export const requestPasswordReset = (email) => post("/password-reset", { email });
+export const completePasswordReset = (code, password) => post("/password-reset/complete", { code, password });
+export async function changePassword(currentPassword, password) {
+  const data = await post("/me/password", { current_password: currentPassword, password });
+  if (data?.csrf_token) setCsrfToken(data.csrf_token);
+  return data;
+}
+export const requestAccount = (body) => post("/account-requests", body);
+export const accountRequests = () => get("/account-requests");
+export const approveAccountRequest = (id, body) => post(`/account-requests/${encodeURIComponent(id)}/approve`, body);
+export const refuseAccountRequest = (id) => post(`/account-requests/${encodeURIComponent(id)}/refuse`, {});

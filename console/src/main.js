@@ -6,6 +6,7 @@ import { live } from "./live.js";
 import { navigate, parseHash, render, route, start } from "./router.js";
 import { session } from "./session.js";
 import { busy, notice } from "./ui.js";
+import { acceptPage, accountPage, forgotPage, resetPage, signupPage } from "./pages/account.js";
 import { adminPage, organizationPage } from "./pages/admin.js";
 import { homePage } from "./pages/home.js";
 import { keysPage } from "./pages/keys.js";
@@ -13,6 +14,9 @@ import { loginPage } from "./pages/login.js";
 import { permissionsPage } from "./pages/permissions.js";
 import { resourcePage } from "./pages/resource.js";
 
+let extensionPanels = []; // [{title, url}] from the loaded extensions, linked in the top bar
+// pages for people who are not signed in
+const PUBLIC = /^\/(login|forgot|signup|accept\/.+|reset\/.+)$/;
 const LIVE_LABELS = { off: "offline", connecting: "connecting…", live: "live", offline: "offline" };
 
 function authed(page) {
@@ -32,6 +36,11 @@ route(/^\/permissions\/(.+)$/, authed(permissionsPage));
 route(/^\/keys$/, authed(keysPage));
 route(/^\/admin$/, authed(adminPage));
 route(/^\/admin\/org\/(.+)$/, authed(organizationPage));
+route(/^\/accept\/([A-Za-z0-9_-]+)$/, acceptPage);
+route(/^\/forgot$/, forgotPage);
+route(/^\/reset\/([A-Za-z0-9_-]+)$/, resetPage);
+route(/^\/signup$/, signupPage);
+route(/^\/account$/, authed(accountPage));
 
 function renderTopBar() {
   const me = session.me;
@@ -42,8 +51,10 @@ function renderTopBar() {
     me && h("nav.main-nav",
       h("a", { href: "#/" }, "Browse"),
       h("a", { href: "#/keys" }, "Keys"),
+      h("a#account-link", { href: "#/account" }, "Account"),
       h("a", { href: "/api/v1/docs", target: "_blank", rel: "noopener" }, "API"),
       (session.isAdmin() || session.organizations().some((o) => o.role === "admin")) && h("a", { href: "#/admin" }, "Admin"),
+      extensionPanels.map((p) => h("a.ext-panel", { href: p.url }, p.title)),
     ),
     h("span.spacer"),
     me && state,
@@ -89,13 +100,18 @@ session.addEventListener("change", () => {
 
 async function boot() {
   try {
+    extensionPanels = (await api.extensions()).extensions.flatMap((e) => e.panels);
+  } catch {
+    extensionPanels = [];
+  }
+  try {
     session.set(await api.me());
   } catch (e) {
     session.set(null);
     if (e.status !== 401) notice(e.message);
   }
   renderTopBar();
-  if (!session.me && parseHash().path !== "/login") {
+  if (!session.me && !PUBLIC.test(parseHash().path)) {
     const next = location.hash && location.hash !== "#/" ? `?next=${encodeURIComponent(location.hash)}` : "";
     history.replaceState(null, "", `#/login${next}`);
   }

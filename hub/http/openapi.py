@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from hub import paths
+from hub.http import openapi_accounts
 from hub.http.openapi_schemas import (
     EMAIL,
     ID,
@@ -319,6 +320,7 @@ PATHS: dict[str, Any] = {
     "/api/v1/docs": {"get": op("getDocs", "Interactive API docs", "operations", {"200": {
         "description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}, public=True)},
 }
+PATHS.update(openapi_accounts.paths(op, ORG_PARAM))
 
 
 @cache
@@ -337,7 +339,7 @@ def document(min_password_length: int = 10) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"basic": []}, {"session": [], "csrf": []}],
         "components": {
-            "schemas": schemas(min_password_length),
+            "schemas": {**schemas(min_password_length), **openapi_accounts.schemas(min_password_length)},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: hk_<prefix>_<secret>"},
                 "basic": {"type": "http", "scheme": "basic",

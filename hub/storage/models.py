@@ -323,3 +323,63 @@ class OutgoingMessage(Base):
     subject: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(12))  # sent | failed | throttled | refused
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class AccountCode(Base):
+    """A one-time link code of an invitation or a password reset (`hub.storage.accounts`):
+    only SHA-256 of the code is kept; `used_at` set once it was used (or replaced)."""
+
+    __tablename__ = "account_codes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # invite | reset
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # reset: whose
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(10), default="member")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AccountRequest(Base):
+    """Someone asking for an account (ACCOUNT_REQUESTS on): pending until an admin decides."""
+
+    __tablename__ = "account_requests"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    organization: Mapped[str] = mapped_column(String(100), default="")  # the one asked to join ("" any)
+    message: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | approved | refused
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AccountEmail(Base):
+    """An email of the account flows waiting for the notifier (`hub.notify.outbox`): the HTTP
+    server never speaks SMTP. The body (it holds the link) is cleared once sent."""
+
+    __tablename__ = "account_emails"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default="queued", index=True)  # queued|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class TokenSession(Base):
+    """A browser session that was given an MQTT token: what a password reset or change
+    ends in `ended_sessions` too, so the broker closes those connections (sessions are
+    signed cookies the server keeps no list of). Rows go once the session would have expired."""
+
+    __tablename__ = "token_sessions"
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -4,6 +4,7 @@ import * as api from "../api.js";
 import { userError } from "../http.js";
 import { formValues, formatTime, h, mount } from "../dom.js";
 import { session } from "../session.js";
+import { accountRequestsSection, invitationsSection } from "./invitations.js";
 import { breadcrumbs, busy, confirmDialog, emptyRow, field, formDialog, notice, resourceHref, showError } from "../ui.js";
 
 export async function adminPage(ctx) {
@@ -50,6 +51,7 @@ export async function adminPage(ctx) {
       h("div.card-head", h("h2", "Users"),
         h("button#new-user", { type: "button", onclick: () => newUser().then((ok) => ok && loadUsers()) }, "New user")),
       h("table.listing", h("thead", h("tr", h("th", "Email"), h("th", "Name"), h("th", ""), h("th", "Created"), h("th", ""))), userBody)),
+    accountRequestsSection(ctx),
   );
   await Promise.all([loadOrgs(), admin && loadUsers()].filter(Boolean)).catch(showError);
 }
@@ -152,6 +154,7 @@ export async function organizationPage(ctx) {
         h("a.button", { href: "#/admin" }, "All organizations"))),
     h("table.listing", h("thead", h("tr", h("th", "Email"), h("th", "Name"), h("th", "Role"), h("th", ""))), tbody),
     canManage && h("section.card", h("h2", "Add a member"), form),
+    canManage && invitationsSection(ctx, name),
   );
   await load();
 }

@@ -21,6 +21,8 @@ export async function loginPage(ctx) {
     field({ name: "email", label: "Email", type: "email", required: true, autocomplete: "username" }),
     field({ name: "password", label: "Password", type: "password", required: true, autocomplete: "current-password" }),
     h("div.buttons", button),
+    h("p.form-links", h("a#forgot-link", { href: "#/forgot" }, "Forgot your password?"), " · ",
+      h("a#signup-link", { href: "#/signup" }, "Ask for an account")),
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();

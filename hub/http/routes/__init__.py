@@ -13,6 +13,7 @@ API = "/api/v1"
 
 def all_routes() -> list[web.RouteTableDef]:
     from hub.http.routes import (
+        accounts,
         auth,
         contacts,
         controllers,
@@ -31,4 +32,4 @@ def all_routes() -> list[web.RouteTableDef]:
     )
 
     return [m.routes for m in (auth, docs, health, history, keys, messages, organizations, permissions,
-                               tokens, users, pins, controllers, contacts, rhizo, resources)]
+                               tokens, users, pins, controllers, contacts, rhizo, resources, accounts)]

@@ -13,9 +13,11 @@ from aiohttp import web
 
 from hub import credentials
 from hub.http.auth import caller_of, require_user
+from hub.http.deps import in_session
 from hub.http.routes import API
 from hub.http.typedefs import SETTINGS
 from hub.settings import Settings
+from hub.storage import accounts
 
 routes = web.RouteTableDef()
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
@@ -40,6 +42,8 @@ async def mqtt_token(request: web.Request) -> web.Response:
     now = time.time()
     # tied to the session asking (if any): logging out ends the live connections made with it
     session = caller.session.nonce if caller.session is not None else ""
+    if caller.session is not None and session:  # a password reset or change ends its connections
+        await in_session(request, accounts.note_token_session, session, user_id, caller.session.expires)
     token = credentials.issue_token(settings.SECRET_KEY, user_id, settings.MQTT_TOKEN_TTL, now=now, session=session)
     return web.json_response({
         "token": token, "username": f"user-{user_id}", "url": websocket_url(settings, request),
