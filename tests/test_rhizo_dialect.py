@@ -108,14 +108,14 @@ def test_sequence_round_trip_and_raw_reads(server: RunningHttp, people: People) 
     put = rhizo(server, "PUT", f"/resources{base}/deep/er/level", key, {"data": base64.b64encode(b"12.34")})
     assert put.status_code == 200
     value = rhizo(server, "GET", f"/resources{base}/deep/er/level", key, {}, accept="application/octet-stream")
-    assert value.status_code == 200 and value.text == "12.3" and value.headers["Content-Type"].startswith("text/plain")
+    assert value.status_code == 200 and value.text == "12.34" and value.headers["Content-Type"].startswith("text/plain")
     many = rhizo(server, "PUT", "/resources", key, {
         "values": json.dumps({f"{base}/deep/er/level": "7", "/other/lab/x": "1", f"{base}/missing": "2"}),
         "timestamp": "2024-05-01T12:00:00.250000 Z"})
     assert many.status_code == 200 and many.json()["stored"] == 1
     assert sorted(many.json()["skipped"]) == [f"{base}/missing", "/other/lab/x"]
     hist = rhizo(server, "GET", f"/resources{base}/deep/er/level", key, {"count": 10}).json()
-    assert hist["values"] == ["7", "12.3"] and hist["units"] == "cm" and hist["path"] == f"{base}/deep/er/level"
+    assert hist["values"] == ["7", "12.34"] and hist["units"] == "cm" and hist["path"] == f"{base}/deep/er/level"
 
 
 def test_files_move_status_and_delete(server: RunningHttp, people: People) -> None:

@@ -429,3 +429,44 @@ def test_many_sockets_cost_one_look_and_only_the_concerned_are_checked(hub: Hub)
     assert got["closed_in"] < BOUND, got
     assert got["after_key"] == (1, 1), got  # one job, one socket: the crowd was not looked at
     assert got["all_in"] < BOUND and got["open"] == many, got
+
+
+def test_with_the_storage_gate_closed_a_message_is_unavailable_then_sent_again(
+        broker_factory: Any, persister_factory: Any) -> None:
+    """No persister subscribed: the plugin ends hub-service's connection instead of
+    acknowledging (hub/broker_auth/storagegate.py), so the caller hears 503; the HTTP
+    server's client sends the message again and it is stored once a persister subscribes."""
+    from hub.storage import revisions
+
+    broker = broker_factory(MQTT_REQUIRE_PERSISTER=True)
+    with start_http_server(broker.settings, broker.settings_path, migrate_db=False) as http:
+        people = seed_people(http.settings)
+        db = Database(http.settings.database_url)
+        try:
+            with db.session() as s:
+                resources.create(s, people.controller + "/t", ResourceType.SEQUENCE.value)
+        finally:
+            db.dispose()
+        broker.sync()
+        key = people.keys["controller"]
+        t0 = time.monotonic()
+        r = requests.post(http.api("/messages"), headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                          json={"folder": people.controller, "type": "update_sequence",
+                                "parameters": {"sequence": "t", "value": 7.25}})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
+        assert time.monotonic() - t0 < 10
+        persister_factory(broker)
+
+        def stored() -> list[float | None]:
+            d = Database(http.settings.database_url)
+            try:
+                with d.session() as s:
+                    seq = resources.get(s, people.controller + "/t")
+                    return [v.num for v in revisions.history(s, seq.id, newest_first=False, count=10)]
+            finally:
+                d.dispose()
+
+        deadline = time.monotonic() + 30
+        while not stored() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stored() == [7.25], broker.log_tail()

@@ -4,7 +4,8 @@ For scripts without MQTT: `{folder, type, parameters}` becomes the wire
 payload `{"type": ..., "parameters": ...}` on topic `folder`, published by
 the server's `hub-service` client after checking that the caller may write
 the folder. An `update_sequence` sent this way is stored by the persister
-like any other.
+like any other. 202 once the broker acknowledged it; 502 `broker_refused` when
+its PUBACK refuses it (`hub.http.publisher`), 503 when it does not answer.
 """
 
 from __future__ import annotations
