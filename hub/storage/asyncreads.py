@@ -38,8 +38,10 @@ from hub.errors import Unavailable
 from hub.storage.db import Database
 
 CONNECT_TIMEOUT = 5.0  # seconds a read waits for a connection before answering 503
+# (admin shutdown, crash shutdown, cannot connect now; a backend killed while the connection
+# sat idle leaves it mid-message: "cannot switch to state ...", an InternalClientError)
 _GONE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-         asyncpg.exceptions.OperatorInterventionError)  # (admin shutdown, crash shutdown, cannot connect now)
+         asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InternalClientError)
 
 
 class AsyncReads:
