@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from hub import credentials
-from hub.storage import keys, permissions, resources, users
+from hub.broker_auth.policy import CHANGE_TOPIC, SYNC_TOPIC
+from hub.storage import changes, keys, permissions, resources, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import Level
 from tests.support import free_port, write_settings_file
@@ -331,6 +332,41 @@ def test_new_folder_and_key_usable_without_restart(world: World, clients: list[C
     pi = connect(world, clients, key)
     assert pi.publish("acme/greenhouse/pi-02", b"hello") in (0, NO_SUBSCRIBERS)
     assert pi.publish("acme/greenhouse/pi-01", b"not mine") == NOT_AUTHORIZED
+
+
+def test_sync_request_is_answered_with_the_change_the_plugin_decides_by(world: World,
+                                                                         clients: list[Client]) -> None:
+    """hub-service publishes to SYNC_TOPIC; the plugin looks at the change log at once and
+    says on CHANGE_TOPIC the change it now decides by, a new folder included."""
+    watcher = world.service()
+    clients.append(watcher)
+    assert watcher.subscribe(CHANGE_TOPIC, qos=0) == [0]
+    with world.db.session() as s:
+        resources.create(s, "acme/greenhouse/pi-01/synced", "folder")
+    with world.db.session() as s:
+        wanted = changes.latest(s)
+    pi = connect(world, clients, world.ctl_key)
+    deadline = time.monotonic() + 10
+    while True:  # each request is answered; one is enough unless the look came before the commit was seen
+        before = len(watcher.messages)
+        watcher.publish(SYNC_TOPIC, str(wanted), qos=0)
+        got = watcher.wait_messages(before + 1, timeout=2)
+        ids = [int(payload) for topic, payload in got if topic == CHANGE_TOPIC]
+        if ids and max(ids) >= wanted:
+            break
+        assert time.monotonic() < deadline, f"no change {wanted} on {CHANGE_TOPIC}: {got}\n{world.broker.log_tail()}"
+    # the folder is a topic now: no poll, no wait
+    assert pi.publish("acme/greenhouse/pi-01/synced", b"at once") in (0, NO_SUBSCRIBERS)
+
+
+def test_sync_topics_are_the_hub_services_only(world: World, clients: list[Client]) -> None:
+    alice = connect(world, clients, world.alice_key)
+    assert alice.subscribe(CHANGE_TOPIC) == [NOT_AUTHORIZED]
+    assert alice.publish(SYNC_TOPIC, b"1") == NOT_AUTHORIZED
+    service = world.service()
+    clients.append(service)
+    assert service.subscribe(SYNC_TOPIC) == [NOT_AUTHORIZED]  # nobody hears the requests
+    assert service.publish(SYNC_TOPIC, b"1") == NOT_AUTHORIZED  # a request, never delivered
 
 
 def test_stats_file_counts_decisions(world: World, clients: list[Client]) -> None:
