@@ -178,7 +178,7 @@ class Update:
 
 def update(s: Session, store: Store, subject: Subject, path: str, u: Update) -> dict[str, Any]:
     """`PUT /api/v1/resources/<path>`: rename or move, attributes, controller status, data."""
-    r, _, _ = loaded(s, path)
+    r, _, _ = loaded(s, path, subject)
     moving = u.name is not None or u.parent is not None
     need(s, subject, r.path, Level.ADMIN if r.type == CONTROLLER and moving else Level.WRITE)
     if u.user_attributes is not None:
@@ -214,7 +214,7 @@ def update(s: Session, store: Store, subject: Subject, path: str, u: Update) -> 
 
 
 def delete(s: Session, subject: Subject, path: str, data_only: bool) -> dict[str, Any]:
-    r, _, _ = loaded(s, path)
+    r, _, _ = loaded(s, path, subject)
     need(s, subject, r.path, Level.ADMIN if r.type == CONTROLLER else Level.WRITE)
     if data_only:
         raise BadRequest("data_only is not supported: delete the resource, or trim it with max_history")
