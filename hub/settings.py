@@ -70,6 +70,10 @@ class Settings:
                                       "and publishes end their connection unacknowledged (they retry), so "
                                       "no acknowledged value goes unstored. Off: a relay-only hub, values "
                                       "published with no persister reach watchers and are not stored.")
+    MQTT_FOLDER_SYNC_SECONDS: float = _s(2.0, "An HTTP create of a folder answers once the broker's plugin "
+                                         "accepts it as a topic, waiting at most this long (the create "
+                                         "is kept either way; no wait while the broker is unreachable). "
+                                         "0: answer at once (the topic opens within about 0.25 s).")
     MQTT_TOKEN_TTL: int = _s(900, "Lifetime in seconds of a browser's MQTT token; the broker ends a "
                                   "connection made with it then (the console reconnects with a newer one).")
     MOSQUITTO_BIN: str = _s("mosquitto", "Mosquitto executable started by run.py.")

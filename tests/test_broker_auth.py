@@ -8,19 +8,26 @@ access make their own users and keys so they do not disturb the others.
 from __future__ import annotations
 
 import secrets
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from hub import credentials
-from hub.storage import keys, permissions, resources, users
+from hub.broker_auth.policy import CHANGE_TOPIC, SYNC_TOPIC
+from hub.storage import changes, keys, permissions, resources, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import Level
+from tests.fixtures.http import seed_people, start_http_server
 from tests.support import free_port, write_settings_file
 from tests.support.broker import Client, RunningBroker, mqtt_client, start_broker
+from tests.support.processes import stop_process
 
 NOT_AUTHORIZED = 135  # MQTT 5 reason code
 SUBACK_FAILURE = 128  # MQTT 3.1.1
@@ -333,6 +340,41 @@ def test_new_folder_and_key_usable_without_restart(world: World, clients: list[C
     assert pi.publish("acme/greenhouse/pi-01", b"not mine") == NOT_AUTHORIZED
 
 
+def test_sync_request_is_answered_with_the_change_the_plugin_decides_by(world: World,
+                                                                         clients: list[Client]) -> None:
+    """hub-service publishes to SYNC_TOPIC; the plugin looks at the change log at once and
+    says on CHANGE_TOPIC the change it now decides by, a new folder included."""
+    watcher = world.service()
+    clients.append(watcher)
+    assert watcher.subscribe(CHANGE_TOPIC, qos=0) == [0]
+    with world.db.session() as s:
+        resources.create(s, "acme/greenhouse/pi-01/synced", "folder")
+    with world.db.session() as s:
+        wanted = changes.latest(s)
+    pi = connect(world, clients, world.ctl_key)
+    deadline = time.monotonic() + 10
+    while True:  # each request is answered; one is enough unless the look came before the commit was seen
+        before = len(watcher.messages)
+        watcher.publish(SYNC_TOPIC, str(wanted), qos=0)
+        got = watcher.wait_messages(before + 1, timeout=2)
+        ids = [int(payload) for topic, payload in got if topic == CHANGE_TOPIC]
+        if ids and max(ids) >= wanted:
+            break
+        assert time.monotonic() < deadline, f"no change {wanted} on {CHANGE_TOPIC}: {got}\n{world.broker.log_tail()}"
+    # the folder is a topic now: no poll, no wait
+    assert pi.publish("acme/greenhouse/pi-01/synced", b"at once") in (0, NO_SUBSCRIBERS)
+
+
+def test_sync_topics_are_the_hub_services_only(world: World, clients: list[Client]) -> None:
+    alice = connect(world, clients, world.alice_key)
+    assert alice.subscribe(CHANGE_TOPIC) == [NOT_AUTHORIZED]
+    assert alice.publish(SYNC_TOPIC, b"1") == NOT_AUTHORIZED
+    service = world.service()
+    clients.append(service)
+    assert service.subscribe(SYNC_TOPIC) == [NOT_AUTHORIZED]  # nobody hears the requests
+    assert service.publish(SYNC_TOPIC, b"1") == NOT_AUTHORIZED  # a request, never delivered
+
+
 def test_stats_file_counts_decisions(world: World, clients: list[Client]) -> None:
     from hub.broker_auth.stats import WRITE_INTERVAL, read_stats
 
@@ -370,3 +412,53 @@ def test_plugin_that_cannot_start_stops_mosquitto(tmp_path: Path, breakage: str)
     if breakage == "database not migrated":
         assert "run `run.py --init-db`" in str(e.value)
     assert not broker.is_running()
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on {port}"
+            time.sleep(0.05)
+
+
+def _create_folder_timed(settings_factory: Any, tmp_path: Path, mqtt_port: int, bound: float) -> float:
+    """Seconds a folder create over the hub's API takes with the broker at `mqtt_port`."""
+    settings, _ = settings_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'hub.db'}", MQTT_PORT=mqtt_port,
+                                   MQTT_FOLDER_SYNC_SECONDS=bound, PASSWORD_HASH_ROUNDS=4)
+    migrate(settings.database_url)
+    people = seed_people(settings)
+    with start_http_server(settings, migrate_db=False) as http:
+        # the first create may wait for the worker's first connection attempt: time the second
+        requests.post(http.api(f"/resources/{people.controller}/first"), json={"type": "folder"},
+                      headers=people.auth("admin"), timeout=30)
+        started = time.monotonic()
+        r = requests.post(http.api(f"/resources/{people.controller}/second"), json={"type": "folder"},
+                          headers=people.auth("admin"), timeout=30)
+        took = time.monotonic() - started
+        assert r.status_code == 201, r.text
+        assert requests.get(http.api(f"/resources/{people.controller}/second"), headers=people.auth("admin"),
+                            timeout=10).status_code == 200
+    return took
+
+
+def test_folder_create_answers_at_once_while_the_broker_is_down(settings_factory: Any, tmp_path: Path) -> None:
+    assert _create_folder_timed(settings_factory, tmp_path, free_port(), bound=20.0) < 5.0
+
+
+def test_folder_create_waits_no_longer_than_its_bound(settings_factory: Any, tmp_path: Path) -> None:
+    """A broker that never confirms (a Mosquitto without the hub's plugin): the create
+    still succeeds, after MQTT_FOLDER_SYNC_SECONDS."""
+    port = free_port()
+    conf = tmp_path / "plain.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        took = _create_folder_timed(settings_factory, tmp_path, port, bound=1.0)
+        assert 1.0 <= took < 5.0
+    finally:
+        stop_process(proc)

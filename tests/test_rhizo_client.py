@@ -28,6 +28,7 @@ from hub.persister import deadletters
 from hub.storage import resources, users
 from hub.storage.db import Database
 from hub.storage.models import ResourceType
+from tests.support.broker import mqtt_client
 from tests.support.console_stack import HubStack, hub_stack
 from tests.support.processes import stop_process
 from tests.support.settings import clean_env
@@ -144,27 +145,11 @@ class Drive:
             time.sleep(0.05)
         raise AssertionError(f"rhizo-client never logged {pattern!r}:\n" + "\n".join(self.log[-40:]))
 
-    def go(self) -> None:
-        """Let drive.py past its `wait_go()`."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-
     def stop(self) -> None:
         stop_process(self.proc)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-def broker_caught_up(hub: HubStack) -> None:
-    """Until the broker's plugin has installed the change log's latest entry. It learns of a
-    folder created over HTTP by polling that log (docs/architecture.md); until then a publish
-    to that folder is denied "the topic names no existing folder", and at QoS 0 is lost."""
-    try:
-        hub.broker.sync(timeout=STEP_TIMEOUT)
-    except TimeoutError as e:
-        raise AssertionError(f"{e}" + hub_logs(hub)) from None
 
 
 def _config(hub: HubStack, key: str | None, *, mqtt: bool) -> dict[str, Any]:
@@ -186,8 +171,6 @@ def test_controller_over_mqtt_and_http(stack: HubStack, tmp_path: Path) -> None:
         base = "/" + people.controller
         assert drive.next("path")["path"] == base
         assert drive.next("folder") == {"event": "folder", "exists": True, "missing": False}
-        broker_caught_up(stack)  # the client publishes to the folder it created next
-        drive.go()
         seqs = drive.next("sequences")
         assert seqs["temp"]["type"] == 21 and seqs["temp"]["path"] == base + "/temp"
         assert seqs["temp"]["system_attributes"] == {"data_type": 1, "decimal_places": 2, "units": "degrees_C",
@@ -244,6 +227,86 @@ def test_controller_over_the_message_websocket(stack: HubStack, tmp_path: Path) 
         drive.stop()
 
 
+RUNS = 50
+
+
+def _stored(hub: HubStack, paths: list[str]) -> dict[str, float]:
+    """The latest value of each sequence that has one (the hub's own API)."""
+    got: dict[str, float] = {}
+    with requests.Session() as http:
+        for path in paths:
+            r = http.get(hub.http.api(f"/resources/{path}"), headers=hub.people.auth("admin"), timeout=10)
+            if r.status_code == 200 and r.json().get("value") is not None:
+                got[path] = float(r.json()["value"])
+    return got
+
+
+def _all_arrive(hub: HubStack, watcher: Any, prefix: str, expect: dict[str, float]) -> None:
+    """Every value stored and every first message heard, or say which were lost. Values sent
+    at QoS 0 and refused by the broker never come: the bound only ends a failing run."""
+    base = f"{hub.people.controller}/{prefix}"
+    deadline = time.monotonic() + 30
+    while True:
+        stored = _stored(hub, list(expect))
+        heard = {topic for topic, payload in watcher.messages if b"first" in payload}
+        if stored == expect and len(heard) == RUNS:
+            return
+        if time.monotonic() > deadline:
+            lost = sorted(p for p in expect if stored.get(p) != expect[p])
+            unheard = sorted(f"{base}/run{i}" for i in range(RUNS) if f"{base}/run{i}" not in heard)
+            raise AssertionError(f"{len(lost)} of {RUNS} first values lost ({lost[:5]}...), "
+                                 f"{len(unheard)} first messages lost ({unheard[:5]}...)" + hub_logs(hub))
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("over", ["mqtt", "websocket"])
+def test_first_values_into_a_new_folder_are_kept(stack: HubStack, tmp_path: Path, over: str) -> None:
+    """rhizo-client creates a folder and a sequence and sends a value and a message there at
+    once, 50 times in a row: nothing is lost (the create answers once the broker has it)."""
+    people, prefix = stack.people, f"first-{over}"
+    watcher = mqtt_client(stack.broker, people.keys["admin"])
+    try:
+        assert watcher.connected.is_set()
+        assert watcher.subscribe(f"{people.controller}/#", qos=0) == [0]
+        drive = Drive(tmp_path, {"scenario": "first_values", "runs": RUNS, "prefix": prefix,
+                                 "config": _config(stack, people.keys["controller"], mqtt=over == "mqtt")},
+                      lambda: hub_logs(stack))
+        try:  # the client runs on while we look: what it sent last may still be in its buffers
+            assert drive.next("sent")["runs"] == RUNS
+            expect = {f"{people.controller}/{prefix}/run{i}/temp": i + 0.5 for i in range(RUNS)}
+            _all_arrive(stack, watcher, prefix, expect)
+        finally:
+            drive.stop()
+    finally:
+        watcher.close()
+
+
+def test_first_values_after_a_create_over_the_hub_api(stack: HubStack) -> None:
+    """The hub's own API creates the folder; a paho controller publishes at QoS 0 at once."""
+    people, prefix = stack.people, "first-api"
+    watcher = mqtt_client(stack.broker, people.keys["admin"])
+    pi = mqtt_client(stack.broker, people.keys["controller"], protocol=4)
+    try:
+        assert watcher.connected.is_set() and pi.connected.is_set()
+        assert watcher.subscribe(f"{people.controller}/#", qos=0) == [0]
+        with requests.Session() as http:
+            for i in range(RUNS):
+                folder = f"{people.controller}/{prefix}/run{i}"
+                for path, body in ((f"{people.controller}/{prefix}", {"type": "folder"}),
+                                   (folder, {"type": "folder"})):
+                    r = http.post(stack.http.api(f"/resources/{path}"), json=body, headers=people.auth("admin"),
+                                  timeout=10)
+                    assert r.status_code in (201, 409), r.text
+                pi.publish(folder, json.dumps({"type": "update_sequence",
+                                               "parameters": {"sequence": "temp", "value": i + 0.5}}), qos=0)
+                pi.publish(folder, json.dumps({"type": "first", "parameters": {"run": i}}), qos=0)
+        expect = {f"{people.controller}/{prefix}/run{i}/temp": i + 0.5 for i in range(RUNS)}
+        _all_arrive(stack, watcher, prefix, expect)
+    finally:
+        pi.close()
+        watcher.close()
+
+
 def test_controller_provisioned_by_pin(stack: HubStack, tmp_path: Path) -> None:
     people = stack.people
     drive = Drive(tmp_path, {"scenario": "pin", "config": _config(stack, None, mqtt=True)}, lambda: hub_logs(stack))
@@ -288,3 +351,21 @@ def test_text_lines_over_the_message_websocket(stack: HubStack) -> None:
             break
         assert time.monotonic() < deadline, r.text
         time.sleep(0.1)
+
+
+def test_system_folder_is_for_system_admins(stack: HubStack) -> None:
+    """Every rhizo-server has `/system`, open to its system admins only: a message or read
+    there is 403 to anyone else (rhizo-client's own suite expects it); a system admin learns
+    the hub holds nothing there (404)."""
+    people, rhizo = stack.people, {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain"}
+
+    def send(role: str) -> int:
+        r = requests.post(stack.http.url + "/api/v1/messages", auth=("key", people.keys[role]), timeout=10,
+                          headers=rhizo, data={"folder_path": "/system", "type": "testMessage", "parameters": "{}"})
+        return r.status_code
+
+    assert send("controller") == 403 and send("writer") == 403
+    assert send("admin") == 404
+    r = requests.get(stack.http.url + "/api/v1/resources/system/home.md", auth=("key", people.keys["member"]),
+                     headers=rhizo, timeout=10)
+    assert r.status_code == 403, r.text

@@ -11,7 +11,9 @@ Files:
 - `snapshot.py`: the access-relevant tables in memory; levels by `hub.access.resolve`.
 - `policy.py`: credentials (API keys by SHA-256, browser tokens, service passwords), ACL
   decisions, per-client decision caches, sessions, revocation -> kick list.
-- `reloader.py`: background thread polling `hub.storage.changes.latest()` 4 times a second.
+- `reloader.py`: background thread polling `hub.storage.changes.latest()` 4 times a second,
+  and at once when the HTTP server asks on `$hub/auth/sync` (the tick then announces the
+  change id on `$hub/auth/change`: hub/http/brokersync.py).
 - `tickgate.py`: keeps the tick callback off while traffic flows (a tick per packet is costly).
 - `storagegate.py`: no value is accepted while no persister holds `$share/PERSISTER_GROUP/#`
   (API-key clients held back at connect, publishes end their connection unacknowledged).

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 CDEF = """
 typedef struct mosquitto_plugin_id_t mosquitto_plugin_id_t;
+typedef struct mqtt5__property mosquitto_property;
 struct mosquitto;
 struct mosquitto_opt { char *key; char *value; };
 
@@ -67,6 +68,9 @@ const char *mosquitto_client_address(const struct mosquitto *client);
 bool mosquitto_client_clean_session(const struct mosquitto *client);
 int mosquitto_client_protocol_version(const struct mosquitto *client);
 int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will);
+int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen,
+                                  const void *payload, int qos, bool retain,
+                                  mosquitto_property *properties);
 
 extern "Python" int hub_on_basic_auth(int, void *, void *);
 extern "Python" int hub_on_acl_check(int, struct mosquitto_evt_acl_check *, void *);

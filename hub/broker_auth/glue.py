@@ -64,6 +64,10 @@ def attach(ffi: Any, lib: Any) -> None:
         log(lib.MOSQ_LOG_ERR, "hub-auth: callback failed, refusing: "
             + "".join(traceback.format_exception(exc_type, exc, tb)).replace("\n", " | "))
 
+    def publish(topic: str, payload: bytes) -> int:
+        # to every subscriber (read checks apply), QoS 0, not retained; Mosquitto copies payload
+        return int(lib.mosquitto_broker_publish_copy(NULL, topic.encode(), len(payload), payload, 0, False, NULL))
+
     def register_tick() -> None:
         next_tick[0] = 0  # run at the very next tick, whatever the throttle says
         lib.mosquitto_callback_register(identifier, lib.MOSQ_EVT_TICK, lib.hub_on_tick, NULL, NULL)
@@ -82,7 +86,7 @@ def attach(ffi: Any, lib: Any) -> None:
         identifier = ident
         opts = {text(options[i].key) or "": text(options[i].value) or "" for i in range(count)}
         try:
-            plugin = Plugin(opts, log, tick_switch=(register_tick, unregister_tick))
+            plugin = Plugin(opts, log, tick_switch=(register_tick, unregister_tick), publish=publish)
         except Exception as e:  # noqa: BLE001 - any failure stops the broker, with the reason
             log(*describe_failure(e))
             return lib.MOSQ_ERR_UNKNOWN

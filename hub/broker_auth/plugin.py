@@ -14,7 +14,16 @@ from pathlib import Path
 
 from hub import settings as settings_mod
 from hub.broker_auth.keyuse import KeyUse
-from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_UNSUBSCRIBE, LOG_ERR, LOG_INFO, LOG_NOTICE, Log, Policy
+from hub.broker_auth.policy import (
+    ACL_SUBSCRIBE,
+    ACL_UNSUBSCRIBE,
+    CHANGE_TOPIC,
+    LOG_ERR,
+    LOG_INFO,
+    LOG_NOTICE,
+    Log,
+    Policy,
+)
 from hub.broker_auth.reloader import Reloader
 from hub.broker_auth.rhizo_keys import SlowChecks
 from hub.broker_auth.snapshot import load
@@ -32,10 +41,13 @@ ADMITTED, REFUSED, HELD = 0, 1, 2  # Plugin.admit
 
 class Plugin:
     def __init__(self, options: dict[str, str], log: Log,
-                 tick_switch: tuple[Callable[[], None], Callable[[], None]] | None = None) -> None:
+                 tick_switch: tuple[Callable[[], None], Callable[[], None]] | None = None,
+                 publish: Callable[[str, bytes], object] | None = None) -> None:
         """`tick_switch`: (register, unregister) of Mosquitto's tick callback, for the
-        `TickGate`; without it the tick stays registered."""
+        `TickGate`; without it the tick stays registered. `publish(topic, payload)`:
+        Mosquitto's own publish (QoS 0, broker thread), for CHANGE_TOPIC."""
         self.log = log
+        self.publish = publish
         path = options.get("settings")
         if not path:
             raise SettingsError("plugin_opt_settings is missing from the Mosquitto config: "
@@ -54,7 +66,8 @@ class Plugin:
         salt = self.settings.RHIZO_SALT
         self.rhizo_checks = SlowChecks(self.db, salt, log=self._queue_log) if salt else None
         self.policy = Policy(self.settings.SECRET_KEY, snap, log, counters, rhizo_salt=salt,
-                             rhizo_slow_check=self.rhizo_checks.submit if self.rhizo_checks else None)
+                             rhizo_slow_check=self.rhizo_checks.submit if self.rhizo_checks else None,
+                             sync_requested=self._sync_requested)
         self.storage = StorageGate(self.settings.PERSISTER_GROUP, self.settings.PERSISTER_SESSION_EXPIRY, log,
                                    required=self.settings.MQTT_REQUIRE_PERSISTER)
         self.notifiers = GroupWatch("notifier", self.settings.NOTIFY_GROUP)
@@ -71,6 +84,18 @@ class Plugin:
         self.reloader.start()
         log(LOG_NOTICE, f"hub-auth: ready ({self.db.safe_url}; {len(snap.keys)} live keys, "
                         f"{len(snap.folders)} folders, change {snap.change_id})")
+
+    def _sync_requested(self) -> None:
+        """`hub-service` asked which change the plugin works from (broker thread): the
+        reloader looks now, and the tick after its look announces it (`_announce`)."""
+        reloader = getattr(self, "reloader", None)
+        if reloader is not None:
+            reloader.wake()
+
+    def _announce(self, change_id: int) -> None:
+        """Tell the HTTP servers the change the ACL now decides by (hub/http/brokersync.py)."""
+        if self.publish is not None:
+            self.publish(CHANGE_TOPIC, str(change_id).encode())
 
     def _queue_log(self, line: str) -> None:
         """A log line from another thread: the broker thread writes it on its next tick."""
@@ -146,11 +171,16 @@ class Plugin:
             self.policy.forget_kicked()
         snap = self.reloader.take()
         if snap is None:
+            if self.reloader.announce:
+                self.reloader.announce = False
+                self._announce(self.policy.snapshot.change_id)
             return
+        self.reloader.announce = False
         kicks = self.policy.install(snap)
         for client_id in kicks:
             kick(client_id)
         self.policy.forget_kicked()
+        self._announce(snap.change_id)
         self.log(LOG_INFO, f"hub-auth: now at change {snap.change_id}: {len(snap.keys)} live keys, "
                            f"{len(snap.folders)} folders, {len(kicks)} clients disconnected")
 

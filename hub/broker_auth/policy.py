@@ -11,6 +11,11 @@ Credentials (the MQTT password; the username is informational):
   snapshot's live keys;
 - a browser token `hbt1.<payload>.<mac>` signed with SECRET_KEY (`hub.credentials`);
 - the service passwords of `hub-persister` and `hub-service` (derived from SECRET_KEY).
+
+`hub-service` clients (the HTTP server) may also publish to `SYNC_TOPIC`: never delivered,
+it asks the plugin to look at the change log now and to say on `CHANGE_TOPIC` (which only
+`hub-service` may read) the change id it works from (docs/architecture.md, "A new folder is
+a topic at once").
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ ACL_READ, ACL_WRITE, ACL_SUBSCRIBE, ACL_UNSUBSCRIBE = 1, 2, 4, 8
 LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERR = 1, 2, 4, 8
 
 KEY, TOKEN, PERSISTER, SERVICE = "key", "token", "persister", "service"
+SYNC_TOPIC, CHANGE_TOPIC = "$hub/auth/sync", "$hub/auth/change"
+_SYNC = SYNC_TOPIC.encode()
 CACHE_SIZE = 1024  # decisions kept per client and access kind; cleared when full
 MAX_OFFLINE = 50_000  # disconnected clients whose session (queued messages) we still judge
 
@@ -66,8 +73,12 @@ class ClientState:
 class Policy:
     def __init__(self, secret_key: str, snapshot: Snapshot, log: Log,
                  counters: Counters | None = None, rhizo_salt: str = "",
-                 rhizo_slow_check: Callable[[str], bool] | None = None) -> None:
+                 rhizo_slow_check: Callable[[str], bool] | None = None,
+                 sync_requested: Callable[[], None] | None = None) -> None:
+        """`sync_requested`: called (on the broker thread, so it must not block) when
+        `hub-service` publishes to SYNC_TOPIC."""
         self.secret_key = secret_key
+        self.sync_requested = sync_requested
         self.rhizo_salt = rhizo_salt  # RHIZO_SALT: keys imported from rhizo-server work when set
         self.rhizo_slow_check = rhizo_slow_check  # queues a bcrypt check off this thread (rhizo_keys.SlowChecks)
         self.snapshot = snapshot
@@ -177,6 +188,12 @@ class Policy:
             return False
         if st.kicked:
             return self._last_will(st, access, topic)
+        if topic == _SYNC and access == ACL_WRITE and st.kind == SERVICE:
+            # never cached (each one is a request), never delivered (denied, silently)
+            self.counters.syncs += 1
+            if self.sync_requested is not None:
+                self.sync_requested()
+            return False
         if access == ACL_READ:
             cache = st.read
         elif access == ACL_WRITE:
@@ -206,6 +223,8 @@ class Policy:
         """(allowed, reason if not) for one uncached check."""
         if access == ACL_SUBSCRIBE:
             return self._subscribe(st, topic)
+        if topic == CHANGE_TOPIC and st.kind == SERVICE and access == ACL_READ:
+            return True, ""
         if topic.startswith("$"):
             return False, "$ topics are not open to clients"
         if st.kind == PERSISTER:
@@ -230,6 +249,8 @@ class Policy:
                 return False, "shared subscriptions are for the hub's persister only"
             if len(parts) < 3 or not parts[1] or parts[2].startswith("$"):
                 return False, "malformed shared subscription"
+            return True, ""
+        if topic == CHANGE_TOPIC and st.kind == SERVICE:
             return True, ""
         if topic.startswith("$"):
             return False, "$ topics are not open to clients"

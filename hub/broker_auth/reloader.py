@@ -3,6 +3,8 @@ a new `Snapshot` when it moved, and writes the stats file.
 
 It never touches client state and never calls Mosquitto: it leaves the new snapshot in
 `pending` and its log lines in `messages`; the broker thread takes both on tick.
+`wake` (from the broker thread, for the HTTP server's SYNC_TOPIC) makes it look now rather
+than at the end of its interval, and has the next tick announce the change id it is at.
 Database errors keep the last good snapshot (the hub keeps running on it) and are logged
 once per outage.
 """
@@ -52,6 +54,8 @@ class Reloader:
         self._pending: Snapshot | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.announce = False  # the next tick says which change it works from (plugin.py)
         self._failing = False
         self._not_before = 0.0
         self._thread = threading.Thread(target=self._run, name="hub-auth-reloader", daemon=True)
@@ -61,8 +65,13 @@ class Reloader:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Look at the change log now (any thread; never blocks)."""
+        self._wake.set()
 
     def take(self) -> Snapshot | None:
         """The newest snapshot not yet taken, if any (broker thread)."""
@@ -106,7 +115,12 @@ class Reloader:
 
     def _run(self) -> None:
         next_stats = 0.0
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)
+            if self._stop.is_set():
+                break
+            woken = self._wake.is_set()
+            self._wake.clear()
             queued, loaded = len(self.messages), False
             try:
                 loaded = self.poll_once()
@@ -121,8 +135,10 @@ class Reloader:
                                           f"from the database ({type(e).__name__}: {e}); still using "
                                           "the last ones loaded, revocations wait until it is back"))
             self._run_chores()
+            if woken:
+                self.announce = True
             if self.gate is not None:
-                if loaded or len(self.messages) > queued or (self.due is not None and self.due()):
+                if loaded or woken or len(self.messages) > queued or (self.due is not None and self.due()):
                     self.gate.request()
                 self.gate.nudge()
             now = time.monotonic()

@@ -31,6 +31,7 @@ class Counters:
     reloads: int = 0  # whole snapshots loaded
     patches: int = 0  # snapshots patched with changed keys / ended sessions only
     reload_errors: int = 0
+    syncs: int = 0  # SYNC_TOPIC requests (policy.py) from the HTTP server
 
 
 def stats_path(settings: Settings) -> Path:

@@ -22,6 +22,7 @@ from hub.extensions.loader import of as extensions_of
 from hub.http import accesslog, console, metrics
 from hub.http.auth import SAFE_METHODS
 from hub.http.authcache import AuthCache
+from hub.http.brokersync import BrokerSync
 from hub.http.errors import Handler, error_middleware
 from hub.http.publisher import Publisher
 from hub.http.ratelimit import LoginLimiter
@@ -31,6 +32,7 @@ from hub.http.routes import all_routes
 from hub.http.typedefs import (
     ASYNC_READS,
     AUTH_CACHE,
+    BROKER_SYNC,
     DB_EXECUTOR,
     HASH_EXECUTOR,
     LOGIN_LIMITER,
@@ -127,6 +129,14 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
     await asyncio.get_running_loop().run_in_executor(None, pub.close)
 
 
+async def _broker_sync(app: web.Application) -> AsyncIterator[None]:
+    sync = BrokerSync(app[SETTINGS], asyncio.get_running_loop())
+    sync.start()
+    app[BROKER_SYNC] = sync
+    yield
+    await asyncio.get_running_loop().run_in_executor(None, sync.close)
+
+
 def init_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.MAX_REQUEST_BYTES,
                           middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware])
@@ -134,7 +144,7 @@ def init_app(settings: Settings) -> web.Application:
     app[LOGIN_LIMITER] = LoginLimiter()
     # cleaned up in reverse: the executors finish their jobs before the Store closes its pool
     # (a job still running at shutdown would otherwise open a connection nobody closes)
-    app.cleanup_ctx.extend([_store, _executors, _auth_cache, _publisher])
+    app.cleanup_ctx.extend([_store, _executors, _auth_cache, _publisher, _broker_sync])
     for table in all_routes():
         app.router.add_routes(table)
     metrics.setup(app)

@@ -15,6 +15,7 @@ from hub.storage.store import Store
 
 if TYPE_CHECKING:
     from hub.http.authcache import AuthCache
+    from hub.http.brokersync import BrokerSync
     from hub.http.metrics import Metrics
     from hub.http.publisher import Publisher
     from hub.http.ratelimit import LoginLimiter
@@ -34,3 +35,4 @@ READ_CACHE: web.AppKey[ReadCache] = web.AppKey("read_cache")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+BROKER_SYNC: web.AppKey[BrokerSync] = web.AppKey("broker_sync")

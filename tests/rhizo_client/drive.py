@@ -12,7 +12,6 @@ import sys
 import time
 
 import gevent
-from gevent import select
 from rhizo.controller import Controller  # monkey-patches the standard library (gevent), as on a controller
 from rhizo.resources import ApiError
 
@@ -46,14 +45,6 @@ def wait_for(fn, what):
     raise SystemExit(1)
 
 
-def wait_go(what):
-    """Until the test writes a line on stdin: it has seen the hub take what came before."""
-    ready, _, _ = select.select([sys.stdin], [], [], DEADLINE)
-    if not ready or not sys.stdin.readline():
-        emit("timeout", what=what)
-        raise SystemExit(1)
-
-
 def read_text(c, path):
     try:
         return c.files.read(path).decode()
@@ -67,9 +58,7 @@ def scenario_controller(c):
     emit("path", path=base)
     c.files.create_folder(base + "/folder/deeper")
     emit("folder", exists=c.files.exists(base + "/folder/deeper"), missing=c.files.exists(base + "/nothing"))
-    # the broker learns of new folders by polling (a publish to one it does not know yet is
-    # denied, and lost at QoS 0): the test says when it has, before anything is sent there
-    wait_go("the broker to know the new folders")
+    # values go to the new folders at once: the create answers once the broker accepts them
     c.sequences.create("temp", "numeric", decimal_places=2, units="degrees_C", min_storage_interval=0)
     c.sequences.create("count", "numeric", decimal_places=0, max_history=1234, min_storage_interval=0)
     c.sequences.create("note", "text", min_storage_interval=0)
@@ -134,6 +123,22 @@ def scenario_websocket(c):
     emit("command", params=found[0][1])
 
 
+def scenario_first_values(c):
+    """A program written from rhizo-client's README: create a folder and a sequence in it,
+    then send a value and a message there at once, `runs` times in a row (MQTT or the
+    message websocket, as configured). Nothing waits for the hub in between."""
+    base = c.path_on_server()
+    wait_for(c.messages.connected, "the client's own connection")
+    for i in range(SPEC["runs"]):
+        folder = "{}/{}/run{}".format(base, SPEC["prefix"], i)
+        c.files.create_folder(folder)
+        c.sequences.create(folder + "/temp", "numeric", decimal_places=1, min_storage_interval=0)
+        c.sequences.update(folder + "/temp", i + 0.5)
+        c.messages.send("first", {"run": i}, folder=folder)
+    emit("sent", runs=SPEC["runs"])
+    gevent.sleep(DEADLINE)  # keeps its connections while the test reads what arrived
+
+
 def scenario_pin(c):
     """Provisioned by PIN (the Controller asked for its key before this runs)."""
     emit("provisioned", path=c.path_on_server(), local=open("local.yaml").read())
@@ -142,7 +147,9 @@ def scenario_pin(c):
 def main():
     config = dict(SPEC["config"])
     c = Controller(config)
-    {"controller": scenario_controller, "websocket": scenario_websocket, "pin": scenario_pin}[SPEC["scenario"]](c)
+    scenarios = {"controller": scenario_controller, "websocket": scenario_websocket, "pin": scenario_pin,
+                 "first_values": scenario_first_values}
+    scenarios[SPEC["scenario"]](c)
     emit("done")
     os._exit(0)  # the client's greenlets (websocket, MQTT) never end by themselves
 

@@ -106,7 +106,7 @@ async def send_message(request: web.Request, tail: str) -> web.StreamResponse:
     subject = who.subject if who is not None else None
 
     def check(s: Session) -> None:
-        r = loaded(s, path)[0]
+        r = loaded(s, path, subject)[0]
         if r.type not in resources.FOLDER_TYPES:
             raise BadRequest(f"{rhizo_path(path)} is a {r.type}: messages go to folders")
         if subject is None or who is None or who.via != "key":

@@ -53,10 +53,19 @@ def rhizo_path(path: str) -> str:
     return "/" + path
 
 
-def loaded(s: Session, path: str) -> tuple[Resource, Sequence | None, Revision | None]:
+SYSTEM = "system"  # rhizo-server's own organization folder (docs/rhizo-compat.md, "/system")
+
+
+def loaded(s: Session, path: str, subject: Subject | None = None) -> tuple[Resource, Sequence | None, Revision | None]:
+    """The resource at `path`. Under `/system`, which every rhizo-server has and only its
+    system admins may use, a path the hub does not hold is 403 to anyone else (`subject`:
+    who asks; None counts as not a system admin), as rhizo-server answered."""
     try:
         return resources.get_with_latest(s, path)
     except NotFound:
+        if paths.normalize(path).split("/", 1)[0] == SYSTEM and not (subject is not None and subject.is_admin):
+            raise Forbidden(f"{rhizo_path(paths.normalize(path))} is rhizo-server's system folder: "
+                            "for system admins only") from None
         raise NotFound(f"no resource at {rhizo_path(paths.normalize(path))}") from None
 
 
@@ -82,7 +91,7 @@ def _visible_below(s: Session, subject: Subject, folder: str) -> set[str] | None
 
 
 def read(s: Session, store: Store, subject: Subject, path: str, opts: ReadOptions) -> Any:
-    r, seq, rev = loaded(s, path)
+    r, seq, rev = loaded(s, path, subject)
     only: set[str] | None = None
     if r.type in FOLDERS and not opts.meta and permissions.level(s, subject, r.path) < Level.READ:
         only = _visible_below(s, subject, r.path)

@@ -13,6 +13,7 @@ from multidict import MultiDict
 from hub import paths
 from hub.errors import BadRequest, Forbidden
 from hub.http.auth import forget_access
+from hub.http.brokersync import settle_created
 from hub.http.deps import in_session, store_of
 from hub.http.rhizo import form, reads, shapes, writes
 from hub.http.rhizo.access import caller, subject
@@ -39,6 +40,13 @@ def _time(v: MultiDict[str], *names: str) -> int | None:
                 raise BadRequest(f"form field {name!r} is not a time: send ISO 8601, e.g. "
                                  "2024-05-01T12:00:00.000000Z") from None
     return None
+
+
+def _noting_folders(fn: Any) -> Any:
+    """`fn(s, ...)` answering (its result, whether it created a folder)."""
+    def work(s: Any, *args: Any, **kw: Any) -> tuple[Any, bool]:
+        return fn(s, *args, **kw), bool(s.info.get(writes.FOLDERS_MADE))
+    return work
 
 
 def _path(tail: str) -> str:
@@ -124,9 +132,11 @@ async def create_resource(request: web.Request, tail: str) -> web.StreamResponse
         data = form.b64(v, "contents")
     created = _time(v, "creation_timestamp", "creationTimestamp")
     who = await subject(request)
-    out = await in_session(request, writes.create, store_of(request), who, parent, name, number, data=data,
-                           seq=seq, user_attributes=user_attributes, created_us=created)
+    out, made = await in_session(request, _noting_folders(writes.create), store_of(request), who, parent, name,
+                                 number, data=data, seq=seq, user_attributes=user_attributes, created_us=created)
     forget_access(request)
+    if made:
+        await settle_created(request)  # a topic the broker accepts before we answer
     return web.json_response(out)
 
 
@@ -136,8 +146,11 @@ async def post_file(request: web.Request, tail: str) -> web.StreamResponse:
     v = await form.values(request)
     data = form.b64(v, "contents") if "contents" in v else form.b64(v, "data")
     who = await subject(request)
-    out = await in_session(request, writes.post_file, store_of(request), who, _path(tail), data or b"")
+    out, made = await in_session(request, _noting_folders(writes.post_file), store_of(request), who, _path(tail),
+                                 data or b"")
     forget_access(request)
+    if made:
+        await settle_created(request)
     return web.json_response(out)
 
 

@@ -24,6 +24,7 @@ from hub.storage.models import DataType, Level, Resource, ResourceType
 from hub.storage.store import Store
 
 CONTROLLER = ResourceType.CONTROLLER.value
+FOLDERS_MADE = "rhizo.folders_made"  # Session.info: this write created a folder (a new topic)
 DEFAULT_MAX_HISTORY = 10_000  # what rhizo-server gave a sequence created without one
 
 
@@ -75,6 +76,7 @@ def _ensure_folders(s: Session, path: str) -> None:
         found = resources.find(s, p)
         if found is None:
             resources.create(s, p, ResourceType.FOLDER.value)
+            s.info[FOLDERS_MADE] = True
         elif found.type not in resources.FOLDER_TYPES:
             raise BadRequest(f"{rhizo_path(p)} is a {found.type}, not a folder")
 
@@ -107,6 +109,8 @@ def create(s: Session, store: Store, subject: Subject, parent: str, name: str, t
     content = (data if data is not None else b"", "application/octet-stream") if type_ == ops.FILE else None
     attrs = dict(user_attributes or {})
     ops.create(s, store, path, type_, attributes=attrs or None, spec=spec, content=content)
+    if type_ in resources.FOLDER_TYPES:
+        s.info[FOLDERS_MADE] = True
     r = resources.get(s, path)
     _set_extra(r, seq.extra)
     if created_us is not None:
@@ -174,7 +178,7 @@ class Update:
 
 def update(s: Session, store: Store, subject: Subject, path: str, u: Update) -> dict[str, Any]:
     """`PUT /api/v1/resources/<path>`: rename or move, attributes, controller status, data."""
-    r, _, _ = loaded(s, path)
+    r, _, _ = loaded(s, path, subject)
     moving = u.name is not None or u.parent is not None
     need(s, subject, r.path, Level.ADMIN if r.type == CONTROLLER and moving else Level.WRITE)
     if u.user_attributes is not None:
@@ -210,7 +214,7 @@ def update(s: Session, store: Store, subject: Subject, path: str, u: Update) -> 
 
 
 def delete(s: Session, subject: Subject, path: str, data_only: bool) -> dict[str, Any]:
-    r, _, _ = loaded(s, path)
+    r, _, _ = loaded(s, path, subject)
     need(s, subject, r.path, Level.ADMIN if r.type == CONTROLLER else Level.WRITE)
     if data_only:
         raise BadRequest("data_only is not supported: delete the resource, or trim it with max_history")

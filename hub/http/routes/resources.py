@@ -17,6 +17,7 @@ from hub import paths
 from hub.errors import BadRequest, Conflict, Unprocessable
 from hub.http import resource_ops as ops
 from hub.http.auth import caller_of, forget_access, level_of, require_level
+from hub.http.brokersync import settle_created
 from hub.http.deps import in_session, store_of
 from hub.http.freshread import read_fresh
 from hub.http.params import AFTER, bool_param, choice_param, field, int_param, is_json, json_body, time_param
@@ -157,6 +158,7 @@ async def create_resource(request: web.Request) -> web.Response:
                            content=content, value=body.get("value"), timestamp=body.get("timestamp"))
     if type_ in res_store.FOLDER_TYPES:
         forget_access(request)
+        await settle_created(request)  # a topic the broker accepts before we answer
     return web.json_response(out, status=201, headers={"Location": f"{API}/resources/{out['path']}"})
 
 
