@@ -25,9 +25,10 @@ BASE = "https://hub.example.org"
 
 
 @pytest.fixture
-def server(http_server_factory: Callable[..., RunningHttp]) -> RunningHttp:
-    return http_server_factory(PUBLIC_URL=BASE, SMTP_HOST="127.0.0.1", SMTP_FROM="hub@example.org",
-                               ACCOUNT_REQUESTS=True, ACCOUNT_EMAILS_PER_HOUR=3)
+def server(http_server_factory: Callable[..., RunningHttp], database_url: str) -> RunningHttp:
+    """On SQLite and on PostgreSQL."""
+    return http_server_factory(DATABASE_URL=database_url, PUBLIC_URL=BASE, SMTP_HOST="127.0.0.1",
+                               SMTP_FROM="hub@example.org", ACCOUNT_REQUESTS=True, ACCOUNT_EMAILS_PER_HOUR=3)
 
 
 @pytest.fixture
