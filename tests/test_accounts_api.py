@@ -254,3 +254,15 @@ def test_account_requests_off_by_default(http_server_factory: Callable[..., Runn
     error(requests.post(server.api("/account-requests"), json={"email": "a@example.com"}), 404, "requests_off")
     # with email off, resets are refused for every address alike
     error(requests.post(server.api("/password-reset"), json={"email": "a@example.com"}), 409, "email_off")
+
+
+def test_other_sites_cannot_post_the_public_forms(server: RunningHttp, people: People, db: Database) -> None:
+    evil = {"Origin": "https://evil.example"}
+    for path, body in (("/password-reset", {"email": people.emails["member"]}),
+                       ("/account-requests", {"email": "someone@example.com"}),
+                       ("/invitations/accept", {"code": "C" * 43, "password": NEW_PASSWORD})):
+        error(requests.post(server.api(path), json=body, headers=evil), 403, "forbidden")
+    assert emails(db, people.emails["member"]) == []
+    r = requests.post(server.api("/password-reset"), json={"email": people.emails["member"]},
+                      headers={"Origin": server.url})
+    assert r.status_code == 202
