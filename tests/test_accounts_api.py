@@ -77,6 +77,7 @@ def error(r: requests.Response, status: int, code: str | None = None) -> dict[st
 
 
 def test_invitation_creates_the_account_once(server: RunningHttp, people: People, db: Database) -> None:
+    requests.post(server.api("/account-requests"), json={"email": "newcomer@example.com"})
     r = invite(server, people, "Newcomer@Example.com", "admin")
     assert r.status_code == 201, r.text
     assert r.json()["email"] == "newcomer@example.com" and r.json()["role"] == "admin"
@@ -101,6 +102,9 @@ def test_invitation_creates_the_account_once(server: RunningHttp, people: People
     error(requests.post(server.api("/invitations/accept"), json={"code": code, "password": NEW_PASSWORD}),
           410, "code_used")
     login(server, "newcomer@example.com", NEW_PASSWORD)
+    with db.session() as s:  # the request the invitation answered is no longer pending
+        assert s.scalar(select(AccountRequest.status).where(AccountRequest.email == "newcomer@example.com")) \
+            == "approved"
 
 
 def test_existing_user_joins_signed_in(server: RunningHttp, people: People, db: Database) -> None:
