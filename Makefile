@@ -83,14 +83,14 @@ run: setup
 	$(PY) run.py
 
 test: setup
-	$(PY) -m ruff check hub tests bench
-	$(PY) -m mypy hub
+	$(PY) -m ruff check hub tests bench examples
+	$(PY) -m mypy hub examples
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # What `make test` checks before the tests: ruff and mypy.
 lint: $(STAMP)
-	$(PY) -m ruff check hub tests bench
-	$(PY) -m mypy hub
+	$(PY) -m ruff check hub tests bench examples
+	$(PY) -m mypy hub examples
 
 # Rewrite constraints.txt from the packages currently in .venv.
 constraints: $(STAMP)

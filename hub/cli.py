@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--broker", action="store_true", help="run only Mosquitto with the hub's plugin")
     g.add_argument("--check", action="store_true",
                    help="check settings, database, bulk storage and broker; say what is wrong")
+    p.add_argument("--ext", nargs=argparse.REMAINDER, metavar="NAME ARG",
+                   help="run a command an extension adds (docs/extensions.md); --ext alone lists them")
     p.add_argument("--settings", metavar="FILE", help="settings file (default settings/config.py or $HUB_SETTINGS)")
     return p
 
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=getattr(logging, s.LOG_LEVEL.upper(), logging.INFO),
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        from hub.extensions import commands, loader
+
+        extensions = loader.of(s)  # one that fails to load stops everything here, before any part starts
+        if args.ext is not None:
+            return commands.run(extensions, args.ext)
         return _dispatch(args, s)
     except HubError as e:
         print(f"error: {e.message}", file=sys.stderr)

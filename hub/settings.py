@@ -153,6 +153,20 @@ class Settings:
     RHIZO_SALT: str = _s("", "rhizo-server's SALT setting (from its settings/config.py), for keys and "
                          "passwords brought over by run.py --import-rhizo: rhizo hashed both with it. "
                          "Empty: those keys and passwords do not work. Keep it secret.")
+    # --- extensions (docs/extensions.md) -----------------------------------------
+    EXTENSIONS: list = _s([], "Extensions to load: importable package names, or folders under extensions/ at "
+                          "the project root. Their own settings go in this file too; one that fails to load "
+                          "stops the hub at start-up.")
+    EXTENSIONS_DIR: str = _s("extensions", "The folder of extensions by folder name (relative to the project "
+                             "root; git-ignored there).")
+    AUTOLOAD_EXTENSIONS: bool = _s(False, "Also load every folder under extensions/, each with the settings in "
+                                   "its autoload-config.py (this file and the environment win over them).")
+    EXTENSION_API_KEYS: dict = _s({}, "Extension name -> an API key it publishes MQTT messages with, so the "
+                                  "broker's access rule applies to it as to any caller. Keep it secret.")
+    # Values of the names the extensions declare, and the environment they may come from:
+    # checked when the extensions load (hub/extensions/loader.py), not here.
+    extension_values: dict = field(default_factory=dict, compare=False, repr=False)
+    extension_env: Mapping = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------------
     @property
@@ -169,6 +183,11 @@ class Settings:
         return self.BULK_STORAGE_URL or f"file://{self.data_path / 'bulk'}"
 
     @property
+    def extensions_path(self) -> Path:
+        p = Path(self.EXTENSIONS_DIR)
+        return p if p.is_absolute() else ROOT / p
+
+    @property
     def mqtt_ws_url(self) -> str:
         return self.MQTT_WS_URL or f"ws://{self.HTTP_HOST}:{self.MQTT_WS_PORT}"
 
@@ -176,6 +195,8 @@ class Settings:
     def help_rows(cls) -> list[tuple[str, Any, str]]:
         out = []
         for f in dataclasses.fields(cls):
+            if not f.name.isupper():
+                continue
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             out.append((f.name, default, f.metadata.get("help", "")))
         return out
@@ -213,12 +234,11 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     """Build the settings; raise `SettingsError` on unknown names or bad types."""
     environ: Mapping[str, str] = os.environ if env is None else env
     path = settings_path() if path is None else path
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name.isupper()}
     values: dict[str, Any] = {}
+    others: dict[str, Any] = {}
     for name, value in read_file(path).items():
-        if name not in fields:
-            raise SettingsError(f"unknown setting {name} in {path}; known: {', '.join(sorted(fields))}")
-        values[name] = value
+        (values if name in fields else others)[name] = value
     for name in fields:
         for key in (name, ENV_PREFIX + name):
             if key in environ:
@@ -231,6 +251,10 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
     for name, value in values.items():
         values[name] = _coerce(name, value, fields[name].type)
     s = Settings(**values)
+    if others and not (s.EXTENSIONS or s.AUTOLOAD_EXTENSIONS):
+        name = sorted(others)[0]
+        raise SettingsError(f"unknown setting {name} in {path}; known: {', '.join(sorted(fields))}")
+    s.extension_values, s.extension_env = others, environ
     if not s.SECRET_KEY:
         if not generate_secret:
             raise SettingsError(f"SECRET_KEY is not set (in {path} or HUB_SECRET_KEY)")

@@ -10,9 +10,11 @@ itself keeps that admin usable: it refuses to revoke the key a request is
 made with and a system admin's removing their own admin (both 409).
 
 One setting is not a default: `positive_data_acceptance` also expects 422. The
-document says what is well formed; 422 is the hub's answer for a request it
-allows that breaks a rule no schema can state (a value outside a sequence's
-limits, a weak password, 2024-02-30), always with a message saying which.
+document says what is well formed (request bodies name every field; times are
+`format: date-time` or `date`, so 2024-02-30 is a 400); 422 is the hub's answer
+for a request it allows that breaks a rule no schema can state (a value outside
+a sequence's limits, a weak password: the list is in docs/architecture.md),
+always with a message saying which.
 
 Budget (about 25 s of CPU per database): examples and coverage run in full
 (coverage is deterministic, about 1500 cases); fuzzing FUZZ_EXAMPLES cases per

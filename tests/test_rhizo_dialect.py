@@ -256,12 +256,10 @@ def test_websocket_refuses_what_it_must(server: RunningHttp, people: People) -> 
     assert replies[4] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
-def test_websocket_closes_when_its_key_is_revoked(server: RunningHttp, people: People,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub.http.rhizo import websocket
+def test_websocket_closes_when_its_key_is_revoked(server: RunningHttp, people: People) -> None:
+    """Through the change log the worker follows (the timing: tests/test_rhizo_websocket.py)."""
     from hub.storage import keys
 
-    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.1)
     db = Database(server.settings.database_url)
     try:
         with db.session() as s:
@@ -325,16 +323,14 @@ def test_a_shutdown_closes_open_websockets(tmp_path: Any) -> None:
         client.join(10)
 
 
-def test_a_key_brought_over_from_rhizo_server_works_in_the_dialect(tmp_path: Any,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """`/self` and the websocket (whose key check repeats) accept a key `--import-rhizo` kept."""
-    from hub.http.rhizo import websocket
+def test_a_key_brought_over_from_rhizo_server_works_in_the_dialect(tmp_path: Any) -> None:
+    """`/self` and the websocket (whose key is checked again when the change log names it)
+    accept a key `--import-rhizo` kept."""
     from hub.rhizo_import import keys as rhizo_keys
     from hub.storage import changes
     from hub.storage.models import ApiKey, RhizoKey
     from tests.support.rhizo_db import SALT, inner
 
-    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.1)
     key = "tst" + "K7" * 25
     path = write_settings_file(tmp_path / "config.py", {
         "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": "k" * 48, "PASSWORD_HASH_ROUNDS": 4,
@@ -356,13 +352,24 @@ def test_a_key_brought_over_from_rhizo_server_works_in_the_dialect(tmp_path: Any
         me = rhizo(srv, "GET", "/resources/self", key, {"meta": 1})
         assert me.status_code == 200 and me.json()["path"] == "/" + people.controller
 
+        def touch_key() -> None:
+            """A change naming the key, then until the server has handled it."""
+            db = Database(srv.settings.database_url)
+            try:
+                with db.session() as s:
+                    changes.record(s, "key", prefix)
+            finally:
+                db.dispose()
+            srv.sync()
+
         async def stays_open() -> bool:
             async with aiohttp.ClientSession() as http:
                 async with http.ws_connect(srv.api("/websocket").replace("http", "ws", 1),
                                            headers=basic(key)) as ws:
                     await ws.send_str(json.dumps({"type": "ping", "parameters": {}}))
+                    await asyncio.to_thread(touch_key)
                     try:
-                        got = await ws.receive(timeout=1.5)  # several key checks pass meanwhile
+                        got = await ws.receive(timeout=1.0)  # the recheck has run meanwhile
                     except TimeoutError:
                         return True
                     raise AssertionError(f"the websocket answered {got}")

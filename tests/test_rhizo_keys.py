@@ -4,10 +4,14 @@ snapshot loaded from a real (SQLite) database."""
 
 from __future__ import annotations
 
+import base64
 import time
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from hub.broker_auth import rhizo_keys as broker_rhizo
@@ -16,9 +20,12 @@ from hub.broker_auth.snapshot import load
 from hub.rhizo_import import keys as rhizo
 from hub.rhizo_import import mapping
 from hub.rhizo_import.history import storage_path
+from hub.settings import load as load_settings
 from hub.storage import changes, resources, users
 from hub.storage.db import Database
 from hub.storage.models import ApiKey, Level, RhizoKey
+from tests.fixtures.http import People, RunningHttp, seed_people, start_http_server
+from tests.support import free_port, write_settings_file
 from tests.support.rhizo_db import SALT, bcrypt_inner, inner
 
 KEY = "tst" + "K7" * 25
@@ -151,3 +158,100 @@ def test_http_bcrypt_checks_are_budgeted(db: Database) -> None:
         assert row is not None and row.prefix == prefix
     with db.session() as s:  # upgraded: the fast path needs no budget now
         assert rhizo.verify(s, KEY, SALT, rhizo.Budget(0)) is not None
+
+
+# -- rhizo's key routes (hub/http/rhizo/keys.py) through the real HTTP server ----------------
+@pytest.fixture(scope="module")
+def key_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHttp, People, int]]:
+    root = tmp_path_factory.mktemp("rhizo-keys")
+    path = write_settings_file(root / "config.py", {
+        "DATA_DIR": str(root / "data"), "SECRET_KEY": "q" * 48, "PASSWORD_HASH_ROUNDS": 4,
+        "HTTP_PORT": free_port(), "MQTT_PORT": free_port()})
+    with start_http_server(load_settings(path, env={}), path) as srv:
+        people = seed_people(srv.settings)
+        db = Database(srv.settings.database_url)
+        try:
+            with db.session() as s:
+                controller_id = resources.get(s, people.controller).id
+                resources.create(s, "acme/site/pi-02", "controller")  # the organization admin's, by rank
+        finally:
+            db.dispose()
+        yield srv, people, controller_id
+
+
+def _rhizo(srv: RunningHttp, method: str, path: str, key: str | None, form: dict[str, Any] | None = None
+           ) -> requests.Response:
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain"}
+    if key:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"resource_client:{key}".encode()).decode()
+    return requests.request(method, srv.api(path), data=form or {}, headers=headers, timeout=30)
+
+
+def test_rhizo_s_form_creates_a_controller_key_shown_once_and_stored_hashed(
+        key_server: tuple[RunningHttp, People, int]) -> None:
+    srv, people, controller_id = key_server
+    r = _rhizo(srv, "POST", "/keys", people.keys["orgadmin"], {"access_as_controller_id": controller_id})
+    assert r.status_code == 200, r.text
+    made = r.json()
+    assert made["status"] == "ok" and isinstance(made["id"], int) and made["secret_key"].startswith("hk_")
+    me = _rhizo(srv, "GET", "/resources/self", made["secret_key"], {"meta": 1})
+    assert me.status_code == 200 and me.json()["path"] == "/" + people.controller  # it works as the controller
+    db = Database(srv.settings.database_url)
+    try:
+        with db.session() as s:
+            row = s.get(ApiKey, made["id"])
+            assert row is not None and row.controller_id == controller_id
+            assert made["secret_key"] not in row.secret_hash and row.secret_hash != made["secret_key"]
+    finally:
+        db.dispose()
+    listed = _rhizo(srv, "GET", "/keys", people.keys["orgadmin"], {"access_as_controller_id": controller_id})
+    assert listed.status_code == 200
+    entry = listed.json()[str(made["id"])]
+    assert entry["access_as_controller_id"] == controller_id and entry["revocation_timestamp"] == ""
+    assert entry["creation_timestamp"].endswith("Z") and isinstance(entry["organization_id"], int)
+    assert made["secret_key"] not in listed.text and "secret" not in listed.text
+    every = _rhizo(srv, "GET", "/keys", people.keys["admin"])
+    assert every.status_code == 200 and str(made["id"]) in every.json()
+
+
+def test_who_may_create_list_and_revoke_rhizo_keys(key_server: tuple[RunningHttp, People, int]) -> None:
+    srv, people, controller_id = key_server
+    form = {"access_as_controller_id": controller_id}
+    # the hub's rule: ADMIN on the controller folder (read or write access is not enough), a user's key
+    assert _rhizo(srv, "POST", "/keys", people.keys["writer"], form).status_code == 403
+    assert _rhizo(srv, "POST", "/keys", people.keys["outsider"], form).status_code == 404
+    assert _rhizo(srv, "POST", "/keys", people.keys["controller"], form).status_code == 403
+    assert _rhizo(srv, "POST", "/keys", None, form).status_code == 403
+    assert _rhizo(srv, "GET", "/keys", people.keys["writer"], form).status_code == 403
+    assert _rhizo(srv, "GET", "/keys", people.keys["orgadmin"]).status_code == 403  # every key: admins only
+    # bad input: a clear 400, nothing made
+    before = _rhizo(srv, "GET", "/keys", people.keys["admin"]).json()
+    for bad in ({}, {"access_as_controller_id": "x"}, {"access_as_controller_id": 0},
+                {"access_as_controller_id": controller_id, "access_as_user_id": people.users["member"]},
+                {**form, "key": "tst" + "K7" * 25}):
+        r = _rhizo(srv, "POST", "/keys", people.keys["admin"], bad)
+        assert r.status_code == 400, (bad, r.text)
+    site = _rhizo(srv, "GET", "/resources/acme/site", people.keys["admin"], {"meta": 1}).json()["id"]
+    assert _rhizo(srv, "POST", "/keys", people.keys["admin"], {"access_as_controller_id": site}).status_code == 400
+    assert _rhizo(srv, "POST", "/keys", people.keys["admin"], {"access_as_controller_id": 999999}).status_code == 404
+    assert _rhizo(srv, "GET", "/keys", people.keys["admin"]).json() == before
+    # user keys: your own, or anyone's as a system admin
+    own = _rhizo(srv, "POST", "/keys", people.keys["member"], {"access_as_user_id": people.users["member"],
+                                                               "organization_id": 1})
+    assert own.status_code == 200, own.text
+    assert _rhizo(srv, "POST", "/keys", people.keys["member"],
+                  {"access_as_user_id": people.users["writer"]}).status_code == 403
+    assert _rhizo(srv, "POST", "/keys", people.keys["admin"],
+                  {"access_as_user_id": people.users["writer"]}).status_code == 200
+    # revoking: the owner, ADMIN on the controller, a system admin; never by an outsider
+    made = _rhizo(srv, "POST", "/keys", people.keys["orgadmin"], form).json()
+    assert _rhizo(srv, "DELETE", f"/keys/{made['id']}", people.keys["writer"]).status_code == 403
+    assert _rhizo(srv, "DELETE", f"/keys/{own.json()['id']}", people.keys["outsider"]).status_code == 404
+    assert _rhizo(srv, "DELETE", "/keys/99999999", people.keys["admin"]).status_code == 404
+    assert _rhizo(srv, "GET", "/resources/self", made["secret_key"], {"meta": 1}).status_code == 200
+    r = _rhizo(srv, "DELETE", f"/keys/{made['id']}", people.keys["orgadmin"], {"delete": 1})
+    assert r.status_code == 200 and r.json() is None
+    assert _rhizo(srv, "GET", "/resources/self", made["secret_key"], {"meta": 1}).status_code in (401, 403)
+    assert _rhizo(srv, "DELETE", f"/keys/{own.json()['id']}", people.keys["member"]).status_code == 200
+    listed = _rhizo(srv, "GET", "/keys", people.keys["admin"]).json()
+    assert listed[str(made["id"])]["revocation_timestamp"].endswith("Z")  # revoked, kept

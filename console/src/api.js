@@ -10,6 +10,9 @@ export async function login(email, password) {
   return data;
 }
 export const logout = () => post("/logout", {});
+// The loaded extensions and their console panels (hub/extensions/http.py; not under /api/v1).
+export const extensions = () =>
+  fetch("/ext/index.json", { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : { extensions: [] }));
 export async function me() {
   const data = await get("/me");
   setCsrfToken(data?.csrf_token);

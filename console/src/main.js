@@ -14,6 +14,7 @@ import { loginPage } from "./pages/login.js";
 import { permissionsPage } from "./pages/permissions.js";
 import { resourcePage } from "./pages/resource.js";
 
+let extensionPanels = []; // [{title, url}] from the loaded extensions, linked in the top bar
 // pages for people who are not signed in
 const PUBLIC = /^\/(login|forgot|signup|accept\/.+|reset\/.+)$/;
 const LIVE_LABELS = { off: "offline", connecting: "connecting…", live: "live", offline: "offline" };
@@ -53,6 +54,7 @@ function renderTopBar() {
       h("a#account-link", { href: "#/account" }, "Account"),
       h("a", { href: "/api/v1/docs", target: "_blank", rel: "noopener" }, "API"),
       (session.isAdmin() || session.organizations().some((o) => o.role === "admin")) && h("a", { href: "#/admin" }, "Admin"),
+      extensionPanels.map((p) => h("a.ext-panel", { href: p.url }, p.title)),
     ),
     h("span.spacer"),
     me && state,
@@ -97,6 +99,11 @@ session.addEventListener("change", () => {
 });
 
 async function boot() {
+  try {
+    extensionPanels = (await api.extensions()).extensions.flatMap((e) => e.panels);
+  } catch {
+    extensionPanels = [];
+  }
   try {
     session.set(await api.me());
   } catch (e) {

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from hub.errors import TooLarge
+from hub.extensions import http as extensions_http
+from hub.extensions.loader import of as extensions_of
 from hub.http import accesslog, console, metrics
 from hub.http.auth import SAFE_METHODS
 from hub.http.authcache import AuthCache
@@ -27,6 +29,7 @@ from hub.http.readcache import POLL_SECONDS, ReadCache
 from hub.http.rhizo import dialect as rhizo_dialect
 from hub.http.routes import all_routes
 from hub.http.typedefs import (
+    ASYNC_READS,
     AUTH_CACHE,
     DB_EXECUTOR,
     HASH_EXECUTOR,
@@ -38,6 +41,7 @@ from hub.http.typedefs import (
 )
 from hub.settings import Settings
 from hub.storage import changes, revisions
+from hub.storage.asyncreads import AsyncReads
 from hub.storage.store import Store
 
 log = logging.getLogger("hub.http")
@@ -75,7 +79,12 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     if not settings.database_url.startswith("sqlite"):
         kw = {"pool_size": DB_THREADS + HASH_THREADS, "max_overflow": 4, "ping_idle_seconds": PING_IDLE_SECONDS}
     app[STORE] = Store.from_settings(settings, **kw)
+    reads = app[ASYNC_READS] = AsyncReads.for_database(app[STORE].db, max_size=DB_THREADS)
+    if reads is not None:
+        await reads.open()
     yield
+    if reads is not None:
+        await reads.close()
     app[STORE].close()
 
 
@@ -131,5 +140,6 @@ def init_app(settings: Settings) -> web.Application:
     metrics.setup(app)
     accesslog.setup(app)
     console.setup(app)
+    extensions_http.setup(app, extensions_of(settings))  # /ext/<name>/... (hub/extensions/http.py)
     rhizo_dialect.setup(app)  # rhizo-server's dialect, innermost (hub/http/rhizo/)
     return app

@@ -10,6 +10,7 @@ working here within about a second, like in the broker plugin.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ class AuthCache:
         self.generation = -1  # the change-log id the entries are valid for
         self._callers: dict[str, _Entry] = {}
         self._levels: dict[tuple[str, str], Level] = {}
+        self.listeners: list[Callable[[int], None]] = []  # told each new generation (the rhizo websockets)
 
     def clear(self) -> None:
         self._callers.clear()
@@ -42,6 +44,8 @@ class AuthCache:
         if generation != self.generation:
             self.clear()
             self.generation = generation
+            for listener in self.listeners:
+                listener(generation)
 
     def get_caller(self, token_key: str) -> Any | None:
         e = self._callers.get(token_key)

@@ -3,8 +3,11 @@
 Request schemas say exactly what the hub accepts: a request they allow is
 never refused with 400 (only 401/403/404/409 for who or what it is, 422 for a
 rule a schema cannot state: a weak password, a value a sequence's limits
-refuse, a date that does not exist), and a request they refuse is always a
-4xx. The patterns come from the code that checks them (hub/paths.py,
+refuse), and a request they refuse is always a 4xx. Every request body object
+with named fields says `additionalProperties: false`, and `json_body` refuses
+a field it does not name with 400, at any depth (hub/http/params.py
+`known_fields`); free-form objects (attributes, a message's parameters, a
+sequence's value) take any. The patterns come from the code that checks them (hub/paths.py,
 hub/storage/users.py, hub/http/params.py).
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub import paths
-from hub.http.params import INT32, TIME_PATTERN
+from hub.http.params import EPOCH_PATTERN, INT32
 from hub.http.resource_ops import MAX_LIMIT, MAX_UNITS
 from hub.storage.models import DataType, ResourceType
 from hub.storage.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
@@ -55,11 +58,13 @@ SUBPATH = text(paths.MAX_PATH_LENGTH, pattern=paths.SUBPATH_PATTERN, description
 ORG_NAME = text(paths.MAX_SEGMENT_LENGTH, pattern=paths.SEGMENT_PATTERN)
 EMAIL = text(MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN)
 FULL_NAME = text(200)
-# a stored value's time: ISO 8601 text (at most 40 characters) or epoch seconds; null is now
-TIME_IN = {"type": ["string", "number", "null"],
-           "description": "ISO 8601 or epoch seconds; not before 1970 nor in the future (else 422)"}
-TIME_QUERY = {"type": "string", "pattern": TIME_PATTERN,
-              "description": "ISO 8601 (UTC if no offset) or epoch seconds; empty for none"}
+# a stored value's time: an RFC 3339 date-time (at most 40 characters) or epoch seconds; null is now
+TIME_IN = {"type": ["string", "number", "null"], "format": "date-time", "maxLength": 40,
+           "description": "an RFC 3339 date-time or epoch seconds; not before 1970 nor more than "
+                          "5 minutes in the future (else 422)"}
+TIME_QUERY = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"},
+                        {"type": "string", "pattern": EPOCH_PATTERN}],
+              "description": "an RFC 3339 date-time, a date (midnight UTC) or epoch seconds; empty for none"}
 PHONE_PATTERN = r"^(|([ \t\n\r\f\v().-]*\+)?[ \t\n\r\f\v().-]*([0-9][ \t\n\r\f\v().-]*){6,15})$"
 PIN_PATTERN = r"^[ -]*([2-9A-HJKMNP-Za-hjkmnp-z][ -]*){6}$"
 SPEC_FIELDS: dict[str, Any] = {
@@ -75,8 +80,13 @@ def password(min_length: int) -> dict[str, Any]:
             "description": f"at most {MAX_PASSWORD_LENGTH} bytes in UTF-8 and 4 different characters (else 422)"}
 
 
+def _closed(schemas: dict[str, Any]) -> dict[str, Any]:
+    """Request bodies name all their fields: no other is accepted."""
+    return {name: {**s, "additionalProperties": False} for name, s in schemas.items()}
+
+
 def _requests(min_password_length: int) -> dict[str, Any]:
-    return {
+    return _closed({
         "NewResource": obj({
             "type": ref("NewResourceType"),
             "attributes": {"type": "object"},
@@ -137,7 +147,7 @@ def _requests(min_password_length: int) -> dict[str, Any]:
         "PhoneSet": obj({"phone": nullable("string", pattern=PHONE_PATTERN,
                                            description="E.164, e.g. +15551234567; null or empty clears it")},
                         examples=[{"phone": "+15551234567"}, {"phone": None}]),
-    }
+    })
 
 
 RESPONSES: dict[str, Any] = {

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from aiohttp import web
 
 from hub import paths
 from hub.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
-from hub.storage import values
 
 INT32 = 2**31 - 1
 SEGMENT = re.compile(paths.SEGMENT_PATTERN)
 AFTER_PATTERN = f"^({paths.SEGMENT_PATTERN[1:-1]})?$"  # a child name, or empty for none
 AFTER = re.compile(AFTER_PATTERN)
-# A time in a query: epoch seconds, or ISO 8601 (a date, or date and time; UTC without an offset).
-# A text that has this shape but names no real time (2024-02-30) is a 422, not a 400.
-TIME_PATTERN = (r"^(-?[0-9]{1,11}(\.[0-9]{1,6})?|[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-                r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
-                r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)$")
-_TIME = re.compile(TIME_PATTERN)
+# A time in a query: epoch seconds (or empty: none), an RFC 3339 date-time or an RFC 3339
+# date (midnight UTC): the document's `format: date-time` / `format: date`, as JSON Schema's
+# format checks read them (t and z in either case, any number of fraction digits, an offset;
+# no leap second, no year 0, no 2024-02-30). Anything else is a 400.
+EPOCH_PATTERN = r"^(|-?[0-9]{1,11}(\.[0-9]{1,6})?)$"
+_EPOCH = re.compile(EPOCH_PATTERN)
+_DATE_TIME = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])-([0-9]{2})[Tt]([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])"
+                        r"(\.[0-9]+)?([Zz]|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))", re.ASCII)
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})", re.ASCII)
+_EPOCH_DT = datetime(1970, 1, 1)
+US = timedelta(microseconds=1)
 
 
 def whole(v: Any) -> Any:
@@ -76,27 +82,43 @@ def choice_param(request: web.Request, name: str, choices: tuple[str, ...], defa
 
 
 def time_param(request: web.Request, name: str) -> int | None:
-    """ISO 8601 (naive = UTC) or epoch seconds (TIME_PATTERN) -> microseconds; empty is none."""
+    """Epoch seconds, an RFC 3339 date-time or date -> microseconds since 1970 (UTC); empty is none."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not _TIME.fullmatch(raw):
-        raise BadRequest(f"query parameter {name} must be ISO 8601 (2024-05-01T12:00:00Z) or epoch seconds")
-    if raw[0] in "-0123456789" and "-" not in raw[1:]:
+    if _EPOCH.fullmatch(raw):
         return int(float(raw) * 1_000_000)
-    text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
-    try:
-        return values.to_us(datetime.fromisoformat(text))
-    except (ValueError, OverflowError):
-        raise Unprocessable(f"query parameter {name}: {raw} is not a real date and time") from None
+    us = rfc3339_us(raw)
+    if us is None:
+        raise BadRequest(f"query parameter {name} must be an RFC 3339 date-time (2024-05-01T12:00:00Z), "
+                         f"a date (2024-05-01) or epoch seconds; {raw!r} is none of these (or no real day)")
+    return us
+
+
+def rfc3339_us(text: str, *, dates: bool = True) -> int | None:
+    """An RFC 3339 date-time or (with `dates`) full-date as microseconds since 1970 (UTC), or
+    None when it is neither or names no real day. Years 1-9999 and any offset, without overflow."""
+    if m := _DATE_TIME.fullmatch(text):
+        y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
+        frac, zone, sign, oh, om = m.groups()[6:]
+        offset = 0 if zone in ("Z", "z") else (1 if sign == "+" else -1) * (int(oh) * 60 + int(om))
+    elif dates and (m := _DATE.fullmatch(text)):
+        y, mo, d, h, mi, sec, frac, offset = int(m[1]), int(m[2]), int(m[3]), 0, 0, 0, None, 0
+    else:
+        return None
+    if y == 0 or not 1 <= mo <= 12 or not 1 <= d <= calendar.monthrange(y, mo)[1]:
+        return None
+    local = (datetime(y, mo, d, h, mi, sec) - _EPOCH_DT) // US + (int((frac[1:] + "00000")[:6]) if frac else 0)
+    return local - offset * 60_000_000
 
 
 def is_json(request: web.Request) -> bool:
     return request.content_type in ("application/json", "text/json") or request.content_type.endswith("+json")
 
 
-async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object (the body size limit applies while reading)."""
+async def json_body(request: web.Request, schema: str, *, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object (the body size limit applies while reading), with no field
+    the document's `schema` (a component of hub/http/openapi_schemas.py) does not know."""
     if not request.body_exists:
         if required:
             raise BadRequest("send a JSON object as the request body")
@@ -110,8 +132,42 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
         raise BadRequest(f"request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    known_fields(body, {"$ref": f"#/components/schemas/{schema}"})
     _check_text(body)
     return body
+
+
+@cache
+def _components() -> dict[str, Any]:
+    from hub.http import openapi_accounts  # (they import this module's patterns)
+    from hub.http.openapi_schemas import schemas
+
+    return {**schemas(1), **openapi_accounts.schemas(1)}
+
+
+def known_fields(value: Any, schema: dict[str, Any], where: str = "") -> None:
+    """400 naming the first field, at any depth, of an object whose schema lists its fields
+    and says `additionalProperties: false` (free-form objects, such as attributes, take any),
+    or a text that is not the `format: date-time` its schema says."""
+    while "$ref" in schema:
+        schema = _components()[schema["$ref"].rsplit("/", 1)[-1]]
+    if schema.get("format") == "date-time" and isinstance(value, str) \
+            and (len(value) > schema.get("maxLength", len(value)) or rfc3339_us(value, dates=False) is None):
+        raise BadRequest(f"field {where[:-1]!r} must be an RFC 3339 date-time (2024-05-01T12:00:00Z), "
+                         f"not {value[:60]!r}")
+    props = schema.get("properties")
+    if isinstance(value, dict) and props is not None:
+        if schema.get("additionalProperties") is False:
+            for name in value:
+                if name not in props:
+                    raise BadRequest(f"unknown field {where + name!r}: the fields here are "
+                                     f"{', '.join(where + p for p in props)}")
+        for name, sub in props.items():
+            if name in value:
+                known_fields(value[name], sub, f"{where}{name}.")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            known_fields(item, schema["items"], f"{where[:-1]}[{i}]." if where else f"[{i}].")
 
 
 def _check_text(body: Any) -> None:

@@ -1,10 +1,17 @@
 """The HTTP server's own MQTT client: publishes `POST /messages` for callers.
 
 It logs in as `hub-service` (password derived from SECRET_KEY), which the
-broker plugin lets publish to any folder; the HTTP handler checks the
+broker plugin lets publish to any folder the broker knows; the HTTP handler checks the
 caller's write permission before anything is sent. paho runs its network
 loop in its own thread and reconnects by itself; `publish` blocks (call it
 in a worker thread) until the broker acknowledges (QoS 1) or times out.
+
+It speaks MQTT 5, so the PUBACK says whether the broker took the message: one the broker
+refuses (its plugin denies a topic it does not know as a folder, a size over its limit)
+raises `Refused` (502), so the HTTP caller or the websocket client hears it instead of
+the message vanishing. With the storage gate closed (no persister subscribed) the plugin
+ends the connection without a PUBACK, as for any client: `publish` answers 503 after
+PUBLISH_TIMEOUT, and paho sends the message again once it is back in.
 """
 
 from __future__ import annotations
@@ -16,22 +23,32 @@ import secrets
 import threading
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hub import credentials
-from hub.errors import BadRequest, TooLarge, Unavailable
+from hub.errors import BadRequest, HubError, TooLarge, Unavailable
 from hub.settings import Settings
 
 log = logging.getLogger("hub.http.publisher")
 PUBLISH_TIMEOUT = 5.0
+NOT_AUTHORIZED = 0x87  # MQTT 5's reason code for a publish the broker's plugin denied
 
 
-def service_client(settings: Settings, name: str) -> mqtt.Client:
-    """A paho client logged in as `hub-service` (MQTT 3.1.1, reconnecting by itself within
-    1-10 s); `name` starts its client id. The HTTP server's publisher and each rhizo
-    websocket's bridge are such clients."""
+class Refused(HubError):
+    """The broker answered a publish with a failure reason code (MQTT 5 PUBACK)."""
+
+    status = 502
+    code = "broker_refused"
+
+
+def service_client(settings: Settings, name: str,
+                   protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311) -> mqtt.Client:
+    """A paho client logged in as `hub-service` (MQTT 3.1.1 unless `protocol` says, reconnecting
+    by itself within 1-10 s); `name` starts its client id. The HTTP server's publisher (MQTT 5)
+    and each rhizo websocket's bridge are such clients."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}-{secrets.token_hex(4)}",
-                         protocol=mqtt.MQTTv311)
+                         protocol=protocol)
     client.username_pw_set(credentials.SERVICE_USERNAME,
                            credentials.service_password(settings.SECRET_KEY, credentials.SERVICE_USERNAME))
     client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -55,10 +72,12 @@ class Publisher:
     def __init__(self, settings: Settings) -> None:
         self.host, self.port = settings.MQTT_HOST, settings.MQTT_PORT
         self.connected = threading.Event()
-        self.published = 0
-        self.client = service_client(settings, "hub-http")
+        self.published = self.refused = 0
+        self._acks: dict[int, ReasonCode] = {}  # mid -> the reason code of its PUBACK, until read
+        self.client = service_client(settings, "hub-http", protocol=MQTTProtocolVersion.MQTTv5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
         self._started = False
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
@@ -71,6 +90,12 @@ class Publisher:
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                        properties: object) -> None:
         self.connected.clear()
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode,
+                    properties: object) -> None:
+        # paho calls this before it marks the message published, so the waiter finds it; a
+        # later message given the same mid overwrites what an abandoned wait left here
+        self._acks[mid] = reason
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30)
@@ -88,6 +113,14 @@ class Publisher:
             raise Unavailable(f"publishing to the broker failed: {e}") from None
         if not info.is_published():
             raise Unavailable(f"the broker did not acknowledge the message within {timeout:.0f} s")
+        reason = self._acks.pop(info.mid, None)
+        if reason is not None and reason.is_failure:
+            self.refused += 1
+            log.warning("broker refused a message to %r (%s)", topic[:200], reason)
+            hint = " (the broker does not know this folder yet: try again in a second)" \
+                if reason.value == NOT_AUTHORIZED else ""
+            raise Refused(f"the broker refused the message to /{topic}: {reason}{hint}; nothing was "
+                          "delivered or stored")
         self.published += 1
 
     def close(self) -> None:

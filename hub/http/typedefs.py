@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hub.http.publisher import Publisher
     from hub.http.ratelimit import LoginLimiter
     from hub.http.readcache import ReadCache
+    from hub.storage.asyncreads import AsyncReads
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -26,6 +27,8 @@ STORE = web.AppKey("store", Store)
 DB_EXECUTOR = web.AppKey("db_executor", ThreadPoolExecutor)
 # bcrypt runs here: a few slow logins must not starve the database pool.
 HASH_EXECUTOR = web.AppKey("hash_executor", ThreadPoolExecutor)
+# The latest-value read on the event loop (PostgreSQL through psycopg; None: the thread path).
+ASYNC_READS: web.AppKey[AsyncReads | None] = web.AppKey("async_reads")
 AUTH_CACHE: web.AppKey[AuthCache] = web.AppKey("auth_cache")
 READ_CACHE: web.AppKey[ReadCache] = web.AppKey("read_cache")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")

@@ -3,7 +3,8 @@ controller status (`status`, `connected` messages, last heard) and the watchdog.
 
 Modules: `daemon` (MQTT subscriber, workers, watchdog loop), `dispatch` (admission,
 throttle, delivery, records), `parse` (the request parameters, native and rhizo),
-`channels` (SMTP and the Twilio-compatible SMS API).
+`channels` (SMTP and the Twilio-compatible SMS API), `lanes` (one controller's status
+messages in order), `acks` (acknowledgements in the order the messages came).
 """
 
 from __future__ import annotations

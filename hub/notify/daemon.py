@@ -6,10 +6,15 @@ controller status and runs the watchdog.
   notifier group, independently of the persisters' group.
 - paho's thread only notes "topic heard at t" and queues the few messages it acts on
   (`send_email`, `send_text_message` / `send_sms`, `status`, `connected`); worker
-  threads do the slow part (SMTP, HTTP, the database). Those messages are acknowledged to
-  the broker once handled, the rest at once: an email in flight when the notifier is
-  killed comes again when it restarts (at least once: it may then go out twice). While
-  Mosquitto's in-flight window (max_inflight_messages) is full of slow sends, the feed waits.
+  threads do the slow part (SMTP, HTTP, the database). One controller's `status` and
+  `connected` messages are handled one after the other in the order they arrived (a lane
+  per topic, `hub.notify.lanes`), so an older report never lands over a newer one; other
+  controllers' go on in parallel. Those messages are acknowledged to the broker once
+  handled, the rest as soon as nothing before them waits (acknowledgements go out in the
+  order the messages came, `hub.notify.acks`): an email in flight when the notifier is
+  killed comes again when it restarts (at least once: it, and what came after it, may then
+  be handled twice). The notifier takes up to MAX_JOBS unacknowledged messages (its MQTT
+  Receive Maximum); while that many wait behind slow sends, the feed waits.
 - Every WATCHDOG_CHECK_SECONDS the watchdog thread writes the last-heard times to the
   controllers' status rows, then sends the alerts that are due (claimed atomically,
   so several notifiers never send one twice).
@@ -24,7 +29,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,9 +40,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from hub import credentials, wire
 from hub.errors import HubError
 from hub.notify import outbox, parse
+from hub.notify.acks import InOrderAcks, Ticket
 from hub.notify.dispatch import Dispatcher, Stats
+from hub.notify.lanes import Lanes
 from hub.settings import Settings
 from hub.storage import controllers, outgoing
+from hub.storage.models import utcnow
 from hub.storage.store import Store
 
 log = logging.getLogger("hub.notify")
@@ -49,6 +57,7 @@ SEND_TYPES = frozenset({parse.SEND_EMAIL, parse.SEND_TEXT, parse.SEND_SMS})
 # A `watchdog` message is recorded as heard at once (rhizo-server kept its time on receipt),
 # the rest of what is heard every WATCHDOG_CHECK_SECONDS.
 ACTED_ON = SEND_TYPES | {STATUS, CONNECTED, WATCHDOG}
+ORDERED = frozenset({STATUS, CONNECTED})  # applied per topic in the order heard
 # What a controller sends: these count as "heard" for the watchdog; commands sent *to* a
 # controller's folder (by people or scripts) do not.
 HEARD = ACTED_ON | {wire.UPDATE_SEQUENCE, wire.DISPLAY_VALUE, WATCHDOG}
@@ -57,6 +66,8 @@ _MARKERS = (b"update", b"send_", b"status", b"connected", b"watchdog", b"display
 # The common case, decided without parsing: a native message whose type (first) only counts as heard.
 _HEARD_ONLY = re.compile(rb'\s*\{\s*"type"\s*:\s*"(?:update_sequence|display_value)"')
 PURGE_EVERY = 3600.0
+MAX_JOBS = 10_000  # unacknowledged messages at most, so the jobs queued and in lanes too
+Job: TypeAlias = tuple[str, wire.Message, Ticket | None, datetime]  # topic, message, its ack, heard at
 
 
 def client_id_of(settings: Settings) -> str:
@@ -69,13 +80,17 @@ class Notifier:
         self.store = store or Store.from_settings(settings)
         self.stats = Stats()
         self.dispatcher = Dispatcher(settings, self.store, self.stats)
+        from hub.extensions.messages import Router  # extensions' message handlers, by type
+
+        self.extensions = Router(settings, self.store)
         self.client_id = client_id_of(settings)
         self.topic = f"$share/{settings.NOTIFY_GROUP}/#"
         self.received = 0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.stopping = threading.Event()
-        self.jobs: queue.Queue[tuple[str, wire.Message, int, int] | None] = queue.Queue(maxsize=10_000)
+        self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=MAX_JOBS)
+        self.lanes: Lanes[Job] = Lanes(MAX_JOBS)
         self._seen: dict[str, float] = {}  # topic -> epoch seconds heard
         self._seen_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -88,15 +103,18 @@ class Notifier:
         c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
         c.on_subscribe = self._on_subscribe
         self.client = c
+        self.acks = InOrderAcks(lambda mid: c.ack(mid, 1))
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY
+        props.ReceiveMaximum = MAX_JOBS
         log.info("notifier connecting to %s:%s as %s (client id %s, %s)", self.settings.MQTT_HOST,
                  self.settings.MQTT_PORT, credentials.PERSISTER_USERNAME, self.client_id, self.topic)
         self.client.connect_async(self.settings.MQTT_HOST, self.settings.MQTT_PORT, keepalive=30,
                                   clean_start=False, properties=props)
+        self.extensions.attach(self.client)  # they see each message first, and handle it on their thread
         self.client.loop_start()
         for i in range(WORKERS):
             self._spawn(self._work, f"hub-notify-{i}")
@@ -121,6 +139,7 @@ class Notifier:
         if self.client.is_connected():
             self.client.disconnect()  # what came after the sentinels comes again next time
         self.client.loop_stop()
+        self.extensions.stop()
         try:
             self.check_watchdogs()  # record what was heard last
         except Exception as e:  # noqa: BLE001 - stopping anyway
@@ -131,6 +150,7 @@ class Notifier:
         if reason.is_failure:
             log.error("the broker refused the notifier: %s; it needs the same SECRET_KEY as the broker", reason)
             return
+        self.acks.reset()  # what the last connection left unacknowledged comes again
         self.connected.set()
         client.subscribe(self.topic, options=SubscribeOptions(qos=1))
 
@@ -148,11 +168,12 @@ class Notifier:
             log.warning("notifier lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
-        if not self._take(m):
-            c.ack(m.mid, m.qos)  # a worker acks what it took, once done
+        ticket = self.acks.take(m.mid, m.qos)
+        if not self._take(m, ticket):
+            self.acks.done(ticket)  # a worker acks what it took, once done
 
-    def _take(self, m: mqtt.MQTTMessage) -> bool:
-        """Note what `m` says; True if a worker took it."""
+    def _take(self, m: mqtt.MQTTMessage, ticket: Ticket | None = None) -> bool:
+        """Note what `m` says; True if a worker took it (with its `ticket`)."""
         self.received += 1
         try:
             topic = m.topic
@@ -174,10 +195,20 @@ class Notifier:
         if msg.type in HEARD:
             self._heard(topic)
         if msg.type in ACTED_ON:
+            job = (topic, msg, ticket, utcnow())
+            if msg.type in ORDERED:
+                behind = self.lanes.add(topic, job)
+                if behind:
+                    return True  # handled after the one of its topic in hand
+                if behind is None:
+                    log.error("notifier lanes full: dropping %s from %s", msg.type, topic)
+                    return False
             try:
-                self.jobs.put_nowait((topic, msg, m.mid, m.qos))
+                self.jobs.put_nowait(job)
                 return True
             except queue.Full:
+                if msg.type in ORDERED:
+                    self.lanes.close(topic)
                 log.error("notifier queue full: dropping %s from %s", msg.type, topic)
         return False
 
@@ -192,16 +223,24 @@ class Notifier:
             job = self.jobs.get()
             if job is None:
                 return
-            topic, msg, mid, qos = job
             try:
-                self.handle(topic, msg)
-            except Exception:  # noqa: BLE001 - one bad job must not kill a worker
-                log.exception("notifier failed on %s from %s", msg.type, topic)
+                self._do(job)
+                if job[1].type in ORDERED:  # then the rest of its lane, in order
+                    while (later := self.lanes.next(job[0])) is not None:
+                        self._do(later)
             finally:
-                self.client.ack(mid, qos)  # handled (sent, or its failure recorded)
-                self.jobs.task_done()
+                self.jobs.task_done()  # (a lane counts as unfinished until it is empty)
 
-    def handle(self, topic: str, msg: wire.Message) -> None:
+    def _do(self, job: Job) -> None:
+        topic, msg, ticket, heard = job
+        try:
+            self.handle(topic, msg, heard)
+        except Exception:  # noqa: BLE001 - one bad job must not kill a worker
+            log.exception("notifier failed on %s from %s", msg.type, topic)
+        finally:
+            self.acks.done(ticket)  # handled (sent, or its failure recorded)
+
+    def handle(self, topic: str, msg: wire.Message, heard: datetime | None = None) -> None:
         if msg.type in SEND_TYPES:
             self.dispatcher.request(topic, msg.type, msg.parameters)
             return
@@ -211,7 +250,7 @@ class Notifier:
             return
         try:
             with self.store.session() as s:
-                controllers.record_status(s, topic, msg.parameters, connected=msg.type == CONNECTED)
+                controllers.record_status(s, topic, msg.parameters, connected=msg.type == CONNECTED, now=heard)
         except HubError as e:
             log.info("%s message on %s not kept: %s", msg.type, topic, e.message)
 

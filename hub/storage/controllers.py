@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from hub import paths
@@ -166,22 +166,31 @@ def record_activity(s: Session, last_seen: Mapping[str, datetime]) -> int:
 
 def record_status(s: Session, controller_path: str, status: Mapping[str, Any], *, connected: bool = False,
                   now: datetime | None = None) -> None:
-    """A `status` message (its JSON object is kept) or a `connected` one (last connect)."""
+    """A `status` message (its JSON object is kept) or a `connected` one (last connect),
+    heard at `now`. A report older than the one kept changes nothing (each write is one
+    conditional UPDATE, so this holds for concurrent writers too): the client version
+    comes from the newest of both kinds, the status and the connect time from the newest
+    of their own kind."""
     now = now or utcnow()
     c = resources.find(s, controller_path)
     if c is None or c.type != ResourceType.CONTROLLER.value:
         raise Conflict(f"{controller_path} is not a controller folder: status is only kept for controllers")
-    st = row(s, c.id)
+    text = None if connected else json.dumps(dict(status), separators=(",", ":"))
+    if text is not None and len(text) > MAX_STATUS_BYTES:
+        raise BadRequest(f"status of {len(text)} bytes is over the limit of {MAX_STATUS_BYTES}")
+    row(s, c.id)
+    cs = ControllerStatus
+
+    def newer(*stamps: Any) -> Any:
+        return update(cs).where(cs.controller_id == c.id, *(or_(t.is_(None), t <= now) for t in stamps))
+
     version = status.get("client_version", status.get("version"))
     if isinstance(version, str) and version:
-        st.client_version = version[:40]
-    if connected:
-        st.last_connect_at = now
-        return
-    text = json.dumps(dict(status), separators=(",", ":"))
-    if len(text) > MAX_STATUS_BYTES:
-        raise BadRequest(f"status of {len(text)} bytes is over the limit of {MAX_STATUS_BYTES}")
-    st.status, st.status_at = text, now
+        s.execute(newer(cs.last_connect_at, cs.status_at).values(client_version=version[:40]))
+    if text is None:
+        s.execute(newer(cs.last_connect_at).values(last_connect_at=now))
+    else:
+        s.execute(newer(cs.status_at).values(status=text, status_at=now))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ A latest-value GET with the HTTP read cache off is this one indexed query (the
 unique index on live paths, then two primary keys). Profiled under load
 (bench/http.py), building the select, the ORM session and SQLAlchemy's result
 set-up cost several times the query itself, so the select is built once here
-and run with `Database.first_row` (no session, autocommit, plain tuples).
+and run with `Database.first_row` (no session, autocommit, plain tuples), or in the
+HTTP server on PostgreSQL with `AsyncReads.first_row` on the event loop (no thread hop).
 The rows are small frozen records that the views read like the ORM objects.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
 
@@ -19,6 +21,9 @@ from hub import paths
 from hub.errors import NotFound
 from hub.storage.db import Database
 from hub.storage.models import Resource, Revision, Sequence
+
+if TYPE_CHECKING:
+    from hub.storage.asyncreads import AsyncReads
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +74,22 @@ def _dt(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def load(db: Database, path: str) -> tuple[ResourceRow, SequenceRow | None, RevisionRow | None]:
+Loaded = tuple[ResourceRow, SequenceRow | None, RevisionRow | None]
+
+
+def load(db: Database, path: str) -> Loaded:
     """The live resource at `path` (NotFound if none), its spec and its latest revision."""
     p = paths.normalize(path)
-    row = db.first_row(_STMT, {"path": p})
+    return _records(p, db.first_row(_STMT, {"path": p}))
+
+
+async def load_async(reads: AsyncReads, path: str) -> Loaded:
+    """`load` on the event loop (PostgreSQL through psycopg: `hub.storage.asyncreads`)."""
+    p = paths.normalize(path)
+    return _records(p, await reads.first_row(_STMT, {"path": p}))
+
+
+def _records(p: str, row: tuple[Any, ...] | None) -> Loaded:
     if row is None:
         raise NotFound(f"no resource at {p}")
     r = ResourceRow(row[0], row[1], row[2], row[3], _dt(row[4]), _dt(row[5]))

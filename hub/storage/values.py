@@ -3,6 +3,8 @@
 One place for the rules the persister and the HTTP API share.
 A value is stored in exactly one of: `num` (numeric), `text` (text, JSON as
 compact text) or `data` (image bytes). Large ones move to bulk storage.
+A number is stored exactly as sent (the nearest float to its text): a sequence's
+`decimal_places` is how the console shows it, never a rounding of what is kept.
 """
 
 from __future__ import annotations
@@ -53,9 +55,7 @@ def encode(seq: Sequence, value: Any) -> Encoded:
             raise BadValue(f"value {num} is below the minimum {seq.min_value}")
         if seq.max_value is not None and num > seq.max_value:
             raise BadValue(f"value {num} is above the maximum {seq.max_value}")
-        if seq.decimal_places is not None:
-            num = round(num, seq.decimal_places)
-        return Encoded(num=num)
+        return Encoded(num=num)  # as sent: `decimal_places` is for display only
     if kind == DataType.TEXT.value:
         if not isinstance(value, str):
             raise BadValue(f"text sequence needs a string, got {type(value).__name__}")

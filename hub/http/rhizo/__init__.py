@@ -6,6 +6,7 @@ own API (docs/rhizo-compat.md): the same storage, access rule, limits and parser
 - `form`: rhizo's request values (query string + form body, also on GET);
 - `shapes`: rhizo's answers (numeric types, leading-slash paths, `' Z'` timestamps);
 - `access`: who is calling, as rhizo-server saw it;
-- `resources`, `pins`: the handlers; `reads`, `writes`: their work, in one transaction;
-- `websocket`, `bridge`: `/api/v1/websocket`, bridged to the broker.
+- `resources`, `pins`, `keys`: the handlers; `reads`, `writes`: their work, in one transaction;
+- `websocket`, `bridge`, `recheck`: `/api/v1/websocket`, bridged to the broker, and what the
+  change log means for the open sockets.
 """

@@ -4,7 +4,7 @@ The rule (docs/rhizo-compat.md): a request is in rhizo's dialect when it sends
 `Content-Type: application/x-www-form-urlencoded` AND asks for `Accept: text/plain` or
 `Accept: application/octet-stream`, exactly what rhizo-client sends on every request
 (GET and DELETE included), and goes to one of the routes rhizo-client uses
-(`/resources`, `/messages`, `/pins`). No client of the hub's own API sends that pair
+(`/resources`, `/messages`, `/pins`, `/keys`). No client of the hub's own API sends that pair
 (they ask for JSON, `*/*`, or nothing), so none of their answers changes. Requests to
 `/api/v1/websocket`, which the hub's own API does not have, are rhizo's message websocket.
 
@@ -97,4 +97,4 @@ def setup(app: web.Application) -> None:
 
 
 def _load_handlers() -> None:
-    from hub.http.rhizo import pins, resources  # noqa: F401  (importing them registers their routes)
+    from hub.http.rhizo import keys, pins, resources  # noqa: F401  (importing them registers their routes)

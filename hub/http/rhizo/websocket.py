@@ -6,9 +6,11 @@ session (same origin only). Messages are JSON `{"type", "parameters", "folder"?,
 "channel"?}`; each goes where its MQTT twin would, through the broker with the HTTP
 server's service login, after the same access check and the same parsing (`hub.wire`):
 
-- `subscribe` `{"subscriptions": [{"folder": "self" | "/path", "include_children"}]}`:
-  what is published to those folders (read access needed) comes back over the socket
-  as `{"type", "timestamp", "parameters", "folder"}`; what this socket sent does not;
+- `subscribe` `{"subscriptions": [{"folder": "self" | "/path", "include_children",
+  "message_type"?}]}`: what is published to those folders (read access needed; only that
+  type when `message_type` is given, as rhizo-server's subscriptions matched) comes back
+  over the socket as `{"type", "timestamp", "parameters", "folder"}`; what this socket sent
+  does not;
 - `connect`, `ping`: nothing to do (the connection is authenticated already);
 - `watchdog` (a controller): published to its folder, so it counts as hearing from it;
 - `update_sequence` `{"sequence", "value", "timestamp"?}` (a name relative to the
@@ -18,10 +20,13 @@ server's service login, after the same access check and the same parsing (`hub.w
 - a text line `s,<sequence>,<time>,<value>` or `d,...` (a controller): published to its own
   folder as sent, as it would send it over MQTT.
 
-A message that is refused gets `{"type": "error", "parameters": {"message": ...}}` back;
-one that is not JSON closes the socket, as rhizo-server did. Every RECHECK_SECONDS the
-connection's key is checked again (a revoked key closes it, as the broker kicks its MQTT
-connections) and so is read access to each subscribed folder (lost access unsubscribes).
+A message that is refused, here or by the broker (its PUBACK), gets rhizo-server's
+`{"type": "error", "timestamp", "parameters": {"message": ...}}` back (with the refused
+message's `type` and `folder` in the parameters when it got that far); one that is not
+JSON closes the socket, as rhizo-server did. When the change log says the connection's
+credential or access may have changed, `recheck` looks again within about a second and a
+half: a revoked key, a logged-out, expired or deleted session or user closes the socket
+(as the broker kicks MQTT connections), lost read access unsubscribes that folder.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,17 +48,17 @@ from hub import paths, wire
 from hub.errors import BadRequest, Forbidden, HubError, Unauthenticated
 from hub.http.auth import Caller, level_of, same_origin
 from hub.http.deps import in_session, in_thread
+from hub.http.rhizo import recheck
 from hub.http.rhizo.access import caller
 from hub.http.rhizo.bridge import Bridge
-from hub.http.typedefs import PUBLISHER, SETTINGS
-from hub.storage import controllers, keys, permissions, resources
+from hub.http.typedefs import AUTH_CACHE, PUBLISHER, SETTINGS
+from hub.storage import controllers, resources
 from hub.storage.models import Level
 
 log = logging.getLogger("hub.http.rhizo")
 QUEUE = 1000  # messages waiting for a slow client; older ones are dropped first
 RECENT = 64  # what this socket published, so it does not come back to it
 HEARTBEAT = 60.0
-RECHECK_SECONDS = 30.0
 
 
 def _basic(request: web.Request) -> tuple[str, str]:
@@ -74,9 +81,12 @@ SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("rhizo_sockets")
 
 
 def setup(app: web.Application) -> None:
-    """Keep the open sockets, so a shutdown closes them instead of waiting for them."""
+    """Keep the open sockets, so a shutdown closes them instead of waiting for them, and
+    follow the change log for them (`recheck`)."""
     app[SOCKETS] = set()
+    app.on_startup.append(recheck.start)
     app.on_shutdown.append(_close_all)
+    app.on_shutdown.append(recheck.stop)
 
 
 async def _close_all(app: web.Application) -> None:
@@ -88,6 +98,7 @@ async def _close_all(app: web.Application) -> None:
 async def serve(request: web.Request) -> web.StreamResponse:
     if request.method != "GET":
         raise BadRequest("this is rhizo's message websocket: open it with a websocket client (GET)")
+    born = request.app[AUTH_CACHE].generation  # the credential is checked at this change or later
     who = await caller(request)
     if who is None:
         raise Unauthenticated("send a key as the Basic password, or log in first")
@@ -102,9 +113,13 @@ async def serve(request: web.Request) -> web.StreamResponse:
                          {"client_version": _client_version(request)}, connected=True)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
+    conn = Connection(request, ws, who)
+    watch = request.app[recheck.WATCH]
+    watch.add(conn, born)
     try:
-        await Connection(request, ws, who).run()
+        await conn.run()
     finally:
+        watch.discard(conn)
         request.app[SOCKETS].discard(ws)
     return ws
 
@@ -115,8 +130,9 @@ class Connection:
         self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self.recent: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=RECENT)
         self.bridge = Bridge(request.app[SETTINGS], asyncio.get_running_loop(), self._arrived)
-        self.folders: set[str] = set()  # known to exist
-        self.subscribed: set[str] = set()
+        self.known: set[str] = set()  # folders known to exist
+        self.subscribed: dict[str, set[str | None]] = {}  # MQTT topic -> message types (None: any)
+        self.ending: asyncio.Task[None] | None = None
 
     def _arrived(self, topic: str, payload: bytes) -> None:
         if (topic, payload) in self.recent:
@@ -126,10 +142,47 @@ class Connection:
             self.outbox.get_nowait()
         self.outbox.put_nowait((topic, payload))
 
+    def folders(self) -> tuple[str, ...]:
+        """The folders this socket is subscribed to."""
+        return tuple(sorted({t.removesuffix("/#") for t in self.subscribed}))
+
+    def wanted(self, topic: str, type_: str) -> bool:
+        """Whether a message of `type_` on `topic` matches one of the subscriptions."""
+        for sub, types in self.subscribed.items():
+            folder = sub.removesuffix("/#")
+            if topic == folder or (sub.endswith("/#") and topic.startswith(folder + "/")):
+                if None in types or type_ in types:
+                    return True
+        return False
+
+    async def apply(self, verdict: recheck.Verdict) -> None:
+        """What a recheck found (`recheck.Watch`): close, unsubscribe, or carry on as it says."""
+        if self.ws.closed:
+            return
+        if verdict.caller is None:
+            await self._end(verdict.ended)
+            return
+        self.who = verdict.caller
+        for folder in verdict.lost:
+            for topic in (folder, folder + "/#"):
+                if self.subscribed.pop(topic, None) is not None:
+                    self.bridge.unsubscribe(topic)
+            await self._error(f"read access to /{folder} was taken away: unsubscribed")
+
+    async def _end(self, why: str) -> None:
+        await self._error(why)
+        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=why[:120].encode())
+
+    def _expired(self) -> None:
+        self.ending = asyncio.create_task(self._end("your session has expired: the connection closes"))
+
     async def run(self) -> None:
         self.bridge.start()
         sender = asyncio.create_task(self._send_loop())
-        checker = asyncio.create_task(self._recheck_loop())
+        expiry = None
+        if self.who.session is not None:  # a browser session ends at its cookie's expiry
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, self.who.session.expires - time.time()), self._expired)
         try:
             async for msg in self.ws:
                 if msg.type != WSMsgType.TEXT:
@@ -149,13 +202,16 @@ class Connection:
                     await self._error(e.message)
         finally:
             sender.cancel()
-            checker.cancel()
+            if expiry is not None:
+                expiry.cancel()
             await asyncio.get_running_loop().run_in_executor(None, self.bridge.close)
             await self.ws.close()
 
-    async def _error(self, message: str) -> None:
+    async def _error(self, message: str, **about: str) -> None:
         if not self.ws.closed:
-            await self.ws.send_json({"type": "error", "timestamp": _now(), "parameters": {"message": message}})
+            with contextlib.suppress(ConnectionError):  # the client is leaving: nobody to tell
+                await self.ws.send_json({"type": "error", "timestamp": _now(),
+                                         "parameters": {"message": message, **about}})
 
     async def _send_loop(self) -> None:
         while True:
@@ -166,28 +222,10 @@ class Connection:
                 continue  # not a message (bad JSON, ...): the persister logs those
             if self.ws.closed:
                 return
+            if not self.wanted(topic, m.type):
+                continue
             await self.ws.send_json({"type": m.type, "timestamp": _now(), "parameters": m.parameters,
                                      "folder": "/" + topic})
-
-    async def _recheck_loop(self) -> None:
-        key = _basic(self.request)[1] if self.who.via == "key" else ""
-        while not self.ws.closed:
-            await asyncio.sleep(RECHECK_SECONDS)
-            if key:
-                try:
-                    await in_session(self.request, keys.verify, key,
-                                     rhizo_salt=self.request.app[SETTINGS].RHIZO_SALT)
-                except HubError:
-                    await self._error("this key was revoked: the connection closes")
-                    await self.ws.close()
-                    return
-            for topic in sorted(self.subscribed):
-                folder = topic.removesuffix("/#")
-                have = await in_session(self.request, permissions.level, self.who.subject, folder)
-                if have < Level.READ:
-                    self.subscribed.discard(topic)
-                    await in_thread(self.request, self.bridge.unsubscribe, topic)
-                    await self._error(f"read access to /{folder} was taken away: unsubscribed")
 
     # -- incoming --------------------------------------------------------------------------
     async def handle(self, struct: Any) -> None:
@@ -263,19 +301,22 @@ class Connection:
             topic = paths.normalize(folder)
             if await level_of(self.request, self.who, topic) < Level.READ:
                 raise Forbidden(f"read access to /{topic} is needed to subscribe")
+            type_ = sub.get("message_type", sub.get("messageType"))
+            if type_ is not None and not isinstance(type_, str):
+                raise BadRequest("a subscription's message_type is a message type (text), or absent for all")
             topics = [topic]
             if sub.get("include_children", sub.get("includeChildren")):
                 topics.append(topic + "/#")
             await self._need_folder(topic)
             for t in topics:
-                self.subscribed.add(t)
-                await in_thread(self.request, self.bridge.subscribe, t)
+                self.subscribed.setdefault(t, set()).add(type_ or None)
+                await self.bridge.subscribe(t)
 
     async def _need_folder(self, topic: str) -> None:
         """NotFound unless `topic` is a folder (the broker drops messages to anything else)."""
-        if topic not in self.folders:
+        if topic not in self.known:
             await in_session(self.request, resources.get_folder, topic)
-            self.folders.add(topic)
+            self.known.add(topic)
 
     async def _publish(self, topic: str, payload: bytes) -> None:
         if await level_of(self.request, self.who, topic) < Level.WRITE:
@@ -285,7 +326,16 @@ class Connection:
         if len(payload) > limit:
             raise BadRequest(f"message of {len(payload)} bytes is over MQTT_MAX_PAYLOAD ({limit})")
         self.recent.append((topic, payload))
-        await in_thread(self.request, self.request.app[PUBLISHER].publish, topic, payload)
+        try:
+            await in_thread(self.request, self.request.app[PUBLISHER].publish, topic, payload)
+        except HubError as e:  # the broker refused it or is away: say so, with what it was
+            if (topic, payload) in self.recent:
+                self.recent.remove((topic, payload))
+            try:
+                type_ = wire.parse(payload).type
+            except HubError:
+                type_ = ""
+            await self._error(e.message, type=type_, folder="/" + topic)
 
 
 def _now() -> str:

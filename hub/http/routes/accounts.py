@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from hub.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.http import sessions, views
 from hub.http.auth import Caller, caller_of, forget_access, optional_caller, require_user, same_origin
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
@@ -111,13 +111,6 @@ def new_session(request: web.Request, u: User) -> tuple[str, Callable[[web.Strea
     return csrf, apply
 
 
-def _only(body: dict[str, Any], *names: str) -> dict[str, Any]:
-    unknown = set(body) - set(names)
-    if unknown:
-        raise BadRequest(f"unknown fields {', '.join(sorted(unknown))}")
-    return body
-
-
 def _code(body: dict[str, Any]) -> str:
     return str(text_field(body, "code", max_length=100, required=True, pattern=_CODE))
 
@@ -129,7 +122,7 @@ async def create_invitation(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
     name = request.match_info["name"]
-    body = _only(await json_body(request), "email", "role")
+    body = await json_body(request, "InvitationNew")
     email = text_field(body, "email", max_length=MAX_EMAIL_LENGTH, required=True)
     role = field(body, "role", str, default=Role.MEMBER.value)
     settings = request.app[SETTINGS]
@@ -172,7 +165,7 @@ async def cancel_invitation(request: web.Request) -> web.Response:
 @routes.post(API + "/invitations/check")
 async def check_invitation(request: web.Request) -> web.Response:
     """What a code invites to (the console shows it before a password is chosen)."""
-    code = _code(_only(await json_body(request), "code"))
+    code = _code(await json_body(request, "CodeOnly"))
     return web.json_response(_invitation(await in_session(request, accounts.invitation, code)))
 
 
@@ -180,7 +173,7 @@ async def check_invitation(request: web.Request) -> web.Response:
 async def accept_invitation(request: web.Request) -> web.Response:
     _check_origin(request)
     caller = await optional_caller(request)
-    body = _only(await json_body(request), "code", "password", "full_name")
+    body = await json_body(request, "InvitationAccept")
     code = _code(body)
     password = field(body, "password", str)
     full_name = text_field(body, "full_name", max_length=200, default="")
@@ -207,7 +200,7 @@ async def accept_invitation(request: web.Request) -> web.Response:
 @routes.post(API + "/password-reset")
 async def request_reset(request: web.Request) -> web.Response:
     _check_origin(request)
-    body = _only(await json_body(request), "email")
+    body = await json_body(request, "ResetAsk")
     email = text_field(body, "email", max_length=MAX_EMAIL_LENGTH, required=True)
     users.normalize_email(email)  # 400 for what is no address, before anything is counted
     settings = request.app[SETTINGS]
@@ -234,7 +227,7 @@ async def request_reset(request: web.Request) -> web.Response:
 @routes.post(API + "/password-reset/complete")
 async def complete_reset(request: web.Request) -> web.Response:
     _check_origin(request)
-    body = _only(await json_body(request), "code", "password")
+    body = await json_body(request, "ResetComplete")
     code = _code(body)
     password = field(body, "password", str, required=True)
     settings = request.app[SETTINGS]
@@ -256,7 +249,7 @@ async def change_password(request: web.Request) -> web.Response:
     """The current password is needed; every other session ends, this one gets a new cookie."""
     caller = await caller_of(request)
     me = require_user(caller)
-    body = _only(await json_body(request), "current_password", "password")
+    body = await json_body(request, "PasswordChange")
     current = field(body, "current_password", str, required=True)
     password = field(body, "password", str, required=True)
     settings = request.app[SETTINGS]
@@ -297,7 +290,7 @@ def _request(r: AccountRequest) -> dict[str, Any]:
 async def ask_for_account(request: web.Request) -> web.Response:
     settings = _requests_on(request)
     _check_origin(request)
-    body = _only(await json_body(request), "email", "full_name", "organization", "message")
+    body = await json_body(request, "AccountRequestNew")
     email = text_field(body, "email", max_length=MAX_EMAIL_LENGTH, required=True)
     full_name = text_field(body, "full_name", max_length=200, default="")
     organization = text_field(body, "organization", max_length=100, pattern=SEGMENT, default="")
@@ -356,7 +349,7 @@ async def approve_request(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
     request_id = _request_id(request)
-    body = _only(await json_body(request, required=False), "organization", "role")
+    body = await json_body(request, "AccountRequestApprove", required=False)
     org_name = text_field(body, "organization", max_length=100, pattern=SEGMENT)
     role = field(body, "role", str, default=Role.MEMBER.value)
 

@@ -45,7 +45,7 @@ async def login(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not same_origin(request, settings):
         raise Forbidden("login from another site refused: add its origin to ALLOWED_ORIGINS if it is yours")
-    body = await json_body(request)
+    body = await json_body(request, "Login")
     email = field(body, "email", str, required=True)
     password = field(body, "password", str, required=True)
     account, address = email.strip().lower()[:254], client_address(request)

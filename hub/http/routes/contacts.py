@@ -46,7 +46,7 @@ async def set_phone(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
     user_id = user_id_param(request)
-    body = await json_body(request)
+    body = await json_body(request, "PhoneSet")
     phone = field(body, "phone", str, nullable=True)
 
     def work(s: Session) -> dict[str, Any]:

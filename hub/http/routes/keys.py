@@ -71,7 +71,7 @@ async def list_keys(request: web.Request) -> web.Response:
 async def create_key(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
-    body = await json_body(request, required=False)
+    body = await json_body(request, "NewApiKey", required=False)
     name = text_field(body, "name", max_length=100, default="")
     controller = path_field(body, "controller")
     user_id = int_field(body, "user_id", 1, INT32)

@@ -28,7 +28,7 @@ MAX_TYPE_LENGTH = 40
 @routes.post(API + "/messages")
 async def publish(request: web.Request) -> web.Response:
     caller = await caller_of(request)
-    body = await json_body(request)
+    body = await json_body(request, "Message")
     folder = path_field(body, "folder", required=True)
     type_ = field(body, "type", str, required=True)
     parameters = field(body, "parameters", dict, default={})

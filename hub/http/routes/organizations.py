@@ -66,7 +66,7 @@ async def create_organization(request: web.Request) -> web.Response:
     """System admins only; also creates the top-level folder of the same name."""
     caller = await caller_of(request)
     require_admin(caller)
-    body = await json_body(request)
+    body = await json_body(request, "NewOrganization")
     name = text_field(body, "name", max_length=100, required=True, pattern=SEGMENT)
     full_name = text_field(body, "full_name", max_length=200, default="")
     org = await in_session(request, lambda s: views.organization(users.create_organization(s, name, full_name)))
@@ -102,7 +102,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def set_member(request: web.Request) -> web.Response:
     """Add a user to the organization or change their role: `{role: member|admin}`."""
     caller = await caller_of(request)
-    body = await json_body(request, required=False)
+    body = await json_body(request, "MembershipRole", required=False)
     role = field(body, "role", str, default=Role.MEMBER.value)
     user_id = user_id_param(request)
 

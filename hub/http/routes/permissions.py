@@ -51,7 +51,7 @@ async def list_permissions(request: web.Request) -> web.Response:
 @routes.post(PATH)
 async def grant(request: web.Request) -> web.Response:
     path = await _admin_path(request)
-    body = await json_body(request)
+    body = await json_body(request, "NewPermission")
     level = LEVELS.get(field(body, "level", str, required=True))
     if level is None:
         raise BadRequest("level must be read, write or admin")

@@ -86,7 +86,7 @@ async def attach_pin(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     user_id = require_user(caller)
     pin = pins.normalize(request.match_info["pin"])
-    body = await json_body(request)
+    body = await json_body(request, "PinAttach")
     controller = path_field(body, "controller", required=True)
     if "/" not in controller:
         raise BadRequest("a controller folder lives inside an organization: send e.g. acme/site/pi-01")

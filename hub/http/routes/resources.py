@@ -17,7 +17,8 @@ from hub import paths
 from hub.errors import BadRequest, Conflict, Unprocessable
 from hub.http import resource_ops as ops
 from hub.http.auth import caller_of, forget_access, level_of, require_level
-from hub.http.deps import in_session, in_thread, store_of
+from hub.http.deps import in_session, store_of
+from hub.http.freshread import read_fresh
 from hub.http.params import AFTER, bool_param, choice_param, field, int_param, is_json, json_body, time_param
 from hub.http.routes import API
 from hub.http.routes.history import history_of
@@ -88,7 +89,7 @@ async def get_resource(request: web.Request) -> web.StreamResponse:
     key = (path, str(limit), after or "", "meta" if meta else "")
     body = cache.get(key)
     if body is None:
-        found = await in_thread(request, ops.read_fresh, store, path, limit=limit, after=after, meta=meta)
+        found = await read_fresh(request, path, limit=limit, after=after, meta=meta)
         if isinstance(found, ops.FileContent):
             return await _stream(request, found)
         body = json.dumps(found).encode()
@@ -131,7 +132,7 @@ async def create_resource(request: web.Request) -> web.Response:
     spec: res_store.SequenceSpec | None = None
     forced = choice_param(request, "type", ("file", ""), "")
     if request.body_exists and is_json(request) and not forced:
-        body = await json_body(request)
+        body = await json_body(request, "NewResource")
         type_ = field(body, "type", str, required=True)
         if type_ not in NEW_TYPES:
             raise BadRequest(f"type must be one of {', '.join(NEW_TYPES)}")
@@ -173,7 +174,7 @@ async def put_resource(request: web.Request) -> web.Response:
     if kind == ops.SEQUENCE:
         if not request.body_exists:
             raise Unprocessable("a sequence takes {\"value\": ..., \"timestamp\": optional ISO 8601}")
-        body = await json_body(request)
+        body = await json_body(request, "SequenceWrite")
         if "value" not in body:
             raise BadRequest("send {\"value\": ..., \"timestamp\": optional ISO 8601}")
         return web.json_response(await in_session(request, ops.write_value, store, path, body["value"],
@@ -187,7 +188,7 @@ async def patch_resource(request: web.Request) -> web.Response:
     """`{path?: new path, attributes?: {...}, <sequence fields>?}`."""
     caller = await caller_of(request)
     path = _path(request)
-    body = await json_body(request)
+    body = await json_body(request, "ResourcePatch")
     await require_level(request, caller, path, Level.WRITE)
     kind = await in_session(request, ops.resource_type, path)
     new_path = field(body, "path", str)
@@ -198,10 +199,6 @@ async def patch_resource(request: web.Request) -> web.Response:
         if parent is not None:
             await require_level(request, caller, parent, Level.ADMIN if kind == CONTROLLER else Level.WRITE)
     spec = {k: body[k] for k in ops.SPEC_FIELDS if k in body}
-    unknown = set(body) - {"path", "attributes", *ops.SPEC_FIELDS}
-    if unknown:
-        raise BadRequest(f"unknown fields {', '.join(sorted(unknown))}: PATCH takes path, attributes "
-                         f"and the sequence fields {', '.join(ops.SPEC_FIELDS)}")
     out = await in_session(request, ops.update, store_of(request), path, new_path=new_path,
                            attributes=field(body, "attributes", dict), spec=spec)
     if new_path is not None:

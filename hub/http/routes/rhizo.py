@@ -34,7 +34,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 async def _read(request: web.Request) -> tuple[Any, Any]:
     if is_json(request) or not request.body_exists:
-        body = await json_body(request)
+        body = await json_body(request, "ValuesWrite")
         return body.get("values"), body.get("timestamp")
     if request.content_type not in FORM_TYPES:
         raise BadRequest("send JSON {\"values\": {...}, \"timestamp\": optional} or a form with a values field")

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
+from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from hub.http import views
 from hub.http.auth import Caller, caller_of, forget_access, require_user
 from hub.http.deps import in_hash_thread, in_session, run_in_session, store_of
@@ -72,7 +72,7 @@ async def list_users(request: web.Request) -> web.Response:
 async def create_user(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     require_user(caller)
-    body = await json_body(request)
+    body = await json_body(request, "NewUser")
     email = field(body, "email", str, required=True)
     password = field(body, "password", str, required=True)
     full_name = text_field(body, "full_name", max_length=200, default="")
@@ -112,10 +112,7 @@ async def patch_user(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     me = require_user(caller)
     user_id = user_id_param(request)
-    body = await json_body(request)
-    unknown = set(body) - {"full_name", "password", "current_password", "is_admin"}
-    if unknown:
-        raise BadRequest(f"unknown fields {', '.join(sorted(unknown))}")
+    body = await json_body(request, "UserPatch")
     full_name = text_field(body, "full_name", max_length=200)
     password = field(body, "password", str)
     current = field(body, "current_password", str)

@@ -1,0 +1,1 @@
+"""Examples of what the hub can be extended with (docs/extensions.md)."""

@@ -1,0 +1,1 @@
+"""Extensions that ship with the hub as examples (docs/extensions.md)."""
