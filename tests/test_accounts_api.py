@@ -25,9 +25,10 @@ BASE = "https://hub.example.org"
 
 
 @pytest.fixture
-def server(http_server_factory: Callable[..., RunningHttp]) -> RunningHttp:
-    return http_server_factory(PUBLIC_URL=BASE, SMTP_HOST="127.0.0.1", SMTP_FROM="hub@example.org",
-                               ACCOUNT_REQUESTS=True, ACCOUNT_EMAILS_PER_HOUR=3)
+def server(http_server_factory: Callable[..., RunningHttp], database_url: str) -> RunningHttp:
+    """On SQLite and on PostgreSQL."""
+    return http_server_factory(DATABASE_URL=database_url, PUBLIC_URL=BASE, SMTP_HOST="127.0.0.1",
+                               SMTP_FROM="hub@example.org", ACCOUNT_REQUESTS=True, ACCOUNT_EMAILS_PER_HOUR=3)
 
 
 @pytest.fixture
@@ -76,6 +77,7 @@ def error(r: requests.Response, status: int, code: str | None = None) -> dict[st
 
 
 def test_invitation_creates_the_account_once(server: RunningHttp, people: People, db: Database) -> None:
+    requests.post(server.api("/account-requests"), json={"email": "newcomer@example.com"})
     r = invite(server, people, "Newcomer@Example.com", "admin")
     assert r.status_code == 201, r.text
     assert r.json()["email"] == "newcomer@example.com" and r.json()["role"] == "admin"
@@ -100,6 +102,9 @@ def test_invitation_creates_the_account_once(server: RunningHttp, people: People
     error(requests.post(server.api("/invitations/accept"), json={"code": code, "password": NEW_PASSWORD}),
           410, "code_used")
     login(server, "newcomer@example.com", NEW_PASSWORD)
+    with db.session() as s:  # the request the invitation answered is no longer pending
+        assert s.scalar(select(AccountRequest.status).where(AccountRequest.email == "newcomer@example.com")) \
+            == "approved"
 
 
 def test_existing_user_joins_signed_in(server: RunningHttp, people: People, db: Database) -> None:
@@ -253,3 +258,15 @@ def test_account_requests_off_by_default(http_server_factory: Callable[..., Runn
     error(requests.post(server.api("/account-requests"), json={"email": "a@example.com"}), 404, "requests_off")
     # with email off, resets are refused for every address alike
     error(requests.post(server.api("/password-reset"), json={"email": "a@example.com"}), 409, "email_off")
+
+
+def test_other_sites_cannot_post_the_public_forms(server: RunningHttp, people: People, db: Database) -> None:
+    evil = {"Origin": "https://evil.example"}
+    for path, body in (("/password-reset", {"email": people.emails["member"]}),
+                       ("/account-requests", {"email": "someone@example.com"}),
+                       ("/invitations/accept", {"code": "C" * 43, "password": NEW_PASSWORD})):
+        error(requests.post(server.api(path), json=body, headers=evil), 403, "forbidden")
+    assert emails(db, people.emails["member"]) == []
+    r = requests.post(server.api("/password-reset"), json={"email": people.emails["member"]},
+                      headers={"Origin": server.url})
+    assert r.status_code == 202

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow
 
 WAIT_MS = 10_000
 NEW_PASSWORD = "a brand new passphrase"
-# the browser logs every failed request: /me before logging in, the ended session, the used link
-EXPECTED_ERRORS = ("status of 401", "status of 410")  # 410: the used link, on purpose
+# the browser logs every failed request: /me before logging in, the ended session, a wrong
+# current password, the used link
+EXPECTED_ERRORS = ("status of 401", "status of 403", "status of 410")  # 403, 410: on purpose
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +182,36 @@ def test_password_reset_in_the_browser(hub: HubStack, new_page: Any, mail: tuple
     assert requests.get(f"{hub.url}/api/v1/me", cookies=cookies).status_code == 401  # the old session ended
     # the broker closed the old page's connection, and it cannot get a new token: it is sent to log in
     old.wait_for_selector("#login-form")
+
+
+def test_change_password_in_the_browser(hub: HubStack, new_page: Any) -> None:
+    email = "changer@example.com"
+    db = Database(hub.settings.database_url)
+    try:
+        with db.session() as s:
+            users.create_user(s, email, PASSWORD, rounds=4)
+    finally:
+        db.dispose()
+    other, page = new_page(), new_page()
+    log_in(other, hub, email, PASSWORD)
+    log_in(page, hub, email, PASSWORD)
+    page.click("#account-link")
+    page.wait_for_selector("#password-form")
+    page.fill("input[name=current]", "not my password")
+    page.fill("input[name=password]", NEW_PASSWORD)
+    page.fill("input[name=confirm]", NEW_PASSWORD)
+    page.click("#password-submit")
+    page.wait_for_selector("#password-error:not([hidden])")
+    assert "current password is not right" in page.inner_text("#password-error")
+    page.fill("input[name=current]", PASSWORD)
+    page.fill("input[name=password]", NEW_PASSWORD)
+    page.fill("input[name=confirm]", NEW_PASSWORD)
+    page.click("#password-submit")
+    page.wait_for_function("document.querySelector('#password-error').hidden && "
+                           "!document.querySelector('#password-form input[name=current]').value")
+    hub.http.sync()
+    other.reload()
+    other.wait_for_selector("#login-form")  # the other session ended
+    page.reload()
+    page.wait_for_selector("#whoami")  # this one goes on
+    page.wait_for_function("document.querySelector('#live-state')?.dataset.state === 'live'")

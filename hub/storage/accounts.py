@@ -160,6 +160,8 @@ def accept(s: Session, code: str, *, password: str | None, signed_in_user_id: in
         if password is None:
             raise Unprocessable("send `password`: the password of your new account")
         u = users.create_user(s, row.email, password, rounds=rounds, min_length=min_length, full_name=full_name)
+        s.execute(update(AccountRequest).where(AccountRequest.email == row.email, AccountRequest.status == PENDING)
+                  .values(status=APPROVED, decided_by=row.created_by, decided_at=utcnow()))
     elif signed_in_user_id != u.id:
         raise Unauthenticated(f"{row.email} already has an account: sign in as {row.email}, then open the link again")
     elif password is not None:

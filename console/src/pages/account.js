@@ -18,7 +18,7 @@ function form(id, title, fields, submitLabel, onSubmit, intro) {
     try {
       await onSubmit(formValues(el));
     } catch (e) {
-      error.textContent = e.message;
+      error.textContent = e.code === "wrong_password" ? "Your current password is not right: type it again." : e.message;
       error.hidden = false;
     } finally {
       button.disabled = false;
