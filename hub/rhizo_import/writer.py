@@ -74,6 +74,7 @@ class Writer:
         self.users: dict[int, int] = {}  # rhizo user id -> hub user id
         self.orgs: dict[int, int] = {}  # rhizo organization folder id -> hub organization id
         self.targets: dict[int, Target] = {}  # rhizo resource id -> hub resource
+        self.names: set[str] = set()  # user names given in this run
         self.modified: dict[int, datetime] = {}  # hub resource id -> rhizo's modification time (created ones)
 
     # -- users --------------------------------------------------------------------
@@ -96,13 +97,31 @@ class Writer:
             stored = rhizo_keys.stored_password(u.password_hash or "")
             if stored == rhizo_keys.UNUSABLE_PASSWORD:
                 self.summary.skipped["passwords in a format the hub cannot check (reset them)"] += 1
+            attrs = mapping.json_object(u.attributes)
             row = User(email=email, password_hash=stored, full_name=(u.full_name or "")[:200],
-                       is_admin=u.role == mapping.SYSTEM_ADMIN_ROLE, created_at=u.created or utcnow())
+                       is_admin=u.role == mapping.SYSTEM_ADMIN_ROLE, created_at=u.created or utcnow(),
+                       user_name=self._user_name(u), attributes=json.dumps(attrs) if attrs else None)
             self.s.add(row)
             self.s.flush()
             changes.record(self.s, "user", str(row.id))
             self.users[u.id] = row.id
             self.summary.created["users"] += 1
+
+    def _user_name(self, u: SrcUser) -> str | None:
+        """rhizo's optional user name, when the hub's rules allow it and it is free."""
+        if not (u.user_name or "").strip():
+            return None
+        try:
+            name = users.normalize_user_name(u.user_name or "")
+        except BadRequest:
+            self.summary.skipped["user names the hub refuses (log in by email)"] += 1
+            self.summary.note(f"user {u.id}: user name {u.user_name!r:.60} refused")
+            return None
+        if name in self.names or self.s.scalar(select(User.id).where(User.user_name == name)) is not None:
+            self.summary.skipped["user names already taken (log in by email)"] += 1
+            return None
+        self.names.add(name)
+        return name
 
     # -- the tree -----------------------------------------------------------------
     def write_tree(self, rows: list[SrcResource]) -> None:
