@@ -356,3 +356,20 @@ def test_bad_source_urls_and_a_role_that_cannot_read_give_rc_2_and_write_nothing
     assert r.returncode == 2 and "may not read table" in r.stderr and "GRANT SELECT" in r.stderr, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     assert counts(Database(settings.database_url))["users"] == 0
+
+
+def test_a_wrong_bulk_location_gives_rc_2_before_anything_is_written(rhizo: RhizoData, s3_bucket: S3Bucket,
+                                                                     hub_settings: tuple[Any, Path],
+                                                                     tmp_path: Path) -> None:
+    settings, path = hub_settings
+    missing = tmp_path / "no" / "such" / "folder"
+    r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"file://{missing}")
+    assert r.returncode == 2 and "no such folder" in r.stderr, r.stderr[-2000:]
+    assert not missing.exists()  # read, never created
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for bulk in (f"file://{empty}", f"s3://{s3_bucket.name}/not-there"):
+        r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", bulk)
+        assert r.returncode == 2 and "holds none of 3 values" in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+    assert counts(Database(settings.database_url))["users"] == 0
