@@ -373,3 +373,25 @@ def test_a_wrong_bulk_location_gives_rc_2_before_anything_is_written(rhizo: Rhiz
         assert r.returncode == 2 and "holds none of 3 values" in r.stderr, r.stderr[-2000:]
         assert "Traceback" not in r.stderr
     assert counts(Database(settings.database_url))["users"] == 0
+
+
+def test_check_rhizo_key_says_whether_the_salt_is_right_before_and_after(
+        rhizo: RhizoData, s3_bucket: S3Bucket, settings_factory: Callable[..., Any], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    _, made = settings_factory(DATABASE_URL=url, RHIZO_SALT="not rhizo's salt", S3_ENDPOINT_URL=s3_bucket.endpoint_url)
+    wrong = tmp_path / "wrong_salt.py"
+    wrong.write_text(made.read_text())  # the factory rewrites one file: keep this one aside
+    settings, path = make_hub(settings_factory, s3_bucket, url)
+    bulk = ("--bulk", f"s3://{s3_bucket.name}")
+    r = run_cli(wrong, "--check-rhizo-key", rhizo.keys["pi1"], "--import-rhizo", rhizo.url, *bulk)
+    assert r.returncode == 2 and "does not match under RHIZO_SALT" in r.stderr, r.stderr[-2000:]
+    assert counts(Database(url))["users"] == 0  # the import never started
+    r = run_cli(path, "--check-rhizo-key", rhizo.keys["pi2"], "--import-rhizo", rhizo.url, *bulk)
+    assert r.returncode == 0 and "the key matches in the rhizo-server database" in r.stdout, r.stderr[-2000:]
+    assert "created: " in r.stdout  # and then imported
+    for key in (rhizo.keys["pi1"], rhizo.keys["pi2"]):  # the SHA-512 form and the bcrypt form
+        r = run_cli(path, "--check-rhizo-key", key)
+        assert r.returncode == 0 and "the hub's imported rhizo keys" in r.stdout, r.stderr
+        assert run_cli(wrong, "--check-rhizo-key", key).returncode == 2
+    r = run_cli(path, "--check-rhizo-key", "tst" + "Z" * 50)
+    assert r.returncode == 2 and "no key in the hub's imported rhizo keys" in r.stderr
