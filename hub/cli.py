@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create the organization in an export file (from --export) with its history")
     g.add_argument("--import-rhizo", metavar="DATABASE_URL",
                    help="bring a rhizo-server installation over: its users, organizations, folders, controllers, "
-                        "sequences, files, full history, permissions and keys, from its PostgreSQL database "
-                        "(postgresql://user:password@host/db); safe to repeat; progress on stderr")
+                        "sequences, files, full history, permissions and keys, from its PostgreSQL or SQLite database "
+                        "(postgresql://user:password@host/db, sqlite:////path/rhizo.db); safe to repeat; "
+                        "progress on stderr")
     g.add_argument("--bulk", metavar="S3_URL",
                    help="with --import-rhizo: rhizo-server's bulk storage for its large values (s3://BUCKET, "
                         "its S3_STORAGE_BUCKET; S3_ENDPOINT_URL / S3_REGION and the usual AWS credentials apply)")

@@ -98,6 +98,7 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
         with db.session() as s:
             orgs = {o.name: o for o in s.scalars(select(Organization))}
             assert set(orgs) == {"lab1", "other"} and orgs["lab1"].full_name == "Lab One"
+            assert orgs["lab1"].timezone == "UTC" and orgs["lab1"].created_at == T0
             people = {u.email: u for u in s.scalars(select(User))}
             assert set(people) == {"root@example.com", "alice@example.com", "bob@example.com", "legacy@example.com",
                               "long@example.com"}
@@ -113,7 +114,10 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
             spec = s.get(Sequence, temp.id)
             assert spec is not None and (spec.data_type, spec.units, spec.decimal_places, spec.max_history) == \
                 ("numeric", "degrees C", 1, 1_000_000)
-            assert '"min_storage_interval": 0' in (temp.attributes or "")
+            assert '"min_storage_interval": 0' in (temp.attributes or "") and '"location": "bench 3"' in temp.attributes
+            archive = s.scalars(select(Resource).where(Resource.path == "lab1/archive")).one()
+            assert archive.type == "folder" and '"remote_path": "/mnt/archive/lab1"' in (archive.attributes or "")
+            assert people["long@example.com"].user_name == "long.user"
             assert temp.modified_at == T0 and temp.created_at == T0  # rhizo's times, not the import's
             stamps = list(s.scalars(select(Revision.timestamp_us).where(Revision.resource_id == temp.id)
                                     .order_by(Revision.timestamp_us).limit(2)))
@@ -136,8 +140,9 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
             assert ("lab1/shared", 1, people["bob@example.com"].id, None, None) in grants
             prefixes = {k.name: (k.revoked_at is not None) for k in s.scalars(select(ApiKey))}
             assert len(prefixes) == 4 and sum(prefixes.values()) == 1
-            status = s.scalars(select(ControllerStatus)).one()
+            status = s.scalars(select(ControllerStatus).where(ControllerStatus.client_version != "")).one()
             assert status.client_version == "0.1.5" and status.status == '{"disk": 12.5}'
+            assert (status.watchdog_minutes, status.watchdog_recipients) == (30, "alice@example.com, +15551234567")
         assert compact_db(db).values > 0  # rhizo's old values move into blocks: still "already here"
         first = counts(db)
         again = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")

@@ -45,6 +45,7 @@ def run(store: Store, source_url: str, *, bulk_url: str = "", bulk_endpoint_url:
             w.write_permissions(rows)
             w.write_keys(source.keys(conn))
             w.write_statuses(source.statuses(conn))
+            w.write_watchdogs()
             _say(progress, "structure written; copying the history")
             History(store, s, summary, w.targets, _bulk_orgs(rows), bulk).copy(conn, total, progress)
             w.restore_modified()

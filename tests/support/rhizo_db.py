@@ -193,12 +193,14 @@ class _Builder:
         self.c, self.data = conn, data
 
     def resource(self, name: str, type_: int, parent: int | None, org: int | None, *,
-                 perms: Any = None, attrs: dict[str, Any] | None = None, deleted: bool = False) -> int:
+                 perms: Any = None, attrs: dict[str, Any] | None = None, deleted: bool = False,
+                 user_attrs: dict[str, Any] | None = None) -> int:
         row = self.c.execute(
             "INSERT INTO resources (organization_id, creation_timestamp, modification_timestamp, parent_id, name, "
-            "type, permissions, system_attributes, deleted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "type, permissions, system_attributes, deleted, user_attributes) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (org, T0, T0, parent, name, type_, json.dumps(perms) if perms is not None else None,
-             json.dumps(attrs or {}), deleted)).fetchone()
+             json.dumps(attrs or {}), deleted, json.dumps(user_attrs) if user_attrs else None)).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -269,7 +271,9 @@ def build(url: str, *, revisions: int = 3000, bulk: Any = None, bucket: str = ""
         conn.execute("INSERT INTO organization_users (organization_id, user_id, is_admin) VALUES "
                      "(%s, %s, true), (%s, %s, false)", (lab, alice, lab, bob))
         ctrls = b.resource("controllers", BASIC, lab, lab)
-        pi1 = b.resource("pi-01", CONTROLLER, ctrls, lab)
+        pi1 = b.resource("pi-01", CONTROLLER, ctrls, lab, attrs={
+            "watchdog_minutes": 30, "watchdog_recipients": "alice@example.com, +15551234567"})
+        b.resource("archive", 13, lab, lab, attrs={"remote_path": "/mnt/archive/lab1"})  # a remote folder
         pi2 = b.resource("pi 02", CONTROLLER, ctrls, lab)  # a name the hub spells pi_02
         shared = b.resource("shared", BASIC, lab, lab, perms=[[130, bob, 10], [100, 0, 10]])
         secret = b.resource("secret", BASIC, other, other)
@@ -279,7 +283,7 @@ def build(url: str, *, revisions: int = 3000, bulk: Any = None, bucket: str = ""
         b.resource("Controllers", APP, other, other)
         temp = b.resource("temp", SEQUENCE, pi1, lab, attrs={
             "data_type": 1, "decimal_places": 1, "units": "degrees C", "max_history": 1_000_000,
-            "min_storage_interval": 0})
+            "min_storage_interval": 0}, user_attrs={"location": "bench 3"})
         note = b.resource("note", SEQUENCE, pi1, lab, attrs={"data_type": 2, "max_history": 10000})
         cam = b.resource("cam", SEQUENCE, pi1, lab, attrs={"data_type": 3})
         readme = b.resource("readme.txt", FILE, shared, lab)
