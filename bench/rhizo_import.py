@@ -5,7 +5,9 @@
 Builds a rhizo-server-shaped PostgreSQL database (tests/support/rhizo_db.py: two
 organizations, users, controllers, keys, permissions, and `--revisions` values, nearly all
 in one numeric sequence) on a throw-away cluster, imports it into an empty SQLite hub
-and (unless --skip-pg) an empty PostgreSQL hub on the same cluster. The baseline, measured
+and (unless --skip-pg) an empty PostgreSQL hub on the same cluster; then the same data
+built as a SQLite file (rhizo-server's default database) into another empty SQLite hub
+(`sqlite_source_import_per_s`). The baseline, measured
 in the same run: the organization exported with `run.py --export` and imported into an
 empty SQLite hub with `run.py --import` (hub/transfer.py: the hub's own bulk path). Prints
 revisions imported per second and the ratio; the last line is `key=value` pairs.
@@ -76,6 +78,15 @@ def main() -> int:
                 print(f"--import-rhizo into PostgreSQL: {n_pg:,} revisions in {secs:6.2f} s = "
                       f"{n_pg / secs:10,.0f} rev/s", flush=True)
                 pg.close()
+
+            lite_source = f"sqlite:///{folder / 'rhizo.db'}"
+            build(lite_source, revisions=args.revisions)
+            from_lite = store_at(f"sqlite:///{folder / 'hub-from-sqlite.db'}", folder, "hub-from-sqlite")
+            n_lite, secs = timed_import(from_lite, lite_source)
+            from_lite.close()
+            figures["sqlite_source_import_per_s"] = n_lite / secs
+            print(f"--import-rhizo from SQLite into SQLite: {n_lite:,} revisions in {secs:6.2f} s = "
+                  f"{n_lite / secs:10,.0f} rev/s", flush=True)
 
             export = folder / "lab1.jsonl"
             transfer.export_org(lite, "lab1", str(export))

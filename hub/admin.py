@@ -143,6 +143,22 @@ def import_rhizo(s: Settings, source_url: str, bulk_url: str) -> int:
     return 0
 
 
+def check_rhizo_key(s: Settings, key: str, source_url: str) -> int:
+    """Does `key` match under RHIZO_SALT (hub/rhizo_import/saltcheck.py)? rc 2 if not."""
+    from hub.rhizo_import import saltcheck
+    from hub.storage.store import Store
+
+    if source_url:
+        print(saltcheck.check(key, s.RHIZO_SALT, source_url=source_url))
+        return 0
+    store = Store.from_settings(s)
+    try:
+        print(saltcheck.check(key, s.RHIZO_SALT, store=store))
+    finally:
+        store.close()
+    return 0
+
+
 def check(s: Settings) -> int:
     """Reach every dependency; print one line each; non-zero if any failed (hub/checks.py)."""
     from hub import checks

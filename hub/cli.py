@@ -56,11 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create the organization in an export file (from --export) with its history")
     g.add_argument("--import-rhizo", metavar="DATABASE_URL",
                    help="bring a rhizo-server installation over: its users, organizations, folders, controllers, "
-                        "sequences, files, full history, permissions and keys, from its PostgreSQL database "
-                        "(postgresql://user:password@host/db); safe to repeat; progress on stderr")
+                        "sequences, files, full history, permissions and keys, from its PostgreSQL or SQLite database "
+                        "(postgresql://user:password@host/db, sqlite:////path/rhizo.db); safe to repeat; "
+                        "progress on stderr")
     g.add_argument("--bulk", metavar="S3_URL",
                    help="with --import-rhizo: rhizo-server's bulk storage for its large values (s3://BUCKET, "
                         "its S3_STORAGE_BUCKET; S3_ENDPOINT_URL / S3_REGION and the usual AWS credentials apply)")
+    g.add_argument("--check-rhizo-key", metavar="KEY",
+                   help="say whether rhizo-server key KEY matches under RHIZO_SALT (rc 2 if not): against the "
+                        "hub's imported keys, or with --import-rhizo against its source first (a mismatch stops it)")
     g = p.add_argument_group("processes")
     g.add_argument("--persister", action="store_true", help="run only the persister daemon")
     g.add_argument("--notifier", action="store_true",
@@ -110,6 +114,7 @@ def _dispatch(args: argparse.Namespace, s: Settings) -> int:
         (bool(args.revoke_key), lambda: admin.revoke_key(s, args.revoke_key)),
         (bool(args.export), lambda: admin.export_org(s, *args.export)),
         (bool(args.import_path), lambda: admin.import_org(s, args.import_path)),
+        (bool(args.check_rhizo_key), lambda: admin.check_rhizo_key(s, args.check_rhizo_key, args.import_rhizo or "")),
         (bool(args.import_rhizo), lambda: admin.import_rhizo(s, args.import_rhizo, args.bulk or "")),
         (args.check, lambda: admin.check(s)),
     ]

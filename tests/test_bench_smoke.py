@@ -31,6 +31,7 @@ CASES = {
                   ["filter_us", "emails_per_s"]),
     "console_latency.py": (["--updates", "10"], ["page_p50_ms"]),
     "rhizo_import.py": (["--revisions", "2000"], ["rhizo_import_per_s", "revisions", "pg_rhizo_import_per_s",
+                                                 "sqlite_source_import_per_s",
                                                  "rhizo_vs_transfer_import"]),
     "chaos.py": (["--seconds", "15", "--controllers", "3", "--restarts", "5", "--pg-down", "2",
                   "--kill-seconds", "4"],

@@ -77,9 +77,9 @@ def round_trip(models: Any, client: Any) -> None:
 
     read = _call("resources.get_resource", client=client, path="acme/site/lab/temperature")
     assert read.status_code == 200 and read.headers["X-Access"] == "write"
-    assert read.parsed.value == 21.5 and read.parsed.sequence.units == "degC"
+    assert read.parsed.value == 21.54 and read.parsed.sequence.units == "degC"
     history = _call("resources.get_history", client=client, path="acme/site/lab/temperature")
-    assert [(v.timestamp.isoformat(), v.value) for v in history.parsed.values] == [("2026-05-01T12:00:00+00:00", 21.5)]
+    assert [(v.timestamp.isoformat(), v.value) for v in history.parsed.values] == [("2026-05-01T12:00:00+00:00", 21.54)]
 
     # a request the document refuses is refused the same way by the hub
     bad = _call("resources.create_resource", client=client, path="acme/site/lab/x",

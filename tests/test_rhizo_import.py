@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,9 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from hub.storage import values
+from hub.storage import revisions, users, values
 from hub.storage.db import Database, migrate
 from hub.storage.models import (
     ApiKey,
@@ -97,8 +98,10 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
         with db.session() as s:
             orgs = {o.name: o for o in s.scalars(select(Organization))}
             assert set(orgs) == {"lab1", "other"} and orgs["lab1"].full_name == "Lab One"
+            assert orgs["lab1"].timezone == "UTC" and orgs["lab1"].created_at == T0
             people = {u.email: u for u in s.scalars(select(User))}
-            assert set(people) == {"root@example.com", "alice@example.com", "bob@example.com", "legacy@example.com"}
+            assert set(people) == {"root@example.com", "alice@example.com", "bob@example.com", "legacy@example.com",
+                              "long@example.com"}
             assert people["root@example.com"].is_admin and not people["alice@example.com"].is_admin
             roles = {(m.user_id, m.role) for m in s.scalars(select(Membership))}
             assert roles == {(people["alice@example.com"].id, "admin"), (people["bob@example.com"].id, "member")}
@@ -111,7 +114,10 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
             spec = s.get(Sequence, temp.id)
             assert spec is not None and (spec.data_type, spec.units, spec.decimal_places, spec.max_history) == \
                 ("numeric", "degrees C", 1, 1_000_000)
-            assert '"min_storage_interval": 0' in (temp.attributes or "")
+            assert '"min_storage_interval": 0' in (temp.attributes or "") and '"location": "bench 3"' in temp.attributes
+            archive = s.scalars(select(Resource).where(Resource.path == "lab1/archive")).one()
+            assert archive.type == "folder" and '"remote_path": "/mnt/archive/lab1"' in (archive.attributes or "")
+            assert people["long@example.com"].user_name == "long.user"
             assert temp.modified_at == T0 and temp.created_at == T0  # rhizo's times, not the import's
             stamps = list(s.scalars(select(Revision.timestamp_us).where(Revision.resource_id == temp.id)
                                     .order_by(Revision.timestamp_us).limit(2)))
@@ -134,8 +140,9 @@ def test_import_moves_everything_and_a_second_run_adds_nothing(rhizo: RhizoData,
             assert ("lab1/shared", 1, people["bob@example.com"].id, None, None) in grants
             prefixes = {k.name: (k.revoked_at is not None) for k in s.scalars(select(ApiKey))}
             assert len(prefixes) == 4 and sum(prefixes.values()) == 1
-            status = s.scalars(select(ControllerStatus)).one()
+            status = s.scalars(select(ControllerStatus).where(ControllerStatus.client_version != "")).one()
             assert status.client_version == "0.1.5" and status.status == '{"disk": 12.5}'
+            assert (status.watchdog_minutes, status.watchdog_recipients) == (30, "alice@example.com, +15551234567")
         assert compact_db(db).values > 0  # rhizo's old values move into blocks: still "already here"
         first = counts(db)
         again = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
@@ -172,7 +179,7 @@ def test_bulk_values_need_the_bulk_storage(rhizo: RhizoData, hub_settings: tuple
 
 def test_a_conflicting_target_stops_the_import_and_changes_nothing(rhizo: RhizoData, s3_bucket: S3Bucket,
                                                                   hub_settings: tuple[Any, Path]) -> None:
-    from hub.storage import resources, users
+    from hub.storage import resources
 
     settings, path = hub_settings
     db = Database(settings.database_url)
@@ -248,9 +255,14 @@ def test_old_keys_work_over_http_and_mqtt_and_old_passwords_log_in(
     assert login("legacy@example.com", "legacy password").status_code == 401  # an md5: reset by an admin
     with db.session() as s:
         bob = s.scalars(select(User).where(User.email == "bob@example.com")).one()
-        assert bob.password_hash.startswith("$2b$")
+        assert bob.password_hash.startswith(users.PREHASHED)
         alice_id = s.scalars(select(User.id).where(User.email == "alice@example.com")).one()
     assert login("bob@example.com", bob_password).status_code == 200
+    long_password = rhizo.passwords["long@example.com"]
+    assert len(long_password.encode()) == 100
+    assert login("long.user", long_password).status_code == 200  # rhizo's user name; no 500 past 72 bytes
+    assert login("long@example.com", long_password).status_code == 200  # now in the hub's own form
+    assert login("long@example.com", long_password[:72]).status_code == 401
     # a user changes a password still kept in rhizo's form, giving it as the current one
     changed = requests.patch(http.api(f"/users/{alice_id}"), timeout=10,
                              headers={"Authorization": f"Bearer {rhizo.keys['alice']}"},
@@ -285,3 +297,106 @@ def test_an_import_killed_midway_leaves_the_hub_as_it_was(pg_database_url: str, 
     assert r.returncode == 0, r.stderr[-2000:]
     assert counts(db)["revisions"] == source.numeric_values + 20 + 2
     db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "pg"])
+def any_source(request: pytest.FixtureRequest, tmp_path: Path) -> RhizoData:
+    """A rhizo-server database on SQLite (rhizo's default) or PostgreSQL, no bulk values."""
+    url = f"sqlite:///{tmp_path / 'rhizo.db'}" if request.param == "sqlite" else \
+        str(request.getfixturevalue("pg_database_url"))
+    return build(url, revisions=600)
+
+
+def test_values_come_over_bit_exact_from_sqlite_and_postgresql(any_source: RhizoData,
+                                                               hub_settings: tuple[Any, Path]) -> None:
+    settings, path = hub_settings
+    r = run_cli(path, "--import-rhizo", any_source.url)
+    assert r.returncode == 0, r.stderr[-3000:]
+    src = Database(any_source.url)
+    try:
+        with src.session() as s:
+            sent = [float(bytes(d)) for d in s.scalars(text(
+                "SELECT data FROM resource_revisions WHERE resource_id = (SELECT id FROM resources "
+                "WHERE name = 'temp') AND data != :nan ORDER BY timestamp, id"), {"nan": b"not a number"})]
+    finally:
+        src.dispose()
+    assert len(sent) == any_source.numeric_values and 21.47 in sent
+    db = Database(settings.database_url)
+
+    def stored() -> list[bytes]:
+        with db.session() as s:
+            rid = s.scalars(select(Resource.id).where(Resource.path == "lab1/controllers/pi-01/temp")).one()
+            return [struct.pack("<d", v.num) for v in revisions.history(s, rid, count=10**6, newest_first=False)]
+
+    try:
+        want = [struct.pack("<d", x) for x in sent]
+        assert sorted(stored()) == sorted(want)  # every value, bit for bit: decimal_places 1 rounds nothing
+        assert compact_db(db).values > 0
+        assert sorted(stored()) == sorted(want)
+        with db.session() as s:
+            spec = s.scalars(select(Sequence).join(Resource, Resource.id == Sequence.resource_id)
+                             .where(Resource.path == "lab1/controllers/pi-01/temp")).one()
+            assert spec.decimal_places == 1
+    finally:
+        db.dispose()
+
+
+def test_bad_source_urls_and_a_role_that_cannot_read_give_rc_2_and_write_nothing(
+        pg_database_url: str, pg_cluster: PgCluster, hub_settings: tuple[Any, Path], tmp_path: Path) -> None:
+    settings, path = hub_settings
+    missing = tmp_path / "no" / "rhizo.db"
+    for url, said in ((f"sqlite:///{missing}", "names no SQLite file that exists"),
+                      ("http://rhizo.example.com/", "is not a database URL the import reads"),
+                      ("not a url", "is not a database URL")):
+        r = run_cli(path, "--import-rhizo", url)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not missing.parent.exists()  # nothing created
+    build(pg_database_url, revisions=10)
+    name = pg_database_url.rsplit("/", 1)[1]
+    role = "reader_" + secrets.token_hex(4)
+    with pg_cluster.connect(name) as c:
+        c.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")  # no grants: it may connect, not read
+    host = pg_database_url.split("@", 1)[1] if "@" in pg_database_url else pg_database_url.split("//", 1)[1]
+    r = run_cli(path, "--import-rhizo", f"postgresql://{role}:pw@{host}")
+    assert r.returncode == 2 and "may not read table" in r.stderr and "GRANT SELECT" in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert counts(Database(settings.database_url))["users"] == 0
+
+
+def test_a_wrong_bulk_location_gives_rc_2_before_anything_is_written(rhizo: RhizoData, s3_bucket: S3Bucket,
+                                                                     hub_settings: tuple[Any, Path],
+                                                                     tmp_path: Path) -> None:
+    settings, path = hub_settings
+    missing = tmp_path / "no" / "such" / "folder"
+    r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"file://{missing}")
+    assert r.returncode == 2 and "no such folder" in r.stderr, r.stderr[-2000:]
+    assert not missing.exists()  # read, never created
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for bulk in (f"file://{empty}", f"s3://{s3_bucket.name}/not-there"):
+        r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", bulk)
+        assert r.returncode == 2 and "holds none of 3 values" in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+    assert counts(Database(settings.database_url))["users"] == 0
+
+
+def test_check_rhizo_key_says_whether_the_salt_is_right_before_and_after(
+        rhizo: RhizoData, s3_bucket: S3Bucket, settings_factory: Callable[..., Any], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    _, made = settings_factory(DATABASE_URL=url, RHIZO_SALT="not rhizo's salt", S3_ENDPOINT_URL=s3_bucket.endpoint_url)
+    wrong = tmp_path / "wrong_salt.py"
+    wrong.write_text(made.read_text())  # the factory rewrites one file: keep this one aside
+    settings, path = make_hub(settings_factory, s3_bucket, url)
+    bulk = ("--bulk", f"s3://{s3_bucket.name}")
+    r = run_cli(wrong, "--check-rhizo-key", rhizo.keys["pi1"], "--import-rhizo", rhizo.url, *bulk)
+    assert r.returncode == 2 and "does not match under RHIZO_SALT" in r.stderr, r.stderr[-2000:]
+    assert counts(Database(url))["users"] == 0  # the import never started
+    r = run_cli(path, "--check-rhizo-key", rhizo.keys["pi2"], "--import-rhizo", rhizo.url, *bulk)
+    assert r.returncode == 0 and "the key matches in the rhizo-server database" in r.stdout, r.stderr[-2000:]
+    assert "created: " in r.stdout  # and then imported
+    for key in (rhizo.keys["pi1"], rhizo.keys["pi2"]):  # the SHA-512 form and the bcrypt form
+        r = run_cli(path, "--check-rhizo-key", key)
+        assert r.returncode == 0 and "the hub's imported rhizo keys" in r.stdout, r.stderr
+        assert run_cli(wrong, "--check-rhizo-key", key).returncode == 2
+    r = run_cli(path, "--check-rhizo-key", "tst" + "Z" * 50)
+    assert r.returncode == 2 and "no key in the hub's imported rhizo keys" in r.stderr

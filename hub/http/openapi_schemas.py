@@ -19,7 +19,7 @@ from hub import paths
 from hub.http.params import EPOCH_PATTERN, INT32
 from hub.http.resource_ops import MAX_LIMIT, MAX_UNITS
 from hub.storage.models import DataType, ResourceType
-from hub.storage.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH
+from hub.storage.users import EMAIL_PATTERN, MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, USER_NAME_PATTERN
 
 
 def ref(name: str) -> dict[str, str]:
@@ -75,6 +75,10 @@ SPEC_FIELDS: dict[str, Any] = {
     "max_history": nullable("integer", minimum=1, maximum=INT32)}
 
 
+USER_NAME = {"type": "string", "pattern": USER_NAME_PATTERN, "maxLength": 50,
+             "description": "optional; log-in by it or by email (unique, compared in lower case)"}
+
+
 def password(min_length: int) -> dict[str, Any]:
     return {"type": "string", "minLength": min_length, "maxLength": MAX_PASSWORD_LENGTH,
             "description": f"at most {MAX_PASSWORD_LENGTH} bytes in UTF-8 and 4 different characters (else 422)"}
@@ -108,12 +112,14 @@ def _requests(min_password_length: int) -> dict[str, Any]:
                             "timestamp": TIME_IN}, ["values"],
                            examples=[{"values": {"acme/greenhouse/pi-01/temperature": 21.5}}]),
         "NewUser": obj({"email": EMAIL, "password": password(min_password_length), "full_name": FULL_NAME,
+                        "user_name": USER_NAME,
                         "is_admin": {"type": "boolean"},
                         "organization": {**ORG_NAME, "description": "add to this organization"},
                         "role": ROLE}, ["email", "password"],
                        examples=[{"email": "ada@example.com", "password": "correct horse battery",
                                   "full_name": "Ada", "organization": "acme", "role": "member"}]),
-        "UserPatch": obj({"full_name": FULL_NAME, "password": password(min_password_length),
+        "UserPatch": obj({"full_name": FULL_NAME, "user_name": {**USER_NAME, "type": ["string", "null"]},
+                          "password": password(min_password_length),
                           "current_password": {"type": "string",
                                                "description": "needed to change your own password"},
                           "is_admin": {"type": "boolean", "description": "system admins only, not their own"}},
@@ -129,7 +135,8 @@ def _requests(min_password_length: int) -> dict[str, Any]:
                              oneOf=[{"required": ["user_id"]}, {"required": ["organization"]},
                                     {"required": ["controller"]}],
                              examples=[{"level": "read", "organization": "acme"}]),
-        "Login": obj({"email": {"type": "string"}, "password": {"type": "string"}}, ["email", "password"],
+        "Login": obj({"email": {"type": "string", "description": "the email or the user name"},
+                      "password": {"type": "string"}}, ["email", "password"],
                      examples=[{"email": "ada@example.com", "password": "correct horse battery"}]),
         "Message": obj({"folder": PATH, "type": {"type": "string", "minLength": 1, "maxLength": 40},
                         "parameters": {"type": "object"}}, ["folder", "type"],
@@ -182,7 +189,9 @@ RESPONSES: dict[str, Any] = {
     "TopFolders": obj({"children": {"type": "array", "items": obj({
         "path": {"type": "string"}, "name": {"type": "string"}, "type": {"type": "string"}})}}, ["children"]),
     "Deleted": obj({"path": {"type": "string"}, "deleted": {"type": "integer"}}, ["path", "deleted"]),
-    "User": obj({"id": {"type": "integer"}, "email": {"type": "string"}, "full_name": {"type": "string"},
+    "User": obj({"id": {"type": "integer"}, "email": {"type": "string"},
+                 "user_name": nullable("string", description="log-in by it or by email"),
+                 "full_name": {"type": "string"},
                  "is_admin": {"type": "boolean"}, "created_at": TS},
                 ["id", "email", "full_name", "is_admin", "created_at"]),
     "Users": obj({"users": {"type": "array", "items": ref("User")}}, ["users"]),

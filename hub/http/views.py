@@ -39,8 +39,8 @@ def revision(rev: Revision | Value) -> dict[str, Any]:
 
 
 def user(u: User) -> dict[str, Any]:
-    return {"id": u.id, "email": u.email, "full_name": u.full_name, "is_admin": u.is_admin,
-            "created_at": ts(u.created_at)}
+    return {"id": u.id, "email": u.email, "user_name": u.user_name, "full_name": u.full_name,
+            "is_admin": u.is_admin, "created_at": ts(u.created_at)}
 
 
 def organization(o: Organization) -> dict[str, Any]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import IO
 
-from hub.errors import BadRequest
+from sqlalchemy import Connection
+
+from hub.errors import BadRequest, NotFound
 from hub.rhizo_import import source
-from hub.rhizo_import.history import History
+from hub.rhizo_import.history import History, storage_path
 from hub.rhizo_import.source import SrcResource
 from hub.rhizo_import.writer import Summary, Writer
-from hub.storage.bulk import open_bulk
+from hub.storage.bulk import Bulk, LocalBulk, open_bulk
 from hub.storage.store import Store
 
 
@@ -31,7 +33,7 @@ def run(store: Store, source_url: str, *, bulk_url: str = "", bulk_endpoint_url:
             raise BadRequest(f"{in_bulk} of the {total} revisions keep their value in rhizo-server's bulk storage: "
                              "pass --bulk s3://BUCKET (rhizo's S3_STORAGE_BUCKET); nothing was imported")
         if bulk is not None:
-            bulk.check()
+            _check_bulk(conn, bulk, bulk_url, _bulk_orgs(source.resources(conn)))
         rows = source.resources(conn)
         _say(progress, f"rhizo-server database: {len(rows)} resources, {total} revisions ({in_bulk} in bulk storage)")
         with store.session() as s:
@@ -43,10 +45,37 @@ def run(store: Store, source_url: str, *, bulk_url: str = "", bulk_endpoint_url:
             w.write_permissions(rows)
             w.write_keys(source.keys(conn))
             w.write_statuses(source.statuses(conn))
+            w.write_watchdogs()
             _say(progress, "structure written; copying the history")
             History(store, s, summary, w.targets, _bulk_orgs(rows), bulk).copy(conn, total, progress)
             w.restore_modified()
     return summary
+
+
+SAMPLE = 20
+
+
+def _check_bulk(conn: Connection, bulk: Bulk, url: str, orgs: dict[int, int]) -> None:
+    """Refuse (before anything is written) a bulk storage that holds none of a sample of the
+    values the database keeps there: the wrong bucket, folder or prefix. A local folder
+    must exist (it is read, never created)."""
+    if isinstance(bulk, LocalBulk) and not bulk.root.is_dir():
+        raise BadRequest(f"--bulk {url}: no such folder; give rhizo-server's bulk storage folder; "
+                         "nothing was imported")
+    bulk.check()
+    sample = source.bulk_keys(conn, SAMPLE)
+    found = 0
+    for rid, rev_id in sample:
+        try:
+            bulk.get(storage_path(orgs.get(rid, 0), rid, rev_id))
+            found += 1
+        except NotFound:
+            continue
+    if sample and not found:
+        rid, rev_id = sample[0]
+        raise BadRequest(f"--bulk {url} holds none of {len(sample)} values the database keeps in bulk storage "
+                         f"(e.g. {storage_path(orgs.get(rid, 0), rid, rev_id)}): check the bucket, folder or "
+                         "prefix (rhizo's S3_STORAGE_BUCKET); nothing was imported")
 
 
 def _bulk_orgs(rows: list[SrcResource]) -> dict[int, int]:

@@ -27,6 +27,7 @@ from hub.storage.resources import SequenceSpec
 TYPES = {10: ResourceType.FOLDER, 11: ResourceType.ORGANIZATION, 12: ResourceType.CONTROLLER,
          13: ResourceType.FOLDER, 20: ResourceType.FILE, 21: ResourceType.SEQUENCE}
 APP = 22  # rhizo's built-in pages: not data, not imported
+REMOTE_FOLDER = 13
 DATA_TYPES = {1: DataType.NUMERIC, 2: DataType.TEXT, 3: DataType.IMAGE}
 SYSTEM_ADMIN_ROLE = 2
 LEVELS = {10: Level.READ, 20: Level.WRITE}

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import cast
+from zoneinfo import available_timezones
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.errors import BadRequest, Conflict
+from hub.errors import BadRequest, Conflict, Unprocessable
 from hub.rhizo_import import keys as rhizo_keys
 from hub.rhizo_import import mapping
 from hub.rhizo_import.source import SrcKey, SrcResource, SrcStatus, SrcUser
@@ -74,6 +75,8 @@ class Writer:
         self.users: dict[int, int] = {}  # rhizo user id -> hub user id
         self.orgs: dict[int, int] = {}  # rhizo organization folder id -> hub organization id
         self.targets: dict[int, Target] = {}  # rhizo resource id -> hub resource
+        self.names: set[str] = set()  # user names given in this run
+        self.watchdogs: dict[int, tuple[object, object]] = {}  # hub controller id -> rhizo's minutes, recipients
         self.modified: dict[int, datetime] = {}  # hub resource id -> rhizo's modification time (created ones)
 
     # -- users --------------------------------------------------------------------
@@ -96,13 +99,31 @@ class Writer:
             stored = rhizo_keys.stored_password(u.password_hash or "")
             if stored == rhizo_keys.UNUSABLE_PASSWORD:
                 self.summary.skipped["passwords in a format the hub cannot check (reset them)"] += 1
+            attrs = mapping.json_object(u.attributes)
             row = User(email=email, password_hash=stored, full_name=(u.full_name or "")[:200],
-                       is_admin=u.role == mapping.SYSTEM_ADMIN_ROLE, created_at=u.created or utcnow())
+                       is_admin=u.role == mapping.SYSTEM_ADMIN_ROLE, created_at=u.created or utcnow(),
+                       user_name=self._user_name(u), attributes=json.dumps(attrs) if attrs else None)
             self.s.add(row)
             self.s.flush()
             changes.record(self.s, "user", str(row.id))
             self.users[u.id] = row.id
             self.summary.created["users"] += 1
+
+    def _user_name(self, u: SrcUser) -> str | None:
+        """rhizo's optional user name, when the hub's rules allow it and it is free."""
+        if not (u.user_name or "").strip():
+            return None
+        try:
+            name = users.normalize_user_name(u.user_name or "")
+        except BadRequest:
+            self.summary.skipped["user names the hub refuses (log in by email)"] += 1
+            self.summary.note(f"user {u.id}: user name {u.user_name!r:.60} refused")
+            return None
+        if name in self.names or self.s.scalar(select(User.id).where(User.user_name == name)) is not None:
+            self.summary.skipped["user names already taken (log in by email)"] += 1
+            return None
+        self.names.add(name)
+        return name
 
     # -- the tree -----------------------------------------------------------------
     def write_tree(self, rows: list[SrcResource]) -> None:
@@ -147,10 +168,14 @@ class Writer:
             self.summary.note(f"renamed {src.name!r} to {path} (the hub's path characters)")
         attrs: dict[str, object] = {}
         spec = None
+        system = mapping.json_object(src.system_attributes)
         if kind == ResourceType.SEQUENCE:
-            spec, attrs = mapping.sequence_spec(mapping.json_object(src.system_attributes))
+            spec, attrs = mapping.sequence_spec(system)
         elif kind == ResourceType.FILE:
             attrs = mapping.file_attributes(name)
+        elif src.type == mapping.REMOTE_FOLDER and isinstance(system.get("remote_path"), str):
+            attrs = {"remote_path": system["remote_path"]}
+        attrs = {**mapping.json_object(src.user_attributes), **attrs}  # rhizo's user-defined attributes too
         found = resources.find(self.s, path)
         if found is not None:
             if found.type != kind.value:
@@ -165,14 +190,24 @@ class Writer:
                 self.modified[r.id] = src.modified
             self.summary.created[kind.value + "s"] += 1
             preexisting = False
+        if kind == ResourceType.CONTROLLER and not preexisting and system.get("watchdog_minutes"):
+            self.watchdogs[r.id] = (system.get("watchdog_minutes"), system.get("watchdog_recipients"))
         seq = _detached(resources.sequence_of(self.s, r)) if kind == ResourceType.SEQUENCE else None
         return Target(r.id, path, kind.value, parent.org_source_id, preexisting, seq)
 
     def _organization(self, src: SrcResource, name: str) -> Target:
         org_id = self.s.scalar(select(Organization.id).where(Organization.name == name))
         if org_id is None:
-            full_name = str(mapping.json_object(src.system_attributes).get("full_name") or name)[:200]
-            org_id = users.create_organization(self.s, name, full_name).id
+            system = mapping.json_object(src.system_attributes)
+            full_name = str(system.get("full_name") or name)[:200]
+            org = users.create_organization(self.s, name, full_name)
+            org.created_at = src.created or org.created_at
+            tz = system.get("timezone")
+            if isinstance(tz, str) and tz in available_timezones():
+                org.timezone = tz
+            elif tz:
+                self.summary.skipped["organization time zones that are not tz database names"] += 1
+            org_id = org.id
             self.summary.created["organizations"] += 1
         else:
             self.summary.existing["organizations"] += 1
@@ -284,6 +319,20 @@ class Writer:
             self.summary.created["keys"] += 1
             if rhizo_keys.is_bcrypt(k.key_hash) and k.revoked is None:
                 self.summary.slow_keys += 1
+
+    def write_watchdogs(self) -> None:
+        """rhizo's controller watchdog (`watchdog_minutes`, `watchdog_recipients` in its
+        system attributes) as the hub's, on the controllers this run created."""
+        for rid, (minutes, recipients) in self.watchdogs.items():
+            try:
+                if isinstance(minutes, bool) or not isinstance(minutes, (int, float)):
+                    raise BadRequest("not a number")
+                listed = controllers.split_recipients(recipients if isinstance(recipients, str) else "")
+                controllers.set_watchdog(self.s, self.s.get_one(Resource, rid), int(minutes), listed)
+                self.summary.created["controller watchdogs"] += 1
+            except (BadRequest, Unprocessable) as e:
+                self.summary.skipped["controller watchdogs the hub refuses"] += 1
+                self.summary.note(f"watchdog of controller {rid}: {e.message}")
 
     def write_statuses(self, rows: list[SrcStatus]) -> None:
         for st in rows:

@@ -70,6 +70,7 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    timezone: Mapped[str | None] = mapped_column(String(64))  # an IANA name, e.g. Europe/Berlin (display only)
 
 
 class User(Base):
@@ -83,6 +84,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # For text messages (send_text_message, watchdog alerts): E.164, e.g. +15551234567.
     phone: Mapped[str | None] = mapped_column(String(32))
+    # optional; log-in by it or by email (users.USER_NAME_PATTERN, lower case, unique)
+    user_name: Mapped[str | None] = mapped_column(String(50), unique=True)
+    attributes: Mapped[str | None] = mapped_column(Text)  # JSON object (e.g. brought over from rhizo-server)
 
 
 class Membership(Base):

@@ -1,7 +1,17 @@
-"""Users, organizations and memberships."""
+"""Users, organizations and memberships.
+
+Passwords of any length (up to MAX_PASSWORD_LENGTH, a bound on the work a request may
+ask for): bcrypt reads at most 72 bytes, so a new hash is bcrypt of
+base64(SHA-256(password)) (44 bytes, no NUL), stored as `PREHASHED` + the bcrypt hash.
+A hash of the older form (bcrypt of the password itself, at most 72 bytes by the rules
+then) is still checked as it was; rhizo-server's form is checked by
+`hub.rhizo_import.keys` and replaced by the current form at the first log-in.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import bcrypt
@@ -19,7 +29,12 @@ from hub.storage.models import ApiKey, Membership, Organization, Resource, Resou
 EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,185}\.[A-Za-z0-9-]{2,63}$"
 EMAIL = re.compile(EMAIL_PATTERN)
 MAX_EMAIL_LENGTH = 254
-MAX_PASSWORD_LENGTH = 72  # bcrypt's limit, in bytes
+MAX_PASSWORD_LENGTH = 1024  # characters, and bytes in UTF-8: SHA-256 first, so bcrypt's 72 bytes do not limit it
+PREHASHED = "$sha256$"  # password_hash = PREHASHED + bcrypt(base64(SHA-256(password)))
+BCRYPT_INPUT_MAX = 72  # bytes bcrypt reads
+# a user name (optional; log-in by it or by email): no `@`, so it is never an email
+USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,49}$"
+USER_NAME = re.compile(USER_NAME_PATTERN)
 # A valid bcrypt hash of a random password: checking an unknown email costs
 # the same as a known one, so timing does not reveal which emails exist.
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(4))
@@ -44,17 +59,32 @@ def check_password_strength(password: str, min_length: int) -> None:
         raise Unprocessable("password too weak: use more different characters")
 
 
+def normalize_user_name(name: str) -> str:
+    n = (name or "").strip()
+    if not USER_NAME.fullmatch(n):
+        raise BadRequest(f"{name!r:.60} is not a user name: 1-50 of letters, digits, `_`, `.` and `-`, "
+                         "starting with a letter or digit")
+    return n.lower()
+
+
+def _prehash(password: str) -> bytes:
+    return base64.b64encode(hashlib.sha256(password.encode()).digest())
+
+
 def hash_password(password: str, rounds: int) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+    """The hash kept for a new password (any length)."""
+    return PREHASHED + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
 
 
 def create_user(s: Session, email: str, password: str, *, rounds: int, min_length: int = 10,
-                is_admin: bool = False, full_name: str = "") -> User:
+                is_admin: bool = False, full_name: str = "", user_name: str | None = None) -> User:
     e = normalize_email(email)
     check_password_strength(password, min_length)
     if s.scalar(select(User.id).where(User.email == e)) is not None:
         raise Conflict(f"a user with email {e} already exists")
-    u = User(email=e, password_hash=hash_password(password, rounds), is_admin=is_admin, full_name=full_name)
+    name = None if user_name is None else _free_user_name(s, user_name)
+    u = User(email=e, password_hash=hash_password(password, rounds), is_admin=is_admin, full_name=full_name,
+             user_name=name)
     s.add(u)
     s.flush()
     changes.record(s, "user", str(u.id))
@@ -68,19 +98,41 @@ def get_user(s: Session, user_id: int) -> User:
     return u
 
 
+def _free_user_name(s: Session, name: str, *, user_id: int | None = None) -> str:
+    n = normalize_user_name(name)
+    taken = s.scalar(select(User.id).where(User.user_name == n))
+    if taken is not None and taken != user_id:
+        raise Conflict(f"user name {n} is taken")
+    return n
+
+
+def set_user_name(s: Session, u: User, name: str | None) -> None:
+    """Give `u` the user name `name` (None: none)."""
+    u.user_name = None if name is None else _free_user_name(s, name, user_id=u.id)
+    changes.record(s, "user", str(u.id))
+
+
 def find_user_by_email(s: Session, email: str) -> User | None:
     return s.scalar(select(User).where(User.email == email.strip().lower(), ~User.deleted))
 
 
-def authenticate(s: Session, email: str, password: str, *, rhizo_salt: str = "", rounds: int = 12) -> User:
-    """The user with this email and password, else Unauthenticated (same
+def find_user_for_login(s: Session, login: str) -> User | None:
+    """The live user whose email, or else whose user name, is `login` (as rhizo-server
+    allowed: a user name never contains `@`, so the two never meet)."""
+    text = (login or "").strip().lower()
+    column = User.email if "@" in text else User.user_name
+    return s.scalar(select(User).where(column == text, ~User.deleted)) if text else None
+
+
+def authenticate(s: Session, login: str, password: str, *, rhizo_salt: str = "", rounds: int = 12) -> User:
+    """The user with this email or user name and password, else Unauthenticated (same
     message and about the same time either way). A password hash brought over from
     rhizo-server (`run.py --import-rhizo`) is checked with `rhizo_salt` and, when it
     matches, replaced by the hub's own (bcrypt with `rounds`)."""
-    u = find_user_by_email(s, email or "")
+    u = find_user_for_login(s, login or "")
     ok = password_ok(u.password_hash if u else "", password, rhizo_salt=rhizo_salt)
     if u is None or not ok:
-        raise Unauthenticated("wrong email or password")
+        raise Unauthenticated("wrong email or password")  # a user name counts as the email here
     if u.password_hash.startswith(rhizo_keys.PASSWORD_TAG):
         u.password_hash = hash_password(password, rounds)
     return u
@@ -92,8 +144,23 @@ def password_ok(stored: str, password: str, *, rhizo_salt: str = "") -> bool:
     matches nothing, in about the same time."""
     if stored.startswith(rhizo_keys.PASSWORD_TAG):
         return rhizo_keys.password_matches(password or "", rhizo_salt, stored)
-    usable = stored.startswith("$2")
-    return bcrypt.checkpw((password or "").encode()[:72], stored.encode() if usable else _DUMMY_HASH) and usable
+    if stored.startswith(PREHASHED):
+        return _checkpw(_prehash(password or ""), stored[len(PREHASHED):])
+    # the older form: bcrypt of the password itself (passwords were at most 72 bytes then)
+    raw = (password or "").encode()
+    if stored.startswith("$2") and len(raw) <= BCRYPT_INPUT_MAX:
+        return _checkpw(raw, stored)
+    bcrypt.checkpw(b"not a password", _DUMMY_HASH)  # an unknown hash or none: the same time, no match
+    return False
+
+
+def _checkpw(secret: bytes, stored: str) -> bool:
+    """bcrypt's check; a damaged or missing hash matches nothing, in about the same time."""
+    try:
+        return bcrypt.checkpw(secret, stored.encode())
+    except ValueError:
+        bcrypt.checkpw(b"not a password", _DUMMY_HASH)
+        return False
 
 
 def set_password(s: Session, u: User, password: str, *, rounds: int, min_length: int) -> None:
@@ -107,6 +174,7 @@ def delete_user(s: Session, user_id: int, *, by_user_id: int | None = None) -> N
     u = get_user(s, user_id)
     u.deleted = True
     u.email = f"deleted-{u.id}-{u.email}"[:254]
+    u.user_name = None  # free for someone else, as the email is
     s.execute(update(ApiKey).where(ApiKey.user_id == u.id, ApiKey.revoked_at.is_(None))
               .values(revoked_at=utcnow(), revoked_by=by_user_id))
     changes.record(s, "user", str(u.id))

@@ -1,4 +1,5 @@
-"""A rhizo-server-shaped PostgreSQL database, filled by the tests and the benchmark.
+"""A rhizo-server-shaped database (PostgreSQL, or SQLite: rhizo-server's default), filled
+by the tests and the benchmark.
 
 `SCHEMA` is the project's own DDL for the tables rhizo-server's SQLAlchemy models define
 (`main/resources/models.py`, `main/users/models.py` of rhizolab/rhizo-server): the same
@@ -15,9 +16,11 @@ import base64
 import hashlib
 import json
 import random
+import sqlite3
 import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -110,6 +113,12 @@ CREATE TABLE organization_users (
 );
 """
 
+# SCHEMA as SQLAlchemy's create_all writes rhizo-server's models on SQLite (DateTime: DATETIME,
+# kept as text 'YYYY-MM-DD HH:MM:SS.ffffff'; Boolean: BOOLEAN, kept as 0/1; LargeBinary: BLOB)
+SQLITE_SCHEMA = (SCHEMA.replace("SERIAL PRIMARY KEY", "INTEGER NOT NULL PRIMARY KEY")
+                 .replace("TIMESTAMP WITHOUT TIME ZONE", "DATETIME").replace("BYTEA", "BLOB")
+                 .replace("DEFAULT false", "DEFAULT 0"))
+
 SALT = "rhizo-test-salt-0123456789"
 KEY_PREFIX = "tst"
 # rhizo's types and levels (see hub/rhizo_import/mapping.py)
@@ -148,27 +157,60 @@ class RhizoData:
     ids: dict[str, int] = field(default_factory=dict)  # names of interest -> rhizo ids
 
 
+class _Sqlite:
+    """The few psycopg calls `build` makes, on a sqlite3 connection, with values stored as
+    SQLAlchemy stores them there."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path)
+
+    @staticmethod
+    def _arg(v: Any) -> Any:
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else int(v) if isinstance(v, bool) else v
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        sql = sql.replace("%s", "?").replace("true", "1").replace("false", "0")
+        if ";" in sql.strip().rstrip(";"):
+            return self.db.executescript(sql)  # type: ignore[return-value]
+        return self.db.execute(sql, tuple(self._arg(p) for p in params))
+
+    def rows(self, resource: int, rows: list[tuple[datetime, bytes | None]]) -> None:
+        self.db.executemany("INSERT INTO resource_revisions (resource_id, timestamp, data) VALUES (?, ?, ?)",
+                            [(resource, self._arg(ts), v) for ts, v in rows])
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def __enter__(self) -> _Sqlite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+
 class _Builder:
-    def __init__(self, conn: psycopg.Connection[Any], data: RhizoData) -> None:
+    def __init__(self, conn: Any, data: RhizoData) -> None:
         self.c, self.data = conn, data
 
     def resource(self, name: str, type_: int, parent: int | None, org: int | None, *,
-                 perms: Any = None, attrs: dict[str, Any] | None = None, deleted: bool = False) -> int:
+                 perms: Any = None, attrs: dict[str, Any] | None = None, deleted: bool = False,
+                 user_attrs: dict[str, Any] | None = None) -> int:
         row = self.c.execute(
             "INSERT INTO resources (organization_id, creation_timestamp, modification_timestamp, parent_id, name, "
-            "type, permissions, system_attributes, deleted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "type, permissions, system_attributes, deleted, user_attributes) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (org, T0, T0, parent, name, type_, json.dumps(perms) if perms is not None else None,
-             json.dumps(attrs or {}), deleted)).fetchone()
+             json.dumps(attrs or {}), deleted, json.dumps(user_attrs) if user_attrs else None)).fetchone()
         assert row is not None
         return int(row[0])
 
     def user(self, email: str, password: str, *, role: int = 0, deleted: bool = False,
-             password_hash: str | None = None) -> int:
+             password_hash: str | None = None, user_name: str | None = None) -> int:
         row = self.c.execute(
-            "INSERT INTO users (email_address, password_hash, full_name, info_status, attributes, deleted, "
-            "creation_timestamp, role) VALUES (%s, %s, %s, '{}', '{}', %s, %s, %s) RETURNING id",
-            (email, password_hash or bcrypt_inner(password), email.split("@")[0].title(), deleted, T0, role)
-        ).fetchone()
+            "INSERT INTO users (user_name, email_address, password_hash, full_name, info_status, attributes, "
+            "deleted, creation_timestamp, role) VALUES (%s, %s, %s, %s, '{}', '{}', %s, %s, %s) RETURNING id",
+            (user_name, email, password_hash or bcrypt_inner(password), email.split("@")[0].title(), deleted, T0,
+             role)).fetchone()
         assert row is not None
         self.data.passwords[email] = password
         return int(row[0])
@@ -185,22 +227,41 @@ class _Builder:
         self.data.keys[name] = text
 
     def revisions(self, resource: int, rows: list[tuple[datetime, bytes | None]]) -> None:
+        if isinstance(self.c, _Sqlite):
+            self.c.rows(resource, rows)
+            return
         with self.c.cursor().copy("COPY resource_revisions (resource_id, timestamp, data) FROM STDIN") as cp:
             for ts, value in rows:
                 cp.write_row((resource, ts, value))
 
 
+def connect(url: str) -> Any:
+    """psycopg for PostgreSQL, or the sqlite3 stand-in for `sqlite:///PATH` (created)."""
+    if url.startswith("sqlite:///"):
+        return _Sqlite(url[len("sqlite:///"):])
+    return psycopg.connect(plain_url(url), autocommit=False)
+
+
+# numbers with more decimals than their sequence's decimal_places 1, and other awkward ones
+EXACT_VALUES = [21.47, 22.25, 0.1 + 0.2, 1e-9, 1e300, -123456789.987654321, 2.0 ** 60 + 1024, 99.95, 1 / 3]
+
+
 def build(url: str, *, revisions: int = 3000, bulk: Any = None, bucket: str = "") -> RhizoData:
-    """Create rhizo-server's tables in the empty database at `url` and fill them. With
-    `bulk` (a boto3 S3 client) and `bucket`, three image values live in bulk storage."""
+    """Create rhizo-server's tables in the empty database at `url` (PostgreSQL, or a new
+    SQLite file for `sqlite:///PATH`) and fill them. With `bulk` (a boto3 S3 client) and
+    `bucket`, three image values live in bulk storage."""
     data = RhizoData(url)
-    with psycopg.connect(plain_url(url), autocommit=False) as conn:
-        conn.execute(SCHEMA)
+    sqlite = url.startswith("sqlite:///")
+    if sqlite:
+        Path(url[len("sqlite:///"):]).unlink(missing_ok=True)
+    with connect(url) as conn:
+        conn.execute(SQLITE_SCHEMA if sqlite else SCHEMA)
         b = _Builder(conn, data)
         admin = b.user("root@example.com", "root password 1", role=2)
         alice = b.user("alice@example.com", "alice password 1")
         bob = b.user("bob@example.com", "bob password 12")
         b.user("gone@example.com", "gone password 1", deleted=True)
+        b.user("long@example.com", "a long pass phrase, " * 5, user_name="Long.User")  # 100 bytes
         b.user("legacy@example.com", "legacy password", password_hash="5f4dcc3b5aa765d61d8327deb882cf99")
         lab = b.resource("lab1", ORG, None, None, attrs={"full_name": "Lab One", "timezone": "UTC"})
         conn.execute("UPDATE resources SET organization_id = id, permissions = %s WHERE id = %s",
@@ -210,7 +271,9 @@ def build(url: str, *, revisions: int = 3000, bulk: Any = None, bucket: str = ""
         conn.execute("INSERT INTO organization_users (organization_id, user_id, is_admin) VALUES "
                      "(%s, %s, true), (%s, %s, false)", (lab, alice, lab, bob))
         ctrls = b.resource("controllers", BASIC, lab, lab)
-        pi1 = b.resource("pi-01", CONTROLLER, ctrls, lab)
+        pi1 = b.resource("pi-01", CONTROLLER, ctrls, lab, attrs={
+            "watchdog_minutes": 30, "watchdog_recipients": "alice@example.com, +15551234567"})
+        b.resource("archive", 13, lab, lab, attrs={"remote_path": "/mnt/archive/lab1"})  # a remote folder
         pi2 = b.resource("pi 02", CONTROLLER, ctrls, lab)  # a name the hub spells pi_02
         shared = b.resource("shared", BASIC, lab, lab, perms=[[130, bob, 10], [100, 0, 10]])
         secret = b.resource("secret", BASIC, other, other)
@@ -220,11 +283,13 @@ def build(url: str, *, revisions: int = 3000, bulk: Any = None, bucket: str = ""
         b.resource("Controllers", APP, other, other)
         temp = b.resource("temp", SEQUENCE, pi1, lab, attrs={
             "data_type": 1, "decimal_places": 1, "units": "degrees C", "max_history": 1_000_000,
-            "min_storage_interval": 0})
+            "min_storage_interval": 0}, user_attrs={"location": "bench 3"})
         note = b.resource("note", SEQUENCE, pi1, lab, attrs={"data_type": 2, "max_history": 10000})
         cam = b.resource("cam", SEQUENCE, pi1, lab, attrs={"data_type": 3})
         readme = b.resource("readme.txt", FILE, shared, lab)
-        rows = [(T0 + timedelta(seconds=i), f"{20 + (i % 100) / 10:.1f}".encode()) for i in range(revisions - 2)]
+        rows = [(T0 + timedelta(seconds=i), repr(EXACT_VALUES[i] if i < len(EXACT_VALUES) else
+                                                 round(20 + (i % 1000) / 100, 2)).encode())
+                for i in range(revisions - 2)]  # 21.47 and the like at decimal_places 1: kept as sent
         rows.append((T0, b"99.5"))  # the same instant twice: the hub keeps both, 1 us apart
         rows.append((T0 + timedelta(seconds=5, microseconds=1), b"not a number"))
         b.revisions(temp, rows)

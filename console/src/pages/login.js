@@ -1,4 +1,4 @@
-// Log in with email and password; the server sets the session cookie.
+// Log in with email (or user name) and password; the server sets the session cookie.
 import * as api from "../api.js";
 import { formValues, h, mount } from "../dom.js";
 import { navigate } from "../router.js";
@@ -18,7 +18,7 @@ export async function loginPage(ctx) {
   const form = h("form#login-form.card.narrow", { novalidate: false },
     h("h1", "Log in"),
     error,
-    field({ name: "email", label: "Email", type: "email", required: true, autocomplete: "username" }),
+    field({ name: "email", label: "Email or user name", type: "text", required: true, autocomplete: "username" }),
     field({ name: "password", label: "Password", type: "password", required: true, autocomplete: "current-password" }),
     h("div.buttons", button),
     h("p.form-links", h("a#forgot-link", { href: "#/forgot" }, "Forgot your password?"), " · ",
@@ -36,7 +36,7 @@ export async function loginPage(ctx) {
       navigate(next, { replace: true });
     } catch (e) {
       error.textContent = e.status === 401 || e.status === 400
-        ? "That email and password do not match an account. Check them and try again."
+        ? "That email or user name and password do not match an account. Check them and try again."
         : e.message;
       error.hidden = false;
     } finally {

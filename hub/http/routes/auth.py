@@ -1,6 +1,7 @@
 """/api/v1/login, /logout, /me: browser sessions.
 
-Login checks the password with bcrypt off the event loop, is rate-limited per
+Login takes `email`: the user's email or user name (as rhizo-server's sign-in did),
+checks the password with bcrypt off the event loop, is rate-limited per
 account and per address (429 + Retry-After), and sets two cookies:
 `hub_session` (HttpOnly, SameSite=Lax, Secure behind TLS) and `hub_csrf`
 (readable by the page; send it back as `X-CSRF-Token` on writes).

@@ -76,6 +76,7 @@ async def create_user(request: web.Request) -> web.Response:
     email = field(body, "email", str, required=True)
     password = field(body, "password", str, required=True)
     full_name = text_field(body, "full_name", max_length=200, default="")
+    user_name = field(body, "user_name", str)
     is_admin = field(body, "is_admin", bool, default=False)
     org_name = text_field(body, "organization", max_length=100, pattern=SEGMENT)
     role = field(body, "role", str, default=Role.MEMBER.value)
@@ -89,7 +90,8 @@ async def create_user(request: web.Request) -> web.Response:
         if org is not None and not caller.is_admin and caller.subject.memberships.get(org.id) != Role.ADMIN.value:
             raise Forbidden(f"only an admin of {org_name} may add users to it")
         u = users.create_user(s, email, password, rounds=settings.PASSWORD_HASH_ROUNDS,
-                              min_length=settings.MIN_PASSWORD_LENGTH, is_admin=is_admin, full_name=full_name)
+                              min_length=settings.MIN_PASSWORD_LENGTH, is_admin=is_admin, full_name=full_name,
+                              user_name=user_name)
         if org is not None:
             users.set_membership(s, org, u, role)
         return views.user(u)
@@ -114,6 +116,8 @@ async def patch_user(request: web.Request) -> web.Response:
     user_id = user_id_param(request)
     body = await json_body(request, "UserPatch")
     full_name = text_field(body, "full_name", max_length=200)
+    new_name = "user_name" in body
+    user_name = field(body, "user_name", str) if new_name and body["user_name"] is not None else None
     password = field(body, "password", str)
     current = field(body, "current_password", str)
     is_admin = field(body, "is_admin", bool)
@@ -132,6 +136,8 @@ async def patch_user(request: web.Request) -> web.Response:
             changes.record(s, "user", str(u.id))
         if full_name is not None:
             u.full_name = full_name
+        if new_name:
+            users.set_user_name(s, u, user_name)  # null: none
         if password is not None:
             if u.id == me and not caller.is_admin and not (
                     current and users.password_ok(u.password_hash, current, rhizo_salt=settings.RHIZO_SALT)):
