@@ -103,9 +103,9 @@ class Settings:
                                        "it the same for all persisters.")
     PERSISTER_HANDOVER_ON_STOP: bool = _s(True, "On SIGTERM, leave the shared subscription and store what "
                                           "Mosquitto still holds for this persister before exiting, so "
-                                          "nothing waits on a session that may never come back. With one "
-                                          "persister, controllers are held back until it is running again; "
-                                          "off: they are not, and their values wait in its session.")
+                                          "nothing waits on a session that may never come back. The last "
+                                          "persister connected keeps its session either way (the broker "
+                                          "refuses its unsubscribe): values wait there for its next run.")
     PERSISTER_DEAD_LETTERS: int = _s(1000, "How many of the last rejected messages the dead_letters "
                                      "table keeps.")
     PERSISTER_TRIM_SECONDS: float = _s(10.0, "How often the persister trims sequences over their max "

@@ -1,6 +1,15 @@
 """Plain `run.py`: Mosquitto, the persister, the notifier and the HTTP server as child
-processes, for development and single-box installs. Ctrl-C or SIGTERM stops
-them all; if one dies, the others are stopped too and the exit says which.
+processes, for development and single-box installs.
+
+A part that exits unexpectedly is started again, as systemd's units do in production
+(Restart=on-failure, RestartSec=2s, at most 5 starts in 120 s): after RESTART_DELAY,
+doubling for each restart within RESTART_WINDOW; the RESTART_LIMIT-th crash within that
+window stops everything (rc 1) with a message saying which part and why. Each exit and
+restart is logged, and written to DATA_DIR/supervisor.json for the HTTP server's /health
+(hub/supervisor_status.py). Ctrl-C or SIGTERM stops them all: the children run in their
+own process groups, so the supervisor stops them itself, the HTTP server, notifier and
+persister first (the persister stores what it holds while the broker still runs), then
+the broker; a second Ctrl-C kills what is left.
 """
 
 from __future__ import annotations
@@ -11,13 +20,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
+from typing import Any
 
 from hub.settings import Settings
+from hub.supervisor_status import WRITE_INTERVAL, exit_text, status_path, write_status
 
 log = logging.getLogger("hub.supervisor")
 RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
 ORDER = ("broker", "persister", "notifier", "http")
+RESTART_DELAY = 2.0  # seconds before the first restart (the units' RestartSec)
+MAX_DELAY = 30.0
+RESTART_LIMIT = 5  # restarts of one part within RESTART_WINDOW (the units' StartLimitBurst)
+RESTART_WINDOW = 120.0  # seconds (the units' StartLimitIntervalSec)
+STOP_TIMEOUT = 25.0  # the persister ends within 20 s of SIGTERM (its stop guard)
 
 
 def run_one(s: Settings, name: str) -> int:
@@ -41,51 +58,132 @@ def run_one(s: Settings, name: str) -> int:
     raise ValueError(name)
 
 
+class Part:
+    """One child process and its restart history."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.recent: deque[float] = deque()  # monotonic times of restarts within RESTART_WINDOW
+        self.restarts = 0
+        self.last_exit: int | None = None
+        self.restart_at: float | None = None  # monotonic time of the pending restart
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(RUN_PY), f"--{self.name}"], env=os.environ.copy(),
+                                     process_group=0)
+        self.restart_at = None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exited(self, rc: int, now: float) -> bool:
+        """Note an unexpected exit and schedule the restart; False past the limit."""
+        self.last_exit, self.proc = rc, None
+        while self.recent and now - self.recent[0] > RESTART_WINDOW:
+            self.recent.popleft()
+        if len(self.recent) >= RESTART_LIMIT:
+            return False
+        delay = min(MAX_DELAY, RESTART_DELAY * 2 ** len(self.recent))
+        self.recent.append(now + delay)
+        self.restarts += 1
+        self.restart_at = now + delay
+        log.error("%s exited unexpectedly (%s); restarting it in %.0f s (restart %d of at most %d within "
+                  "%.0f s)", self.name, exit_text(rc), delay, len(self.recent), RESTART_LIMIT, RESTART_WINDOW)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {"running": self.running(), "pid": self.proc.pid if self.proc is not None else None,
+                "restarts": self.restarts, "last_exit": self.last_exit}
+
+
 def run_all(s: Settings) -> int:
     from hub.storage.db import migrate
 
     migrate(s.database_url)
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
+    parts = {name: Part(name) for name in ORDER}
+    signals: list[int] = []
+    status_file = status_path(s)
+    written = 0.0
 
     def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        signals.append(signum)
+        if len(signals) > 1:  # asked twice: do not wait for anyone
+            for part in parts.values():
+                if part.running():
+                    assert part.proc is not None
+                    part.proc.kill()
+
+    def report() -> None:
+        nonlocal written
+        written = time.monotonic()
+        try:
+            write_status(status_file, {name: part.status() for name, part in parts.items()})
+        except OSError as e:
+            log.warning("cannot write %s (%s): /health will not report the processes", status_file, e)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
         for name in ORDER:
-            children[name] = subprocess.Popen([sys.executable, str(RUN_PY), f"--{name}"], env=os.environ.copy())
+            parts[name].start()
             if name == "broker":
-                _wait_port(s.MQTT_HOST, s.MQTT_PORT, children[name])
+                _wait_port(s.MQTT_HOST, s.MQTT_PORT, parts[name].proc, signals)  # type: ignore[arg-type]
+        report()
         print(f"hub running: http://{s.HTTP_HOST}:{s.HTTP_PORT}/  mqtt://{s.MQTT_HOST}:{s.MQTT_PORT}  "
               f"ws://{s.MQTT_HOST}:{s.MQTT_WS_PORT}  (Ctrl-C stops all)", flush=True)
-        while not stopping:
-            for name, p in children.items():
-                if p.poll() is not None:
-                    log.error("%s exited with status %s; stopping the others", name, p.returncode)
+        while not signals:
+            now, changed = time.monotonic(), False
+            for part in parts.values():
+                if part.restart_at is not None:
+                    if now >= part.restart_at:
+                        part.start()
+                        log.warning("%s started again (pid %d)", part.name, part.proc.pid)  # type: ignore[union-attr]
+                        changed = True
+                    continue
+                rc = part.proc.poll() if part.proc is not None else None
+                if rc is None or signals:
+                    continue
+                changed = True
+                if not part.exited(rc, now):
+                    report()
+                    log.error("%s exited %d times within %.0f s (last: %s): not starting it again; stopping "
+                              "the others. See its log above; under systemd it would stop the same way",
+                              part.name, RESTART_LIMIT + 1, RESTART_WINDOW, exit_text(rc))
                     return 1
-            time.sleep(0.2)
+            if changed or now - written >= WRITE_INTERVAL:
+                report()
+            time.sleep(0.1)
         return 0
     finally:
-        for name in reversed(ORDER):
-            child = children.get(name)
-            if child is not None and child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + 10
-        for p in children.values():
+        _stop_all(parts)
+        try:
+            status_file.unlink()
+        except OSError:
+            pass
+
+
+def _stop_all(parts: dict[str, Part]) -> None:
+    """SIGTERM the broker's clients and wait for them, then the broker; kill what hangs."""
+    for names in ([n for n in reversed(ORDER) if n != "broker"], ["broker"]):
+        procs = [p.proc for n in names if (p := parts[n]).proc is not None and p.running()]
+        for proc in procs:
+            proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for proc in procs:
             try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
+                proc.kill()
+                proc.wait()
 
 
-def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], signals: list[int],
+               timeout: float = 15) -> None:
     import socket
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not signals:
         if proc.poll() is not None:
             raise SystemExit(f"the broker exited with status {proc.returncode}: see its log above")
         try:
@@ -93,4 +191,6 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: flo
                 return
         except OSError:
             time.sleep(0.1)
+    if signals:
+        return  # stopping before it was up: the caller stops it
     raise SystemExit(f"the broker did not open {host}:{port} within {timeout:.0f} s")

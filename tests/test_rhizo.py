@@ -108,7 +108,7 @@ def test_each_rhizo_form_is_stored_like_its_native_twin(store: Store) -> None:
     assert (res_n.stored, res_r.stored, res_r.ignored) == (4, 4, 1)
     for seq in ("temp", "label"):
         assert rows(store, f"acme/rhizo/{seq}") == rows(store, f"acme/native/{seq}")
-    assert [num for _, num, _ in rows(store, "acme/rhizo/temp")] == [20.25, 21.5]  # as sent: decimal_places is for display
+    assert [num for _, num, _ in rows(store, "acme/rhizo/temp")] == [20.25, 21.5]  # as sent
     # a redelivered rhizo update is a no-op, like a native one
     again = w.write([Incoming("acme/rhizo", rhizo[0])])
     assert (again.stored, again.duplicates) == (0, 2)

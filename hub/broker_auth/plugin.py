@@ -135,7 +135,7 @@ class Plugin:
         allowed = self.policy.check(handle, access, topic)
         if access & (ACL_SUBSCRIBE | ACL_UNSUBSCRIBE):
             st, text = self.policy.clients.get(handle), topic.decode("utf-8", "replace")
-            self.storage.acl(st, handle, access, text, allowed)
+            allowed = self.storage.acl(st, handle, access, text, allowed)
             self.notifiers.acl(st, handle, access, text, allowed)
         return allowed
 

@@ -14,8 +14,15 @@ file), and after the last persister left. So the plugin keeps a gate:
   (PERSISTER_SESSION_EXPIRY of the broker's settings, less a margin, as the plugin cannot
   see Mosquitto expire it);
 - closed from broker start until a persister subscribes, and again when the last one
-  unsubscribes (a persister handing its share over on SIGTERM), ends its session, or its
-  session expires.
+  ends its session or its session expires.
+
+A persister stopping hands its share over by unsubscribing (daemon.py), which is right
+while another persister is connected to take the share. The last one connected is not
+let go: its unsubscribe is refused ("not authorized" in the UNSUBACK), so it keeps its
+session and its subscription, disconnects, and Mosquitto queues what arrives for it until
+it is back (QoS 0 too: mosquitto/hub.conf.template delivers to a QoS 1 subscription at
+QoS 1). The gate stays open meanwhile, so a restarting persister (SIGTERM or kill -9)
+costs controllers nothing, at QoS 0 either.
 
 While closed: API-key clients (controllers, scripts) are refused at connect without a
 CONNACK (Mosquitto 2.0.11 lets a plugin answer only "not authorized", which clients take
@@ -52,6 +59,7 @@ class StorageGate:
         self.due = float("inf")  # clock time `expire` has work (read by the reloader thread)
         self.held = 0  # connections refused while closed
         self.cut = 0  # publishes that ended their connection while closed
+        self.kept = 0  # unsubscribes refused: the last connected persister keeps its session
         self._held_logged = False
 
     @property
@@ -72,10 +80,18 @@ class StorageGate:
                                   "until one subscribes")
 
     # -- events (broker thread) ----------------------------------------------------
-    def acl(self, st: ClientState | None, handle: Hashable, access: int, topic: str, allowed: bool) -> None:
-        """After a (un)subscribe check: a persister taking or dropping the subscription."""
+    def acl(self, st: ClientState | None, handle: Hashable, access: int, topic: str, allowed: bool) -> bool:
+        """After a (un)subscribe check: a persister taking or dropping the subscription.
+        Returns whether the (un)subscribe may go ahead: the last connected holder's
+        unsubscribe is refused, so its session keeps the share."""
         if st is None or st.kind != p.PERSISTER or topic != self.topic or not allowed:
-            return
+            return allowed
+        if access == p.ACL_UNSUBSCRIBE and self.online.get(st.client_id) == handle and len(self.online) == 1:
+            self.kept += 1
+            self.log(p.LOG_NOTICE, f"hub-auth: persister {st.client_id!r} is the last one connected to "
+                                   f"{self.topic}: its unsubscribe is refused, so its session keeps the share "
+                                   "and what arrives waits for it")
+            return False
         if access == p.ACL_SUBSCRIBE:
             self.offline.pop(st.client_id, None)
             self.online[st.client_id] = handle
@@ -88,6 +104,7 @@ class StorageGate:
             self.log(p.LOG_NOTICE, f"hub-auth: persister {st.client_id!r} unsubscribed from {self.topic}, "
                                    f"handing its share over ({self.subscribers} left)")
             self._update(f"persister {st.client_id!r} unsubscribed")
+        return True
 
     def disconnected(self, st: ClientState | None, handle: Hashable, keeps_session: bool) -> None:
         if st is None or st.client_id not in self.online or self.online[st.client_id] != handle:
@@ -140,7 +157,7 @@ class StorageGate:
         gate = "closed" if self.closed[0] else "open" if self.required else "off"
         return {"storage_gate": gate, "persisters_subscribed": len(self.online),
                 "persister_sessions_away": len(self.offline), "connects_held": self.held,
-                "publishes_cut": self.cut}
+                "publishes_cut": self.cut, "persister_unsubscribes_refused": self.kept}
 
 
 class GroupWatch:

@@ -8,14 +8,16 @@ Mosquitto keeps everything; when it returns the persister catches up.
 
 SIGTERM / SIGINT: finish the current batch, then hand over
 (PERSISTER_HANDOVER_ON_STOP, the default): unsubscribe, so Mosquitto routes new
-messages to the other persisters (none left: the broker plugin holds
-controllers back until one subscribes), and store and acknowledge everything
+messages to the other persisters, and store and acknowledge everything
 Mosquitto still sends on this session (its in-flight window and its queue) until
-nothing has come for HANDOVER_QUIET seconds. Without hand-over, or when it does
-not finish within DRAIN_SECONDS (a long queue), store what had arrived and leave
-the rest in the session (Mosquitto keeps queueing for it until it runs again,
-within PERSISTER_SESSION_EXPIRY). Then disconnect and exit 0. Should anything hang on the
-way out, the process ends STOP_GUARD_SECONDS after the signal anyway (status 1, with
+nothing has come for HANDOVER_QUIET seconds. The last persister connected is
+refused the unsubscribe (the broker plugin's storage gate): with nobody to hand
+over to, it keeps its share, as does a persister without hand-over or one whose
+hand-over does not finish within DRAIN_SECONDS (a long queue): store what had
+arrived and leave the rest in the session (Mosquitto keeps queueing for it until
+it runs again, within PERSISTER_SESSION_EXPIRY; controllers go on publishing).
+Then disconnect and exit 0. Should anything hang on the way out, the process ends
+STOP_GUARD_SECONDS after the signal anyway (status 1, with
 every thread's stack in the log): nothing unacknowledged is lost.
 """
 
@@ -141,7 +143,7 @@ class Daemon:
         """Unsubscribe, then store what Mosquitto still sends until it has nothing more for
         this session; True if that finished before the stop deadline."""
         if not self.intake.unsubscribe(max(0.5, min(5.0, self.stop_deadline - time.monotonic()))):
-            return False
+            return False  # refused (the last one: the session keeps the share) or unanswered
         last = time.monotonic()
         while time.monotonic() < self.stop_deadline:
             batch = next_batch(self.q, self.batch_size, self.batch_wait)

@@ -12,7 +12,9 @@
   redelivers whatever was not acknowledged, and the write is idempotent.
 - paho's network thread reconnects with exponential backoff (0.25 s to 10 s).
 - `unsubscribe` (the stop's hand-over, daemon.py): Mosquitto stops routing to
-  this session; what it already queued there keeps coming until it is empty.
+  this session; what it already queued there keeps coming until it is empty. The
+  broker refuses it to the last persister connected (storagegate.py): that one keeps
+  its session and its share.
 """
 
 from __future__ import annotations
@@ -153,17 +155,30 @@ class Intake:
             self.client.ack_many(mids)
         return len(mids)
 
-    def unsubscribe(self, timeout: float = 5.0) -> bool:
-        """Leave the shared subscription; True once the broker confirmed it (from then on
-        only what was already queued for this session arrives)."""
+    def unsubscribe(self, timeout: float = 5.0) -> bool | None:
+        """Leave the shared subscription: True once the broker confirmed it (from then on
+        only what was already queued for this session arrives); None if the broker refused
+        (this is the last persister connected: the session keeps the subscription and what
+        arrives waits in it); False without an answer."""
         done = threading.Event()
-        self.client.on_unsubscribe = lambda *_a: done.set()
+        reasons: list[Any] = []
+
+        def on_unsubscribe(_c: Any, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+            reasons.extend(codes if isinstance(codes, list) else [codes])
+            done.set()
+
+        self.client.on_unsubscribe = on_unsubscribe
         if not self.connected.is_set():
             return False
         self.leaving = True
         rc, _mid = self.client.unsubscribe(self.topic)
         if rc != mqtt.MQTT_ERR_SUCCESS or not done.wait(timeout):
             return False
+        if any(getattr(r, "is_failure", False) for r in reasons):
+            self.leaving = False
+            log.info("the broker keeps %s for this persister (%s: no other persister is connected): "
+                     "what arrives waits in this session until it runs again", self.topic, reasons[0])
+            return None
         self.subscribed.clear()
         log.info("unsubscribed from %s: the other persisters take the new messages", self.topic)
         return True

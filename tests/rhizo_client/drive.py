@@ -139,6 +139,20 @@ def scenario_first_values(c):
     gevent.sleep(DEADLINE)  # keeps its connections while the test reads what arrived
 
 
+def scenario_stream(c):
+    """Numbered values at a steady pace over MQTT (QoS 0, as the client sends), while the
+    test restarts parts of the hub; "sent" after each."""
+    base = c.path_on_server()
+    c.sequences.create("n", "numeric", decimal_places=0, min_storage_interval=0)
+    c.sequences.update("n", -1)
+    wait_for(lambda: read_text(c, base + "/n") == "-1", "the first value")
+    emit("streaming")
+    for i in range(SPEC["count"]):
+        c.sequences.update("n", i)
+        emit("sent", n=i)
+        gevent.sleep(SPEC["interval"])
+
+
 def scenario_pin(c):
     """Provisioned by PIN (the Controller asked for its key before this runs)."""
     emit("provisioned", path=c.path_on_server(), local=open("local.yaml").read())
@@ -148,7 +162,7 @@ def main():
     config = dict(SPEC["config"])
     c = Controller(config)
     scenarios = {"controller": scenario_controller, "websocket": scenario_websocket, "pin": scenario_pin,
-                 "first_values": scenario_first_values}
+                 "first_values": scenario_first_values, "stream": scenario_stream}
     scenarios[SPEC["scenario"]](c)
     emit("done")
     os._exit(0)  # the client's greenlets (websocket, MQTT) never end by themselves

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import supervisor_status
 from hub.errors import Unauthenticated
 from hub.http.auth import optional_caller
 from hub.http.deps import in_thread
@@ -110,6 +111,10 @@ async def health(request: web.Request) -> web.Response:
         if notifiers is not None:  # once a notifier has subscribed since the broker started
             checks["notifier"] = {"ok": notifiers > 0, "detail": f"{notifiers} subscribed" if notifiers else
                                   "none subscribed: emails and text messages wait for it"}
+    supervised = await in_thread(request, supervisor_status.read_status, request.app[SETTINGS])
+    if supervised is not None:  # run.py runs every part: its supervisor's word on them
+        checks["processes"] = supervisor_status.check(supervised)
+        stats["supervisor"] = supervised
     essential = checks["database"]["ok"] and checks["bulk"]["ok"]
     damaged = blocks.corrupt(request.app[STORE].db.safe_url)
     healthy = all(c["ok"] for c in checks.values()) and not damaged
