@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The hub. With no command: start Mosquitto (with the auth plugin), the persister, the notifier "
-                    "and the HTTP server, and stop them all on Ctrl-C / SIGTERM.",
+                    "and the HTTP server; restart a part that exits unexpectedly (2 s, doubling; at most 5 restarts "
+                    "in 120 s, then stop all; DATA_DIR/supervisor.json and /health show it); stop them all on "
+                    "Ctrl-C / SIGTERM.",
         epilog=_settings_epilog())
     g = p.add_argument_group("database")
     g.add_argument("--init-db", action="store_true", help="create or upgrade the database schema (safe to repeat)")
