@@ -267,9 +267,11 @@ class BrokerRestarts:
     def __init__(self, hub: Hub, rz: Any) -> None:
         self.hub, self.rz = hub, rz
         self.windows: list[dict[str, tuple[int, int]]] = []
+        self.labels: list[str] = []
         self._lo: dict[str, int] = {}
 
-    def going_down(self) -> None:
+    def going_down(self, how: str) -> None:
+        self.labels.append(how)
         stored = self.hub.stored([c.folder for c in self.rz.all], like="acme/r%/n")
         self._lo = {f: max(c, default=-1) for f, c in stored.items()}
 
@@ -289,14 +291,14 @@ def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float,
     """Do one fault; wait until the part is back and every controller publishes again."""
     t = time.monotonic()
     log_at = len(hub.broker.log_text())
+    rz = ""
     if part == "mosquitto":
-        restarts.going_down()
+        restarts.going_down("SIGTERM")
         hub.broker.stop()  # SIGTERM, as systemd stops it; persistence is written on the way out
         hub.broker.start()
         what = "SIGTERM, started again"
         back = wait(lambda: hub.broker_back(log_at), 120, "both persisters subscribed again")
-        rz_up = restarts.back()
-        what += f" (every rhizo-client connected again {rz_up:.1f} s after)"
+        rz = f"; every rhizo-client connected again {restarts.back():.1f} s after that"
     elif part == "persister":
         p = hub.persisters[n % 2]
         p.kill()
@@ -321,7 +323,7 @@ def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float,
     resumed = wait(lambda: ctls.all_acked_since(t), 180, "every controller acknowledged again")
     time.sleep(1.0)  # let /health catch up before saying what it said
     return (f"{part:9s} {what}: back after {back:.1f} s, every controller acknowledged again after "
-            f"{resumed:.1f} s; /health: {hub.health.seen(t)}")
+            f"{resumed:.1f} s; /health: {hub.health.seen(t)}{rz}")
 
 
 def account(hub: Hub, ctls: Any, since: dict[str, set[int]] | None = None) -> tuple[int, int, int, int]:
@@ -356,6 +358,10 @@ def account_qos0(hub: Hub, rz: Any, restarts: BrokerRestarts) -> dict[str, int]:
         time.sleep(0.5)
     lost = [(f, v) for f, vs in sent.items() for v in vs if v not in stored[f]]
     during = sum(1 for f, v in lost if restarts.covers(f, v))
+    for how, w in zip(restarts.labels, restarts.windows, strict=True):
+        in_w = [(f, v) for f, vs in sent.items() for v in vs if w[f][0] < v <= w[f][1]]
+        say(f"QoS 0 across the mosquitto {how}: {sum(1 for f, v in in_w if v not in stored[f])} lost of "
+            f"{len(in_w)} sent ({len(sent)} rhizo-clients)")
     n_sent = sum(len(v) for v in sent.values())
     return {"qos0_sent": n_sent, "qos0_stored": n_sent - len(lost), "qos0_lost": len(lost),
             "qos0_duplicated": sum(n - 1 for f, vs in sent.items() for v in vs if (n := stored[f][v]) > 1),
@@ -428,7 +434,7 @@ def main() -> int:
         time.sleep(args.kill_seconds * rnd.uniform(0.3, 0.7))
         log_at = len(hub.broker.log_text())
         assert hub.broker.proc is not None
-        restarts.going_down()
+        restarts.going_down("kill -9")
         hub.broker.proc.kill()  # kill -9: what was acknowledged but not yet saved is gone
         hub.broker.proc.wait()
         hub.broker.proc = None
