@@ -1,7 +1,7 @@
 """Chaos: no acknowledged value is lost while each part of the hub restarts under load.
 
     .venv/bin/python bench/chaos.py [--seconds 120] [--controllers 20] [--rate 5] [--restarts 10]
-                                    [--pg-down 10] [--kill-seconds 20] [--seed N]
+                                    [--pg-down 10] [--kill-seconds 20] [--rhizo-controllers 3] [--seed N]
 
 Everything is real and on this machine: PostgreSQL (a throw-away cluster), Mosquitto with
 the hub plugin and persistence on, two persisters, the notifier and the HTTP server (`run.py
@@ -9,7 +9,9 @@ the hub plugin and persistence on, two persisters, the notifier and the HTTP ser
 Restart=on-failure / RestartSec=2s do). `--controllers` controllers (a third each: the hub's
 client, plain paho MQTT 5, plain paho MQTT 3.1.1; QoS 1) publish numbered values `--rate`
 times a second each, a browser-like token client watches every folder over websockets, and
-/health is polled. At random moments, each part in turn:
+/health is polled. Beside them, `--rhizo-controllers` real rhizo-client controllers
+(0.1.5, from .venv-rhizo/) send numbered values `--rate` times a second at QoS 0, as that
+client does, over MQTT on websockets. At random moments, each part in turn:
   mosquitto  stopped with SIGTERM (as systemd stops it) and started again,
   persister  one of the two killed with -9,
   http       killed with -9,
@@ -23,8 +25,19 @@ Then, separately, Mosquitto itself is killed with -9 under the same load: it ack
 publish before its persistence file (written every autosave_interval seconds) holds it, so
 what was acknowledged but not yet stored by a persister can go: broker_kill_lost.
 
+QoS 0 has no acknowledgement: every value a rhizo-client was asked to send counts (qos0_sent),
+also one sent while its connection was down (qos0_stored: how many of them are stored). It
+may be lost only while Mosquitto restarts (SIGTERM and kill -9): from the newest value of
+that controller stored when the broker goes down until the first it sends with its
+connection up after the broker is back and both persisters have subscribed again
+(qos0_sent_during_broker_restarts values in all). qos0_lost_during_broker_restarts is that
+loss (the bound); qos0_lost_outside_broker_restarts (persister kills, PostgreSQL, HTTP,
+notifier) must be 0.
+
 max_gap_s: the longest time any controller went without an acknowledgement. The last line is
-`acked=… stored=… lost=… duplicated=… restarts=… max_gap_s=… broker_kill_lost=…`.
+`acked=… stored=… lost=… duplicated=… restarts=… max_gap_s=… broker_kill_lost=… qos0_sent=…
+qos0_stored=… qos0_lost=… qos0_duplicated=… qos0_sent_during_broker_restarts=…
+qos0_lost_during_broker_restarts=… qos0_lost_outside_broker_restarts=…`.
 """
 
 from __future__ import annotations
@@ -68,6 +81,7 @@ assert _spec is not None and _spec.loader is not None
 _clients = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_clients)
 Controllers, Watcher = _clients.Controllers, _clients.Watcher
+RhizoControllers, RHIZO_PYTHON = _clients.RhizoControllers, _clients.RHIZO_PYTHON
 
 RESTART_SEC = 2.0  # the units' RestartSec
 T0 = time.monotonic()
@@ -177,7 +191,7 @@ class Health:
 
 
 class Hub:
-    def __init__(self, tmp: Path, url: str, n_controllers: int) -> None:
+    def __init__(self, tmp: Path, url: str, n_controllers: int, n_rhizo: int) -> None:
         self.tmp, self.url = tmp, url
         self.http_port = free_port()
         self.settings_path = write_settings_file(tmp / "config.py", {
@@ -194,6 +208,11 @@ class Hub:
                 resources.create(s, path, "controller")
                 resources.create(s, f"{path}/n", "sequence")
                 self.controllers.append((path, keys.create(s, controller_path=path)[1]))
+            self.rhizo: list[tuple[str, str]] = []
+            for i in range(n_rhizo):  # the client creates its sequence itself
+                path = f"acme/r{i:02d}"
+                resources.create(s, path, "controller")
+                self.rhizo.append((path, keys.create(s, controller_path=path)[1]))
             watcher = users.create_user(s, "watcher@example.com", "correct horse battery", rounds=4)
             s.flush()
             permissions.grant(s, "acme", Level.READ, user_id=watcher.id)
@@ -225,12 +244,12 @@ class Hub:
         return self.broker.is_running() and text.count("persister 'chaos-persister-") >= 2 \
             and "storage gate open" in text
 
-    def stored(self, folders: list[str]) -> dict[str, Counter[int]]:
+    def stored(self, folders: list[str], like: str = "acme/c%/n") -> dict[str, Counter[int]]:
         out: dict[str, Counter[int]] = {f: Counter() for f in folders}
         with self.db.session() as s:
             for path, num in s.execute(select(Resource.path, Revision.num)
                                        .join(Resource, Resource.id == Revision.resource_id)
-                                       .where(Resource.path.like("acme/c%/n"))):
+                                       .where(Resource.path.like(like))):
                 out[path.rsplit("/", 1)[0]][int(num)] += 1
         return out
 
@@ -242,15 +261,44 @@ class Hub:
         self.db.dispose()
 
 
-def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float) -> str:
+class BrokerRestarts:
+    """Per rhizo-client folder, the numbers sent while Mosquitto restarted: (lo, hi]."""
+
+    def __init__(self, hub: Hub, rz: Any) -> None:
+        self.hub, self.rz = hub, rz
+        self.windows: list[dict[str, tuple[int, int]]] = []
+        self.labels: list[str] = []
+        self._lo: dict[str, int] = {}
+
+    def going_down(self, how: str) -> None:
+        self.labels.append(how)
+        stored = self.hub.stored([c.folder for c in self.rz.all], like="acme/r%/n")
+        self._lo = {f: max(c, default=-1) for f, c in stored.items()}
+
+    def back(self) -> float:
+        """Once the broker is back: wait until every rhizo-client sends with its connection up."""
+        t = time.monotonic()
+        took = wait(lambda: self.rz.all_up_since(t), 180, "every rhizo-client connected again")
+        hi = self.rz.last_sent()
+        self.windows.append({f: (lo, hi[f]) for f, lo in self._lo.items()})
+        return took
+
+    def covers(self, folder: str, n: int) -> bool:
+        return any(w[folder][0] < n <= w[folder][1] for w in self.windows)
+
+
+def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float, restarts: BrokerRestarts) -> str:
     """Do one fault; wait until the part is back and every controller publishes again."""
     t = time.monotonic()
     log_at = len(hub.broker.log_text())
+    rz = ""
     if part == "mosquitto":
+        restarts.going_down("SIGTERM")
         hub.broker.stop()  # SIGTERM, as systemd stops it; persistence is written on the way out
         hub.broker.start()
         what = "SIGTERM, started again"
         back = wait(lambda: hub.broker_back(log_at), 120, "both persisters subscribed again")
+        rz = f"; every rhizo-client connected again {restarts.back():.1f} s after that"
     elif part == "persister":
         p = hub.persisters[n % 2]
         p.kill()
@@ -275,7 +323,7 @@ def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float)
     resumed = wait(lambda: ctls.all_acked_since(t), 180, "every controller acknowledged again")
     time.sleep(1.0)  # let /health catch up before saying what it said
     return (f"{part:9s} {what}: back after {back:.1f} s, every controller acknowledged again after "
-            f"{resumed:.1f} s; /health: {hub.health.seen(t)}")
+            f"{resumed:.1f} s; /health: {hub.health.seen(t)}{rz}")
 
 
 def account(hub: Hub, ctls: Any, since: dict[str, set[int]] | None = None) -> tuple[int, int, int, int]:
@@ -294,6 +342,33 @@ def account(hub: Hub, ctls: Any, since: dict[str, set[int]] | None = None) -> tu
     return expected, total, lost, dup
 
 
+def account_qos0(hub: Hub, rz: Any, restarts: BrokerRestarts) -> dict[str, int]:
+    """The QoS 0 figures, once what the persisters still hold is stored (the stored count
+    stays the same for 3 s)."""
+    sent = rz.sent()
+    folders = list(sent)
+    last, steady_since, deadline = -1, time.monotonic(), time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stored = hub.stored(folders, like="acme/r%/n")
+        total = sum(n for c in stored.values() for v, n in c.items() if v >= 0)
+        if total != last:
+            last, steady_since = total, time.monotonic()
+        elif time.monotonic() - steady_since >= 3:
+            break
+        time.sleep(0.5)
+    lost = [(f, v) for f, vs in sent.items() for v in vs if v not in stored[f]]
+    during = sum(1 for f, v in lost if restarts.covers(f, v))
+    for how, w in zip(restarts.labels, restarts.windows, strict=True):
+        in_w = [(f, v) for f, vs in sent.items() for v in vs if w[f][0] < v <= w[f][1]]
+        say(f"QoS 0 across the mosquitto {how}: {sum(1 for f, v in in_w if v not in stored[f])} lost of "
+            f"{len(in_w)} sent ({len(sent)} rhizo-clients)")
+    n_sent = sum(len(v) for v in sent.values())
+    return {"qos0_sent": n_sent, "qos0_stored": n_sent - len(lost), "qos0_lost": len(lost),
+            "qos0_duplicated": sum(n - 1 for f, vs in sent.items() for v in vs if (n := stored[f][v]) > 1),
+            "qos0_sent_during_broker_restarts": sum(1 for f, vs in sent.items() for v in vs if restarts.covers(f, v)),
+            "qos0_lost_during_broker_restarts": during, "qos0_lost_outside_broker_restarts": len(lost) - during}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=120.0, help="length of the restart phase")
@@ -302,6 +377,7 @@ def main() -> int:
     ap.add_argument("--restarts", type=int, default=10)
     ap.add_argument("--pg-down", type=float, default=10.0)
     ap.add_argument("--kill-seconds", type=float, default=20.0, help="length of the broker kill -9 phase")
+    ap.add_argument("--rhizo-controllers", type=int, default=3, help="rhizo-client controllers (QoS 0)")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
     # the hub client's own log lines (a refusal is logged once per outage, not per attempt)
@@ -312,6 +388,10 @@ def main() -> int:
     if bindir is None:
         print("PostgreSQL is not installed: `make setup` installs Debian's package", file=sys.stderr)
         return 2
+    if args.rhizo_controllers and not RHIZO_PYTHON.exists():
+        print("rhizo-client's environment is missing: run `make rhizo-client` (or --rhizo-controllers 0)",
+              file=sys.stderr)
+        return 2
     tmp = Path(tempfile.mkdtemp(prefix="hub-chaos-"))
     pg = PgCluster(bindir, free_port())
     pg.init()
@@ -319,13 +399,18 @@ def main() -> int:
     hub: Hub | None = None
     ctls: Any = None
     watcher: Any = None
+    rz: Any = None
     try:
-        hub = Hub(tmp, pg.create_database("chaos"), args.controllers)
+        hub = Hub(tmp, pg.create_database("chaos"), args.controllers, args.rhizo_controllers)
         say(f"seed {seed}: {args.controllers} controllers x {args.rate:g}/s, 2 persisters, notifier, HTTP, "
-            f"PostgreSQL, Mosquitto (persistence on); a watcher on acme/#")
+            f"PostgreSQL, Mosquitto (persistence on); a watcher on acme/#; "
+            f"{args.rhizo_controllers} rhizo-client controllers x {args.rate:g}/s at QoS 0")
         watcher = Watcher(hub.broker, hub.token)
         ctls = Controllers(hub.controllers, hub.broker.port, args.rate)
         ctls.start()
+        rz = RhizoControllers(hub.rhizo, tmp / "rhizo", hub.broker, hub.http_port, args.rate)
+        rz.wait_streaming()
+        restarts = BrokerRestarts(hub, rz)
         wait(lambda: ctls.all_acked_since(time.monotonic() - 0.5), 60, "every controller publishing")
         parts = ["mosquitto", "persister", "http", "postgres", "notifier"]
         slot = args.seconds / max(1, args.restarts)
@@ -333,7 +418,7 @@ def main() -> int:
         for i in range(args.restarts):
             at = start + slot * (i + rnd.uniform(0.2, 0.8))
             time.sleep(max(0.0, at - time.monotonic()))
-            say(fault(hub, parts[i % len(parts)], i // len(parts), ctls, pg, args.pg_down))
+            say(fault(hub, parts[i % len(parts)], i // len(parts), ctls, pg, args.pg_down, restarts))
         time.sleep(max(0.0, start + args.seconds - time.monotonic()))
         max_gap = ctls.max_gap
         ctls.pause()
@@ -349,21 +434,30 @@ def main() -> int:
         time.sleep(args.kill_seconds * rnd.uniform(0.3, 0.7))
         log_at = len(hub.broker.log_text())
         assert hub.broker.proc is not None
+        restarts.going_down("kill -9")
         hub.broker.proc.kill()  # kill -9: what was acknowledged but not yet saved is gone
         hub.broker.proc.wait()
         hub.broker.proc = None
         time.sleep(RESTART_SEC)
         hub.broker.start()
         back = wait(lambda: hub.broker_back(log_at), 120, "both persisters subscribed again")
-        say(f"mosquitto kill -9: back after {back + RESTART_SEC:.1f} s")
+        rz_up = restarts.back()
+        say(f"mosquitto kill -9: back after {back + RESTART_SEC:.1f} s, every rhizo-client connected again "
+            f"{rz_up:.1f} s after")
         time.sleep(args.kill_seconds / 2)
         ctls.pause()
         k_acked, _, k_lost, k_dup = account(hub, ctls, since=before)
         say(f"broker kill -9 phase: acked={k_acked} lost={k_lost} duplicated={k_dup}")
+        rz.close()  # sends nothing more; then what it sent is counted
+        q0 = account_qos0(hub, rz, restarts)
+        say("rhizo-client at QoS 0, both phases: " + " ".join(f"{k}={v}" for k, v in q0.items()))
         print(f"acked={acked} stored={stored} lost={lost} duplicated={dup} restarts={args.restarts} "
-              f"max_gap_s={max_gap:.1f} broker_kill_lost={k_lost}", flush=True)
+              f"max_gap_s={max_gap:.1f} broker_kill_lost={k_lost} "
+              + " ".join(f"{k}={v}" for k, v in q0.items()), flush=True)
         return 0
     finally:
+        if rz is not None:
+            rz.close()
         if ctls is not None:
             ctls.close()
         if watcher is not None:

@@ -5,14 +5,22 @@ thirds: the hub's client (`hub.controller.Controller`, MQTT 5), plain paho MQTT 
 paho MQTT 3.1.1, all QoS 1 and reconnecting by themselves. Each value carries its own
 timestamp, so a resend is stored once. `acked()`: per folder, the numbers a successful
 PUBACK came back for.
+
+RhizoControllers: the real rhizo-client (0.1.5, from .venv-rhizo/), each in its own process
+running tests/rhizo_client/drive.py's `stream` scenario: numbered values at QoS 0 (as the
+client sends) over MQTT on websockets. `sent()`: per folder, every number it was asked to
+send (also those it sent while its connection was down, which are gone at QoS 0).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -23,6 +31,9 @@ from hub.controller import Controller
 from tests.support.broker import RunningBroker
 
 SEQUENCE = "n"
+ROOT = Path(__file__).resolve().parent.parent
+RHIZO_PYTHON = ROOT / ".venv-rhizo" / "bin" / "python"
+DRIVE = ROOT / "tests" / "rhizo_client" / "drive.py"
 
 
 class Tracked:
@@ -215,3 +226,103 @@ class Watcher:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
+
+
+class RhizoController:
+    """One rhizo-client process; `last_up`: when it last sent with its connection up."""
+
+    def __init__(self, folder: str, key: str, workdir: Path, broker: RunningBroker, http_port: int,
+                 interval: float) -> None:
+        self.folder = folder
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "client.log"
+        config = {"server_name": f"127.0.0.1:{http_port}", "enable_ws": False, "secret_key": key,
+                  "mqtt_host": broker.host, "mqtt_port": broker.ws_port, "mqtt_tls": False}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "RHIZO_", "PYTHON"))}
+        env["RHIZO_DRIVE"] = json.dumps({"scenario": "stream", "count": 10**9, "interval": interval,
+                                         "config": config})
+        with open(self.log, "wb") as err:
+            self.proc = subprocess.Popen([str(RHIZO_PYTHON), str(DRIVE)], cwd=workdir, env=env, text=True,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        self.lock = threading.Lock()
+        self.sent: set[int] = set()
+        self.last_n = -1
+        self.last_up = 0.0
+        self.streaming = threading.Event()
+        self.failed = ""
+        self.stopped_at: int | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if not line.startswith("{"):
+                continue
+            ev = json.loads(line)
+            if ev["event"] == "sent":
+                with self.lock:
+                    self.sent.add(ev["n"])
+                    self.last_n = ev["n"]
+                    if ev["connected"]:
+                        self.last_up = time.monotonic()
+            elif ev["event"] == "streaming":
+                self.streaming.set()
+            elif ev["event"] == "timeout":
+                self.failed = f"timed out waiting for {ev['what']}"
+
+    def check(self) -> None:
+        if self.failed or self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"rhizo-client on {self.folder}: {self.failed or 'exited'}; its log:\n{tail}")
+
+    def close(self) -> None:
+        """Stop it; the value it sent last may still be in its buffer, so it no longer counts."""
+        with self.lock:
+            if self.stopped_at is None:
+                self.stopped_at = self.last_n
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class RhizoControllers:
+    def __init__(self, controllers: list[tuple[str, str]], workdir: Path, broker: RunningBroker,
+                 http_port: int, rate: float) -> None:
+        self.all = [RhizoController(folder, key, workdir / folder.replace("/", "-"), broker, http_port, 1.0 / rate)
+                    for folder, key in controllers]
+
+    def wait_streaming(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        for c in self.all:
+            while not c.streaming.wait(0.2):
+                c.check()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"rhizo-client on {c.folder}: not streaming within {timeout:.0f} s")
+
+    def all_up_since(self, t: float) -> bool:
+        for c in self.all:
+            c.check()
+        return all(c.last_up > t for c in self.all)
+
+    def last_sent(self) -> dict[str, int]:
+        out = {}
+        for c in self.all:
+            with c.lock:
+                out[c.folder] = c.last_n
+        return out
+
+    def sent(self) -> dict[str, set[int]]:
+        out = {}
+        for c in self.all:
+            with c.lock:
+                end = c.stopped_at if c.stopped_at is not None else c.last_n + 1
+                out[c.folder] = {n for n in c.sent if n < end}
+        return out
+
+    def close(self) -> None:
+        for c in self.all:
+            c.close()

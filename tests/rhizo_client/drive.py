@@ -141,7 +141,8 @@ def scenario_first_values(c):
 
 def scenario_stream(c):
     """Numbered values at a steady pace over MQTT (QoS 0, as the client sends), while the
-    test restarts parts of the hub; "sent" after each."""
+    test restarts parts of the hub; "sent" after each (with whether the client's MQTT
+    connection was up when it sent it: at QoS 0, a value sent while it is down is gone)."""
     base = c.path_on_server()
     c.sequences.create("n", "numeric", decimal_places=0, min_storage_interval=0)
     c.sequences.update("n", -1)
@@ -149,7 +150,7 @@ def scenario_stream(c):
     emit("streaming")
     for i in range(SPEC["count"]):
         c.sequences.update("n", i)
-        emit("sent", n=i)
+        emit("sent", n=i, connected=bool(c.messages.connected()))
         gevent.sleep(SPEC["interval"])
 
 
