@@ -3,14 +3,19 @@ hands out ids from a sequence; transactions commit in any order)."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from hub.storage import changes
+from hub.storage import changes, keys, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import Change
+from tests.support import free_port, write_settings_file
+from tests.support.broker import mqtt_client, start_broker
 
 
 @pytest.fixture
@@ -64,3 +69,42 @@ def test_a_change_rolled_back_is_given_up_after_a_while(pgdb: Database) -> None:
     now[0] = 6.0
     assert _poll(pgdb, cursor) == []
     assert not cursor.gaps
+
+
+@pytest.mark.pg
+def test_a_key_revoked_in_a_transaction_that_commits_late_is_kicked(pgdb: Database, tmp_path: Path) -> None:
+    """The broker's plugin polls between the two commits (it has loaded the newer change)
+    and still kicks the key revoked by the older one once that commits."""
+    with pgdb.session() as s:
+        alice = users.create_user(s, "alice@example.com", "correct horse battery", rounds=4)
+        bob = users.create_user(s, "bob@example.com", "correct horse battery", rounds=4)
+        row, key = keys.create(s, user_id=alice.id)
+        prefix, bob_id = row.prefix, bob.id
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24),
+        "DATABASE_URL": pgdb.url, "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
+        "PASSWORD_HASH_ROUNDS": 4, "MQTT_REQUIRE_PERSISTER": False})
+    broker = start_broker(path)
+    victim = None
+    try:
+        victim = mqtt_client(broker, key, client_id="victim")
+        assert victim.connected.is_set(), broker.log_tail()
+        late = pgdb.session()
+        s_late = late.__enter__()
+        keys.revoke(s_late, prefix)
+        s_late.flush()  # holds change id N, not committed
+        with pgdb.session() as s:  # N+1 commits first
+            keys.create(s, user_id=bob_id)
+        broker.sync()  # the plugin is at N+1
+        assert not victim.disconnected.is_set()
+        late.__exit__(None, None, None)
+        t0 = time.monotonic()
+        assert victim.disconnected.wait(5.0), broker.log_tail()
+        assert time.monotonic() - t0 < 5.0
+        again = mqtt_client(broker, key, client_id="victim-again")
+        assert not again.connected.is_set()
+        again.close()
+    finally:
+        if victim is not None:
+            victim.close()
+        broker.stop()
