@@ -7,13 +7,17 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from hub.http.app import _generation
+from hub.http.authcache import AuthCache
 from hub.storage import changes, keys, users
 from hub.storage.db import Database, migrate
 from hub.storage.models import Change
+from hub.storage.store import Store
 from tests.support import free_port, write_settings_file
 from tests.support.broker import mqtt_client, start_broker
 
@@ -108,3 +112,38 @@ def test_a_key_revoked_in_a_transaction_that_commits_late_is_kicked(pgdb: Databa
         if victim is not None:
             victim.close()
         broker.stop()
+
+
+@pytest.mark.pg
+def test_http_worker_drops_cached_access_for_a_change_committed_late(pgdb: Database,
+                                                                     settings_factory: Any) -> None:
+    """The worker's poll (`app._generation`) reports the late change, and the auth cache
+    drops what it cached between the two commits."""
+    settings, _ = settings_factory(DATABASE_URL=pgdb.url)
+    store = Store.from_settings(settings)
+    cursor: list[changes.ChangeCursor] = []
+    cache = AuthCache()
+    told: list[tuple[int, list[tuple[int, str, str]]]] = []
+    cache.listeners.append(lambda gen, late: told.append((gen, list(late))))
+    try:
+        change_id, _, late = _generation(store, cursor)
+        cache.observe(change_id, late)
+        late_session = pgdb.session()
+        s_late = late_session.__enter__()
+        changes.record(s_late, "key", "late")
+        s_late.flush()
+        with pgdb.session() as s:
+            changes.record(s, "key", "early")
+        change_id, _, late = _generation(store, cursor)
+        cache.observe(change_id, late)
+        assert late == []
+        cache.put_caller("token", "the caller as the late change's key was")
+        late_session.__exit__(None, None, None)
+        again, _, late = _generation(store, cursor)
+        assert again == change_id and [subj for _, _, subj in late] == ["late"]
+        cache.observe(again, late)
+        assert cache.get_caller("token") is None
+        assert told[-1] == (change_id, late)
+        assert _generation(store, cursor)[2] == []  # once
+    finally:
+        store.db.dispose()
