@@ -147,3 +147,11 @@ def test_http_worker_drops_cached_access_for_a_change_committed_late(pgdb: Datab
         assert _generation(store, cursor)[2] == []  # once
     finally:
         store.db.dispose()
+
+
+def test_a_huge_jump_in_ids_keeps_a_bounded_number_of_gaps() -> None:
+    cursor = changes.ChangeCursor(10)
+    cursor.consume([(10 + 10 * changes.MAX_GAPS, "key", "far")])
+    assert len(cursor.gaps) == changes.MAX_GAPS and max(cursor.gaps) == 10 + 10 * changes.MAX_GAPS - 1
+    cursor.consume([(20 + 10 * changes.MAX_GAPS, "key", "farther")])
+    assert len(cursor.gaps) == changes.MAX_GAPS and cursor.position == 20 + 10 * changes.MAX_GAPS

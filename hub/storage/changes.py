@@ -77,12 +77,12 @@ class ChangeCursor:
         now = self.clock()
         for i, _, _ in rows:
             if i > self.position:
-                for missing in range(self.position + 1, i):
+                for missing in range(max(self.position + 1, i - MAX_GAPS), i):  # a huge jump: the newest
                     self.gaps[missing] = now
                 self.position = i
             else:
                 self.gaps.pop(i, None)
-        if len(self.gaps) > MAX_GAPS:  # a huge jump: keep the newest
+        if len(self.gaps) > MAX_GAPS:
             for i in sorted(self.gaps)[:len(self.gaps) - MAX_GAPS]:
                 del self.gaps[i]
 
