@@ -11,7 +11,7 @@ Files:
 - `snapshot.py`: the access-relevant tables in memory; levels by `hub.access.resolve`.
 - `policy.py`: credentials (API keys by SHA-256, browser tokens, service passwords), ACL
   decisions, per-client decision caches, sessions, revocation -> kick list.
-- `reloader.py`: background thread polling `hub.storage.changes.latest()` 4 times a second,
+- `reloader.py`: background thread following `hub.storage.changes` (a `ChangeCursor`) 4 times a second,
   and at once when the HTTP server asks on `$hub/auth/sync` (the tick then announces the
   change id on `$hub/auth/change`: hub/http/brokersync.py).
 - `tickgate.py`: keeps the tick callback off while traffic flows (a tick per packet is costly).

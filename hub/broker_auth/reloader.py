@@ -1,5 +1,5 @@
-"""The plugin's background thread: polls `changes.latest()` a few times a second, loads
-a new `Snapshot` when it moved, and writes the stats file.
+"""The plugin's background thread: follows the change log (`changes.ChangeCursor`) a few
+times a second, patches or loads a new `Snapshot` when it moved, and writes the stats file.
 
 It never touches client state and never calls Mosquitto: it leaves the new snapshot in
 `pending` and its log lines in `messages`; the broker thread takes both on tick.
@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from hub.broker_auth import snapshot as snapshot_mod
@@ -40,6 +41,7 @@ class Reloader:
         `chores`: other database work of the plugin, run after each look (key use)."""
         self.db = db
         self.change_id = change_id
+        self.cursor = changes.ChangeCursor(change_id)  # misses no change committed late
         self.counters = counters
         self.stats_file = stats_file
         self.extra_stats = extra_stats or dict
@@ -89,18 +91,20 @@ class Reloader:
         one waits twice as long as it took, so bursts of changes cost the broker at most a
         third of its time, and a fleet that size still sees revocations within a second or so."""
         with self.db.session() as s:
-            latest = changes.latest(s)
-            if latest == self.change_id:
+            changed = self.cursor.read(s, PATCH_LIMIT)
+            if not changed:
                 return False
             started = time.monotonic()
             snap = None
             if self.current is not None:  # keys and log-outs only: patch those rows in
-                snap = snapshot_mod.patched(self.current, s, changes.since(s, self.change_id, PATCH_LIMIT))
+                snap = snapshot_mod.patched(self.current, s, changed)
             whole = snap is None
             if snap is None:
                 if started < self._not_before:
                     return False  # a whole reload waits out the last one's pause
                 snap = snapshot_mod.load(s)
+        self.cursor.consume(changed)
+        snap = replace(snap, change_id=self.cursor.position)
         if whole:
             self._not_before = time.monotonic() + 2 * (time.monotonic() - started)
             self.counters.reloads += 1

@@ -90,24 +90,40 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STORE].close()
 
 
-def _generation(store: Store) -> tuple[int, int]:
+CHANGES_PER_POLL = 1000
+
+
+def _generation(store: Store, cursor: list[changes.ChangeCursor]) -> tuple[int, int, list[tuple[int, str, str]]]:
+    """(newest change id, newest revision id, the changes that committed late: below
+    the change id already seen) through the worker's `ChangeCursor` (made on first use)."""
     with store.session() as s:
-        return changes.latest(s), revisions.newest_id(s)
+        if not cursor:
+            cursor.append(changes.ChangeCursor(changes.latest(s)))
+        before = cursor[0].position
+        rows = cursor[0].read(s, CHANGES_PER_POLL)
+        newest_revision = revisions.newest_id(s)
+    cursor[0].consume(rows)
+    return cursor[0].position, newest_revision, [r for r in rows if r[0] <= before]
 
 
 async def _watch_changes(app: web.Application) -> None:
-    """Drop cached access decisions when the change log moves, and cached
-    reads when it or the newest revision moves."""
+    """Drop cached access decisions when the change log moves (or a change commits late,
+    after a newer one), and cached reads when it or the newest revision moves."""
     loop = asyncio.get_running_loop()
     auth, reads = app[AUTH_CACHE], app[READ_CACHE]
+    cursor: list[changes.ChangeCursor] = []
     while True:
+        late: list[tuple[int, str, str]] = []
         try:
-            gen = await loop.run_in_executor(app[DB_EXECUTOR], _generation, app[STORE])
+            change_id, revision, late = await loop.run_in_executor(app[DB_EXECUTOR], _generation,
+                                                                   app[STORE], cursor)
         except Exception as e:  # database away: trust nothing cached, try again
             log.debug("change-log poll failed: %s", e)
-            gen = (-1, -1)
-        auth.observe(gen[0])
-        reads.observe(gen)
+            change_id, revision = -1, -1
+        auth.observe(change_id, late)
+        if late:
+            reads.clear()
+        reads.observe((change_id, revision))
         await asyncio.sleep(POLL_SECONDS)
 
 

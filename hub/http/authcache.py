@@ -1,16 +1,17 @@
 """A small in-process cache of who a credential is and what they may do.
 
 Entries live at most `ttl` seconds and are all dropped whenever the storage
-change log (`hub.storage.changes`) moves: a background task polls it every
-`POLL_SECONDS`, and this process's own access-relevant writes clear it at
-once. So a revoked key, a deleted user or a withdrawn permission stops
-working here within about a second, like in the broker plugin.
+change log (`hub.storage.changes`) moves: a background task follows it every
+`POLL_SECONDS` (through a `ChangeCursor`: a change committing after a newer one
+counts too), and this process's own access-relevant writes clear it at once.
+So a revoked key, a deleted user or a withdrawn permission stops working here
+within about a second, like in the broker plugin.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,19 +34,21 @@ class AuthCache:
         self.generation = -1  # the change-log id the entries are valid for
         self._callers: dict[str, _Entry] = {}
         self._levels: dict[tuple[str, str], Level] = {}
-        self.listeners: list[Callable[[int], None]] = []  # told each new generation (the rhizo websockets)
+        # told each new generation and the changes that committed late (the rhizo websockets)
+        self.listeners: list[Callable[[int, Sequence[tuple[int, str, str]]], None]] = []
 
     def clear(self) -> None:
         self._callers.clear()
         self._levels.clear()
 
-    def observe(self, generation: int) -> None:
-        """The change log is at `generation`: drop everything if it moved."""
-        if generation != self.generation:
+    def observe(self, generation: int, late: Sequence[tuple[int, str, str]] = ()) -> None:
+        """The change log is at `generation`: drop everything if it moved, or if changes
+        below it (`late`: id, kind, subject) committed after newer ones."""
+        if generation != self.generation or late:
             self.clear()
             self.generation = generation
             for listener in self.listeners:
-                listener(generation)
+                listener(generation, late)
 
     def get_caller(self, token_key: str) -> Any | None:
         e = self._callers.get(token_key)

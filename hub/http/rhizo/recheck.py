@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -118,17 +119,20 @@ class Watch:
         self.open: set[Connection] = set()
         self.seen = -1  # the last change handled
         self.latest = -1  # the newest generation the worker's poll reported
+        self._late: list[tuple[int, str, str]] = []  # changes committed late, to look at
         self._task: asyncio.Task[None] | None = None
         self.rechecks = self.rechecked = 0  # recheck jobs run, sockets they looked at (tests, stats)
 
-    def moved(self, generation: int) -> None:
-        """The worker's change-log poll saw `generation` (on the event loop)."""
+    def moved(self, generation: int, late: Sequence[tuple[int, str, str]] = ()) -> None:
+        """The worker's change-log poll saw `generation`, and `late`: changes below the
+        ones already seen that committed after them (on the event loop)."""
         if generation < 0:  # the database is away: nothing to learn until it is back
             return
         self.latest = max(self.latest, generation)
         if not self.open:
             self.seen = self.latest  # nothing open: nothing to recheck
             return
+        self._late.extend(late)
         self._wake()
 
     def add(self, conn: Connection, born: int) -> None:
@@ -143,19 +147,23 @@ class Watch:
         self.open.discard(conn)
 
     def _wake(self) -> None:
-        if self.latest > self.seen and (self._task is None or self._task.done()):
+        if (self.latest > self.seen or self._late) and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._follow())
 
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
-        while self.latest > self.seen and self.open:
+        while (self.latest > self.seen or self._late) and self.open:
+            late, self._late = self._late, []
+            rows: list[tuple[int, str, str]] = []
             try:
-                rows = await loop.run_in_executor(self.app[DB_EXECUTOR], self._read, self.seen)
+                if self.latest > self.seen:
+                    rows = await loop.run_in_executor(self.app[DB_EXECUTOR], self._read, self.seen)
             except Exception as e:  # the database away: the next poll tries again
                 log.debug("websocket recheck: change log unreadable: %s", e)
+                self._late[:0] = late
                 return
             kinds: dict[str, set[str]] = {}
-            for _, kind, subject in rows:
+            for _, kind, subject in rows + late:
                 kinds.setdefault(kind, set()).add(subject)
             if len(rows) >= BATCH:
                 kinds["resource"] = set()  # too many to sort out: recheck everyone
@@ -164,6 +172,7 @@ class Watch:
                 upto = rows[-1][0] if rows else self.latest
             targets = [c for c in self.open if concerns(c, kinds)]
             if targets and not await self._apply(targets):
+                self._late[:0] = late
                 return
             self.seen = max(self.seen, upto)
 

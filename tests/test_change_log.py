@@ -1,0 +1,157 @@
+"""The change log's followers miss no change that commits after a newer one (PostgreSQL
+hands out ids from a sequence; transactions commit in any order)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from hub.http.app import _generation
+from hub.http.authcache import AuthCache
+from hub.storage import changes, keys, users
+from hub.storage.db import Database, migrate
+from hub.storage.models import Change
+from hub.storage.store import Store
+from tests.support import free_port, write_settings_file
+from tests.support.broker import mqtt_client, start_broker
+
+
+@pytest.fixture
+def pgdb(pg_database_url: str) -> Iterator[Database]:
+    migrate(pg_database_url)
+    database = Database(pg_database_url)
+    yield database
+    database.dispose()
+
+
+def _poll(db: Database, cursor: changes.ChangeCursor) -> list[tuple[int, str, str]]:
+    with db.session() as s:
+        rows = cursor.read(s, 100)
+    cursor.consume(rows)
+    return rows
+
+
+@pytest.mark.pg
+def test_a_change_committed_after_a_newer_one_is_still_followed(pgdb: Database) -> None:
+    with pgdb.session() as s:
+        cursor = changes.ChangeCursor(changes.latest(s))
+    late = pgdb.session()
+    s_late = late.__enter__()
+    changes.record(s_late, "key", "late")
+    s_late.flush()  # takes id N, not committed
+    late_id = s_late.scalar(select(Change.id).where(Change.subject == "late"))
+    with pgdb.session() as s:  # takes N+1, commits first
+        changes.record(s, "key", "early")
+    first = _poll(pgdb, cursor)
+    assert [(k, subj) for _, k, subj in first] == [("key", "early")]
+    assert cursor.position > late_id
+    assert _poll(pgdb, cursor) == []
+    late.__exit__(None, None, None)  # N commits now
+    assert _poll(pgdb, cursor) == [(late_id, "key", "late")]
+    assert _poll(pgdb, cursor) == []  # once
+
+
+@pytest.mark.pg
+def test_a_change_rolled_back_is_given_up_after_a_while(pgdb: Database) -> None:
+    now = [0.0]
+    with pgdb.session() as s:
+        cursor = changes.ChangeCursor(changes.latest(s), gap_seconds=5, clock=lambda: now[0])
+    with pytest.raises(RuntimeError), pgdb.session() as s:
+        changes.record(s, "key", "gone")
+        s.flush()
+        raise RuntimeError
+    with pgdb.session() as s:
+        changes.record(s, "key", "kept")
+    assert [subj for _, _, subj in _poll(pgdb, cursor)] == ["kept"]
+    assert cursor.gaps
+    now[0] = 6.0
+    assert _poll(pgdb, cursor) == []
+    assert not cursor.gaps
+
+
+@pytest.mark.pg
+def test_a_key_revoked_in_a_transaction_that_commits_late_is_kicked(pgdb: Database, tmp_path: Path) -> None:
+    """The broker's plugin polls between the two commits (it has loaded the newer change)
+    and still kicks the key revoked by the older one once that commits."""
+    with pgdb.session() as s:
+        alice = users.create_user(s, "alice@example.com", "correct horse battery", rounds=4)
+        bob = users.create_user(s, "bob@example.com", "correct horse battery", rounds=4)
+        row, key = keys.create(s, user_id=alice.id)
+        prefix, bob_id = row.prefix, bob.id
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24),
+        "DATABASE_URL": pgdb.url, "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
+        "PASSWORD_HASH_ROUNDS": 4, "MQTT_REQUIRE_PERSISTER": False})
+    broker = start_broker(path)
+    victim = None
+    try:
+        victim = mqtt_client(broker, key, client_id="victim")
+        assert victim.connected.is_set(), broker.log_tail()
+        late = pgdb.session()
+        s_late = late.__enter__()
+        keys.revoke(s_late, prefix)
+        s_late.flush()  # holds change id N, not committed
+        with pgdb.session() as s:  # N+1 commits first
+            keys.create(s, user_id=bob_id)
+        broker.sync()  # the plugin is at N+1
+        assert not victim.disconnected.is_set()
+        late.__exit__(None, None, None)
+        t0 = time.monotonic()
+        assert victim.disconnected.wait(5.0), broker.log_tail()
+        assert time.monotonic() - t0 < 5.0
+        again = mqtt_client(broker, key, client_id="victim-again")
+        assert not again.connected.is_set()
+        again.close()
+    finally:
+        if victim is not None:
+            victim.close()
+        broker.stop()
+
+
+@pytest.mark.pg
+def test_http_worker_drops_cached_access_for_a_change_committed_late(pgdb: Database,
+                                                                     settings_factory: Any) -> None:
+    """The worker's poll (`app._generation`) reports the late change, and the auth cache
+    drops what it cached between the two commits."""
+    settings, _ = settings_factory(DATABASE_URL=pgdb.url)
+    store = Store.from_settings(settings)
+    cursor: list[changes.ChangeCursor] = []
+    cache = AuthCache()
+    told: list[tuple[int, list[tuple[int, str, str]]]] = []
+    cache.listeners.append(lambda gen, late: told.append((gen, list(late))))
+    try:
+        change_id, _, late = _generation(store, cursor)
+        cache.observe(change_id, late)
+        late_session = pgdb.session()
+        s_late = late_session.__enter__()
+        changes.record(s_late, "key", "late")
+        s_late.flush()
+        with pgdb.session() as s:
+            changes.record(s, "key", "early")
+        change_id, _, late = _generation(store, cursor)
+        cache.observe(change_id, late)
+        assert late == []
+        cache.put_caller("token", "the caller as the late change's key was")
+        late_session.__exit__(None, None, None)
+        again, _, late = _generation(store, cursor)
+        assert again == change_id and [subj for _, _, subj in late] == ["late"]
+        cache.observe(again, late)
+        assert cache.get_caller("token") is None
+        assert told[-1] == (change_id, late)
+        assert _generation(store, cursor)[2] == []  # once
+    finally:
+        store.db.dispose()
+
+
+def test_a_huge_jump_in_ids_keeps_a_bounded_number_of_gaps() -> None:
+    cursor = changes.ChangeCursor(10)
+    cursor.consume([(10 + 10 * changes.MAX_GAPS, "key", "far")])
+    assert len(cursor.gaps) == changes.MAX_GAPS and max(cursor.gaps) == 10 + 10 * changes.MAX_GAPS - 1
+    cursor.consume([(20 + 10 * changes.MAX_GAPS, "key", "farther")])
+    assert len(cursor.gaps) == changes.MAX_GAPS and cursor.position == 20 + 10 * changes.MAX_GAPS
