@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
+from hub.errors import BadValue
 from hub.storage import codec, resources, revisions, users, values
 from hub.storage.codec import Value
 from hub.storage.db import Database
@@ -58,3 +61,10 @@ def test_stored_and_compacted_values_read_back_bit_exact(db: Database) -> None:
     assert stored() == [bits(x) for x in sent]
     assert compact_db(db).values == len(sent) - 1  # all but the latest move into blocks
     assert stored() == [bits(x) for x in sent]
+
+
+def test_text_with_a_nul_is_a_bad_value_on_every_database() -> None:
+    """The same refusal over MQTT as over HTTP (422), instead of a row PostgreSQL cannot hold."""
+    with pytest.raises(BadValue, match="NUL"):
+        values.encode(SequenceSpec(data_type="text"), "a\x00b")
+    assert values.encode(SequenceSpec(data_type="text"), "a\\x00b").text == "a\\x00b"  # the escaped text is fine

@@ -59,6 +59,8 @@ def encode(seq: Sequence, value: Any) -> Encoded:
     if kind == DataType.TEXT.value:
         if not isinstance(value, str):
             raise BadValue(f"text sequence needs a string, got {type(value).__name__}")
+        if "\x00" in value:  # PostgreSQL stores no NUL in text; the HTTP API refuses it too
+            raise BadValue("text value must not contain NUL characters")
         return Encoded(text=value)
     if kind == DataType.JSON.value:
         try:
