@@ -5,7 +5,6 @@ end)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,7 @@ from hub.storage import permissions, users
 from hub.storage.db import Database
 from hub.storage.models import Level
 from tests.fixtures.http import PASSWORD
-from tests.support.browser import PageLog, find_chromium, launch_chromium, watch_page
+from tests.support.browser import PageLog, launch_chromium, require_chromium, watch_page
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
 from tests.support.notify import SmtpSink, smtp_server
 from tests.support.ports import free_port
@@ -40,11 +39,7 @@ def mail() -> Iterator[tuple[SmtpSink, int]]:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, mail: tuple[SmtpSink, int]) -> Iterator[HubStack]:
-    if find_chromium() is None:
-        message = "Chromium is not installed (/usr/bin/chromium): run `make system-packages`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
     ensure_console_built()
     port = free_port()
     with hub_stack(tmp_path_factory.mktemp("accounts"), HTTP_PORT=port, PUBLIC_URL=f"http://127.0.0.1:{port}",

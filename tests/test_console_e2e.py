@@ -8,7 +8,6 @@ publish-to-page latency (p50 over 50 updates) is printed.
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 import time
@@ -26,7 +25,14 @@ from hub.storage.models import Level, ResourceType
 from hub.storage.resources import SequenceSpec
 from hub.storage.revisions import NewRevision
 from tests.fixtures.http import PASSWORD
-from tests.support.browser import PageLog, find_chromium, launch_chromium, publish_and_watch, screenshot, watch_page
+from tests.support.browser import (
+    PageLog,
+    launch_chromium,
+    publish_and_watch,
+    require_chromium,
+    screenshot,
+    watch_page,
+)
 from tests.support.compaction import compact_db
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
 
@@ -42,11 +48,7 @@ EXPECTED_ERRORS = ("status of 401", "status of 403", "status of 404")
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubStack]:
-    if find_chromium() is None:
-        message = "Chromium is not installed (/usr/bin/chromium): run `make system-packages`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
     ensure_console_built()
     with hub_stack(tmp_path_factory.mktemp("console"), MQTT_TOKEN_TTL=TOKEN_TTL) as stack:
         yield stack

@@ -3,7 +3,6 @@ which shows the rules the signed-in user may read (through the hub's session).""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.http import PASSWORD
-from tests.support.browser import PageLog, find_chromium, launch_chromium, screenshot, watch_page
+from tests.support.browser import PageLog, launch_chromium, require_chromium, screenshot, watch_page
 from tests.support.console_stack import HubStack, ensure_console_built, hub_stack
 
 pytestmark = pytest.mark.slow
@@ -21,11 +20,7 @@ RULES = [{"sequence": "acme/site/pi-01/temperature", "min": 5, "max": 30, "to": 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubStack]:
-    if find_chromium() is None:
-        message = "Chromium is not installed (/usr/bin/chromium): run `make system-packages`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
     ensure_console_built()
     with hub_stack(tmp_path, EXTENSIONS=["examples.extensions.threshold_alerts"],
                    THRESHOLD_ALERTS_RULES=RULES) as stack:

@@ -30,6 +30,19 @@ def find_chromium() -> Path | None:
     return Path(other) if other else None
 
 
+def require_chromium() -> None:
+    """Skip the test without Chromium, loudly; fail instead under CI, where it must be there."""
+    import os
+
+    import pytest
+
+    if find_chromium() is None:
+        message = "Chromium is not installed (/usr/bin/chromium): run `make system-packages`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @contextmanager
 def launch_chromium() -> Iterator[Any]:
     """A headless Chromium Browser (playwright.sync_api.Browser); closed after."""
