@@ -107,3 +107,26 @@ def test_a_stop_that_hangs_still_ends_the_process() -> None:
                        cwd=str(Path(__file__).resolve().parent.parent))
     assert r.returncode == 1 and time.monotonic() - t < 20
     assert "still not stopped" in r.stderr and "Thread" in r.stderr and "wait" in r.stderr, r.stderr
+
+
+def test_a_stop_signal_during_a_batch_wait_does_not_hang_it() -> None:
+    """CPython 3.11's SimpleQueue.get(timeout=...) waits forever once a signal handler in
+    that thread outlasts the timeout; the persister takes its stop signals in a thread of
+    their own, so the main thread's short batch waits keep ending. Here a stop that takes
+    50 ms lands during 5 ms waits: with a handler in the main thread this loop never ends."""
+    code = ("import os, queue, signal, threading, time, types\n"
+            "from hub.persister.batcher import next_batch\n"
+            "from hub.persister.daemon import Daemon\n"
+            "stopped = threading.Event()\n"
+            "def request_stop(signum):\n"
+            "    time.sleep(0.05); stopped.set()\n"
+            "Daemon._take_stop_signals(types.SimpleNamespace(request_stop=request_stop))\n"
+            "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()\n"
+            "q = queue.SimpleQueue()\n"
+            "t = time.monotonic()\n"
+            "while time.monotonic() - t < 1.5:\n"
+            "    next_batch(q, 10, 0.005, idle_wait=0.005)\n"
+            "print('stop seen' if stopped.is_set() else 'no stop')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                       cwd=str(Path(__file__).resolve().parent.parent))
+    assert r.returncode == 0 and r.stdout.strip() == "stop seen", r.stdout + r.stderr
