@@ -1,6 +1,7 @@
 # One-command set-up, run and test. Everything lands in .venv/ and build/.
 #   make run    start the hub (mosquitto + plugin, persister, HTTP) on SQLite
-#   make test   run the test suite (pass extra pytest args in PYTEST_ARGS)
+#   make test   run the test suite (pass extra pytest args in PYTEST_ARGS, the number of
+#               worker processes in TEST_WORKERS; TEST_WORKERS=0 runs it in this process)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,6 +10,10 @@ STAMP  := $(VENV)/.installed
 PLUGIN := build/hub_auth.so
 PLUGIN_SRC := $(wildcard hub/broker_auth/*.py hub/broker_auth/*.h)
 PYTEST_ARGS ?=
+# The tests mostly wait on real processes (brokers, databases, servers starting and stopping),
+# so three workers keep a 2-core machine busy; each worker draws ports from its own range
+# (tests/support/ports.py) and starts its own PostgreSQL cluster.
+TEST_WORKERS ?= 3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx chromium
@@ -85,7 +90,7 @@ run: setup
 test: setup
 	$(PY) -m ruff check hub tests bench examples
 	$(PY) -m mypy hub examples
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # What `make test` checks before the tests: ruff and mypy.
 lint: $(STAMP)
