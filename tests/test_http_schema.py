@@ -20,10 +20,14 @@ Budget (about 25 s of CPU per database): examples and coverage run in full
 (coverage is deterministic, about 1500 cases); fuzzing FUZZ_EXAMPLES cases per
 operation; stateful up to STATEFUL_EXAMPLES scenarios of at most STATEFUL_STEPS
 steps. The seed is fixed, so a run is repeatable (`schemathesis run --seed`).
+A heavier run on demand: HUB_SCHEMATHESIS_EXAMPLES=N (fuzzing cases per operation, and
+stateful scenarios when over 100) and HUB_SCHEMATHESIS_SEED=N, e.g.
+`HUB_SCHEMATHESIS_EXAMPLES=80 make test PYTEST_ARGS=tests/test_http_schema.py`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -36,10 +40,11 @@ from hub.settings import load
 from tests.fixtures.http import People, RunningHttp, seed_people, start_http_server
 from tests.support import free_port, write_settings_file
 
-FUZZ_EXAMPLES = 10
-STATEFUL_EXAMPLES = 100
+_HEAVY = int(os.environ.get("HUB_SCHEMATHESIS_EXAMPLES", "0") or 0)
+FUZZ_EXAMPLES = _HEAVY or 10
+STATEFUL_EXAMPLES = max(_HEAVY, 100)
 STATEFUL_STEPS = 10
-SEED = 20260501
+SEED = int(os.environ.get("HUB_SCHEMATHESIS_SEED", "") or 20260501)
 # the broker-backed publish has its own tests (tests/test_http_broker.py): no broker runs here
 EXCLUDED = ("/api/v1/messages",)
 

@@ -46,7 +46,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     start, end = _share()
     with _lock:
         if _cursor is None or not start <= _cursor < end:
-            _cursor = start + os.getpid() % (end - start)  # two runs in a row start apart
+            # test processes started side by side (pids a few apart) start thousands apart
+            _cursor = start + (os.getpid() * 7919) % (end - start)
         for _ in range(end - start):
             port = _cursor
             _cursor = start if _cursor + 1 >= end else _cursor + 1
