@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from hub.http.app import _generation
 from hub.http.authcache import AuthCache
 from hub.storage import changes, keys, users
 from hub.storage.db import Database, migrate
-from hub.storage.models import Change
+from hub.storage.models import ApiKey, Change
 from hub.storage.store import Store
 from tests.support import free_port, write_settings_file
 from tests.support.broker import mqtt_client, start_broker
@@ -76,6 +76,27 @@ def test_a_change_rolled_back_is_given_up_after_a_while(pgdb: Database) -> None:
 
 
 @pytest.mark.pg
+def test_a_long_transaction_s_changes_are_followed_however_late_it_commits(pgdb: Database) -> None:
+    """An import flushes its changes early and commits minutes later: past the follower's
+    GAP_SECONDS. Inside `taken_at_the_end` they take their ids at the commit."""
+    now = [0.0]
+    with pgdb.session() as s:
+        cursor = changes.ChangeCursor(changes.latest(s), gap_seconds=5, clock=lambda: now[0])
+    with pgdb.session() as s_long, changes.taken_at_the_end(s_long):
+        changes.record(s_long, "key", "imported")
+        s_long.flush()  # an id taken at the start, not committed
+        with pgdb.session() as s:
+            changes.record(s, "key", "meanwhile")
+        assert [subj for _, _, subj in _poll(pgdb, cursor)] == ["meanwhile"]
+        now[0] = 60.0  # the transaction runs past the follower's patience for the skipped id
+        assert _poll(pgdb, cursor) == []
+        assert not cursor.gaps
+    assert [(k, subj) for _, k, subj in _poll(pgdb, cursor)] == [("key", "imported")]
+    with pgdb.session() as s:  # the early row is gone: each change is in the log once
+        assert s.scalars(select(Change.subject).where(Change.subject == "imported")).all() == ["imported"]
+
+
+@pytest.mark.pg
 def test_a_key_revoked_in_a_transaction_that_commits_late_is_kicked(pgdb: Database, tmp_path: Path) -> None:
     """The broker's plugin polls between the two commits (it has loaded the newer change)
     and still kicks the key revoked by the older one once that commits."""
@@ -112,6 +133,48 @@ def test_a_key_revoked_in_a_transaction_that_commits_late_is_kicked(pgdb: Databa
         if victim is not None:
             victim.close()
         broker.stop()
+
+
+@pytest.mark.pg
+def test_a_key_use_write_waiting_on_a_lock_does_not_hold_up_revocations(pgdb: Database, tmp_path: Path) -> None:
+    """The plugin writes key uses (`keyuse.py`) on a thread of its own: while that write
+    waits for a row another transaction holds, the plugin still follows the change log."""
+    with pgdb.session() as s:
+        alice = users.create_user(s, "alice@example.com", "correct horse battery", rounds=4)
+        row, key = keys.create(s, user_id=alice.id)
+        prefix, alice_id = row.prefix, alice.id
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24),
+        "DATABASE_URL": pgdb.url, "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
+        "PASSWORD_HASH_ROUNDS": 4, "MQTT_REQUIRE_PERSISTER": False})
+    broker = start_broker(path)
+    holder, client = pgdb.session(), None
+    try:
+        s_hold = holder.__enter__()
+        s_hold.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(name="held"))  # the row is locked
+        client = mqtt_client(broker, key, client_id="alice")  # a key use for the plugin to write
+        assert client.connected.is_set(), broker.log_tail()
+        deadline = time.monotonic() + 30
+        while not _waiting_on_a_lock(pgdb, "api_keys"):  # the plugin's write is stuck behind it
+            assert time.monotonic() < deadline, "the plugin never tried to record the key use"
+            time.sleep(0.05)
+        with pgdb.session() as s:
+            other, _ = keys.create(s, user_id=alice_id)
+        broker.sync()  # the plugin follows the log all the same
+        with pgdb.session() as s:
+            keys.revoke(s, other.prefix)
+        broker.sync()
+    finally:
+        holder.__exit__(None, None, None)
+        if client is not None:
+            client.close()
+        broker.stop()
+
+
+def _waiting_on_a_lock(db: Database, table: str) -> bool:
+    with db.session() as s:
+        return bool(s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND datname = current_database() AND query LIKE :q"), {"q": f"%{table}%"}))
 
 
 @pytest.mark.pg

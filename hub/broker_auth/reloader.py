@@ -38,7 +38,10 @@ class Reloader:
                  chores: Sequence[Callable[[], object]] = ()) -> None:
         """`due`: whether the broker's tick has other work now (a token ran out);
         `current`: the snapshot in use (log-outs patch it instead of reloading);
-        `chores`: other database work of the plugin, run after each look (key use)."""
+        `chores`: other database work of the plugin (key use), run every `interval` on a
+        thread of its own: a write that waits on a lock (a long transaction holding the
+        key's row, SQLite's writer lock during an import) never holds up the looks, which
+        carry revocations."""
         self.db = db
         self.change_id = change_id
         self.cursor = changes.ChangeCursor(change_id)  # misses no change committed late
@@ -61,15 +64,19 @@ class Reloader:
         self._failing = False
         self._not_before = 0.0
         self._thread = threading.Thread(target=self._run, name="hub-auth-reloader", daemon=True)
+        self._chore_thread = threading.Thread(target=self._run_chore_loop, name="hub-auth-chores", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        if self.chores:
+            self._chore_thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._chore_thread):
+            if thread.is_alive():
+                thread.join(timeout)
 
     def wake(self) -> None:
         """Look at the change log now (any thread; never blocks)."""
@@ -138,7 +145,6 @@ class Reloader:
                     self.messages.append((LOG_WARNING, "hub-auth: cannot refresh keys and permissions "
                                           f"from the database ({type(e).__name__}: {e}); still using "
                                           "the last ones loaded, revocations wait until it is back"))
-            self._run_chores()
             if woken:
                 self.announce = True
             if self.gate is not None:
@@ -149,6 +155,10 @@ class Reloader:
             if self.stats_file is not None and now >= next_stats:
                 next_stats = now + WRITE_INTERVAL
                 self.write_stats()
+
+    def _run_chore_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._run_chores()
 
     def _run_chores(self) -> None:
         try:

@@ -19,6 +19,7 @@ from hub.rhizo_import import source
 from hub.rhizo_import.history import History, storage_path
 from hub.rhizo_import.source import SrcResource
 from hub.rhizo_import.writer import Summary, Writer
+from hub.storage import changes
 from hub.storage.bulk import Bulk, LocalBulk, open_bulk
 from hub.storage.store import Store
 
@@ -36,7 +37,7 @@ def run(store: Store, source_url: str, *, bulk_url: str = "", bulk_endpoint_url:
             _check_bulk(conn, bulk, bulk_url, _bulk_orgs(source.resources(conn)))
         rows = source.resources(conn)
         _say(progress, f"rhizo-server database: {len(rows)} resources, {total} revisions ({in_bulk} in bulk storage)")
-        with store.session() as s:
+        with store.session() as s, changes.taken_at_the_end(s):  # followers see them at the commit
             w = Writer(s, summary)
             w.write_users(source.users(conn))
             w.write_tree(rows)

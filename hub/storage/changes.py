@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.storage.models import Change
@@ -27,6 +29,31 @@ def since(s: Session, change_id: int, limit: int) -> Sequence[tuple[int, str, st
     rows = s.execute(select(Change.id, Change.kind, Change.subject).where(Change.id > change_id)
                      .order_by(Change.id).limit(limit))
     return [(int(i), k, subj) for i, k, subj in rows]
+
+
+@contextmanager
+def taken_at_the_end(s: Session) -> Iterator[None]:
+    """For a long transaction (an import): the changes it records inside this block take
+    their ids at its end, just before the commit, not when they were first flushed. A
+    follower gives up on an id not committed within GAP_SECONDS; a change flushed at the
+    start of an import that commits minutes later would otherwise never be followed."""
+    mine: list[Change] = []
+
+    def collect(_session: Session, obj: Any) -> None:
+        if isinstance(obj, Change):
+            mine.append(obj)
+
+    event.listen(s, "pending_to_persistent", collect)
+    try:
+        yield
+    finally:
+        event.remove(s, "pending_to_persistent", collect)
+    for old in mine:
+        s.delete(old)
+    s.flush()
+    for old in mine:
+        record(s, old.kind, old.subject)
+    s.flush()
 
 
 GAP_SECONDS = 30.0  # how long a skipped id is waited for (a transaction still open, or one rolled back)
