@@ -147,11 +147,14 @@ def s3_bucket(s3_server: str) -> S3Bucket:
 @pytest.fixture
 def settings_factory(tmp_path: Path) -> SettingsFactory:
     """`make(**overrides)` writes `tmp_path/config.py` (DATA_DIR in tmp_path, a 48-char
-    SECRET_KEY, the overrides) and returns `(settings, path)`; give subprocesses
-    `tests.support.clean_env(path)` so they load the same file through HUB_SETTINGS."""
+    SECRET_KEY, free HTTP and MQTT ports, the same for every call of one test, and the
+    overrides) and returns `(settings, path)`; give subprocesses
+    `tests.support.clean_env(path)` so they load the same file through HUB_SETTINGS.
+    (Never the default ports: tests run side by side on pytest-xdist's workers.)"""
+    ports = {"HTTP_PORT": free_port(), "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port()}
 
     def make(**overrides: Any) -> tuple[Settings, Path]:
-        values: dict[str, Any] = {"DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24)}
+        values: dict[str, Any] = {"DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24), **ports}
         values.update(overrides)
         path = write_settings_file(tmp_path / "config.py", values)
         return load(path, env={}), path

@@ -75,7 +75,16 @@ def any_hub(request: pytest.FixtureRequest, settings_factory: Callable[..., Any]
     return make_hub(settings_factory, s3_bucket, pg_cluster.create_database("hub_" + secrets.token_hex(6)))
 
 
-def counts(db: Database) -> dict[str, int]:
+def counts(db: Database | str) -> dict[str, int]:
+    """Rows per table; given a URL, on an engine of its own, disposed at once (an engine left
+    to the garbage collector on a database the fixture drops WITH (FORCE) raises later, in
+    whichever test is running then)."""
+    if isinstance(db, str):
+        own = Database(db)
+        try:
+            return counts(own)
+        finally:
+            own.dispose()
     with db.session() as s:
         return {m.__tablename__: int(s.scalar(select(func.count()).select_from(m)) or 0)
                 for m in (Organization, User, Membership, Resource, Revision, Permission, ApiKey, RhizoKey)}
@@ -167,14 +176,14 @@ def test_a_database_that_is_not_rhizo_shaped_is_refused(pg_cluster: PgCluster, h
     r = run_cli(path, "--import-rhizo", url)
     assert r.returncode == 2
     assert "is not a rhizo-server database" in r.stderr and "resource_revisions" in r.stderr, r.stderr
-    assert counts(Database(settings.database_url))["users"] == 0
+    assert counts(settings.database_url)["users"] == 0
 
 
 def test_bulk_values_need_the_bulk_storage(rhizo: RhizoData, hub_settings: tuple[Any, Path]) -> None:
     settings, path = hub_settings
     r = run_cli(path, "--import-rhizo", rhizo.url)
     assert r.returncode == 2 and "pass --bulk s3://BUCKET" in r.stderr, r.stderr
-    assert counts(Database(settings.database_url))["users"] == 0
+    assert counts(settings.database_url)["users"] == 0
 
 
 def test_a_conflicting_target_stops_the_import_and_changes_nothing(rhizo: RhizoData, s3_bucket: S3Bucket,
@@ -187,10 +196,11 @@ def test_a_conflicting_target_stops_the_import_and_changes_nothing(rhizo: RhizoD
         users.create_organization(s, "lab1")
         resources.create(s, "lab1/controllers", "sequence")
     before = counts(db)
+    db.dispose()
     r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", f"s3://{s3_bucket.name}")
     assert r.returncode == 2
     assert "already has /lab1/controllers as a sequence" in r.stderr and "nothing was imported" in r.stderr
-    assert counts(db) == before  # one transaction: nothing half-written
+    assert counts(settings.database_url) == before  # one transaction: nothing half-written
 
 
 def test_old_keys_work_over_http_and_mqtt_and_old_passwords_log_in(
@@ -290,13 +300,11 @@ def test_an_import_killed_midway_leaves_the_hub_as_it_was(pg_database_url: str, 
         if proc.stderr is not None:
             proc.stderr.close()
     assert proc.returncode == -9, "the import ended before it could be killed midway"
-    db = Database(settings.database_url)
-    assert counts(db) == {"organizations": 0, "users": 0, "memberships": 0, "resources": 0, "revisions": 0,
-                          "permissions": 0, "api_keys": 0, "rhizo_keys": 0}
+    assert counts(settings.database_url) == {"organizations": 0, "users": 0, "memberships": 0, "resources": 0,
+                                             "revisions": 0, "permissions": 0, "api_keys": 0, "rhizo_keys": 0}
     r = run_cli(path, "--import-rhizo", source.url)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert counts(db)["revisions"] == source.numeric_values + 20 + 2
-    db.dispose()
+    assert counts(settings.database_url)["revisions"] == source.numeric_values + 20 + 2
 
 
 @pytest.fixture(params=["sqlite", "pg"])
@@ -360,7 +368,7 @@ def test_bad_source_urls_and_a_role_that_cannot_read_give_rc_2_and_write_nothing
     r = run_cli(path, "--import-rhizo", f"postgresql://{role}:pw@{host}")
     assert r.returncode == 2 and "may not read table" in r.stderr and "GRANT SELECT" in r.stderr, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    assert counts(Database(settings.database_url))["users"] == 0
+    assert counts(settings.database_url)["users"] == 0
 
 
 def test_a_wrong_bulk_location_gives_rc_2_before_anything_is_written(rhizo: RhizoData, s3_bucket: S3Bucket,
@@ -377,7 +385,7 @@ def test_a_wrong_bulk_location_gives_rc_2_before_anything_is_written(rhizo: Rhiz
         r = run_cli(path, "--import-rhizo", rhizo.url, "--bulk", bulk)
         assert r.returncode == 2 and "holds none of 3 values" in r.stderr, r.stderr[-2000:]
         assert "Traceback" not in r.stderr
-    assert counts(Database(settings.database_url))["users"] == 0
+    assert counts(settings.database_url)["users"] == 0
 
 
 def test_check_rhizo_key_says_whether_the_salt_is_right_before_and_after(
@@ -390,7 +398,7 @@ def test_check_rhizo_key_says_whether_the_salt_is_right_before_and_after(
     bulk = ("--bulk", f"s3://{s3_bucket.name}")
     r = run_cli(wrong, "--check-rhizo-key", rhizo.keys["pi1"], "--import-rhizo", rhizo.url, *bulk)
     assert r.returncode == 2 and "does not match under RHIZO_SALT" in r.stderr, r.stderr[-2000:]
-    assert counts(Database(url))["users"] == 0  # the import never started
+    assert counts(url)["users"] == 0  # the import never started
     r = run_cli(path, "--check-rhizo-key", rhizo.keys["pi2"], "--import-rhizo", rhizo.url, *bulk)
     assert r.returncode == 0 and "the key matches in the rhizo-server database" in r.stdout, r.stderr[-2000:]
     assert "created: " in r.stdout  # and then imported
