@@ -3,6 +3,7 @@ persister where something must be stored)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -119,3 +120,26 @@ def test_offline_updates_are_buffered_and_sent_on_reconnect(broker, persister):
         assert c.flush(30)
     assert wait_count(db, 201, timeout=30) == 201
     db.dispose()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_listening_stops_cleanly_on_a_signal(broker, signum):
+    """Ctrl-C or SIGTERM ends `--listen` with status 0 (taken on a thread of its own:
+    hub/stopsignals.py)."""
+    folder, key = controller_key(broker)
+    proc = subprocess.Popen([sys.executable, "-m", "hub.controller", "--port", str(broker.port), "--key", key,
+                             "--folder", folder, "--listen"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening for commands"), line + (proc.stderr.read() if proc.stderr else "")
+        proc.send_signal(signum)
+        assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -112,15 +112,15 @@ def test_a_stop_that_hangs_still_ends_the_process() -> None:
 def test_a_stop_signal_during_a_batch_wait_does_not_hang_it() -> None:
     """CPython 3.11's SimpleQueue.get(timeout=...) waits forever once a signal handler in
     that thread outlasts the timeout; the persister takes its stop signals in a thread of
-    their own, so the main thread's short batch waits keep ending. Here a stop that takes
+    their own (hub/stopsignals.py), so the main thread's short batch waits keep ending. Here a stop that takes
     50 ms lands during 5 ms waits: with a handler in the main thread this loop never ends."""
-    code = ("import os, queue, signal, threading, time, types\n"
+    code = ("import os, queue, signal, threading, time\n"
             "from hub.persister.batcher import next_batch\n"
-            "from hub.persister.daemon import Daemon\n"
+            "from hub.stopsignals import take_stop_signals\n"
             "stopped = threading.Event()\n"
             "def request_stop(signum):\n"
             "    time.sleep(0.05); stopped.set()\n"
-            "Daemon._take_stop_signals(types.SimpleNamespace(request_stop=request_stop))\n"
+            "take_stop_signals(request_stop, 'signals')\n"
             "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()\n"
             "q = queue.SimpleQueue()\n"
             "t = time.monotonic()\n"

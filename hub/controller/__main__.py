@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -28,6 +27,7 @@ from hub.controller.demo import sine
 from hub.controller.provision import provision, read_key
 from hub.controller.status import StatusReporter
 from hub.errors import HubError
+from hub.stopsignals import take_stop_signals
 
 KEY_ENV = "HUB_CONTROLLER_KEY"
 
@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --sequence and --value, or --demo sine, or --listen", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    take_stop_signals(lambda _signum: stop.set(), "hub-controller-signals")  # hub/stopsignals.py says why
 
     def show(kind: str, params: dict[str, Any], topic: str) -> None:
         print(json.dumps({"topic": topic, "type": kind, "parameters": params}), flush=True)

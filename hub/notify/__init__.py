@@ -10,10 +10,10 @@ messages in order), `acks` (acknowledgements in the order the messages came).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from hub.settings import Settings
+from hub.stopsignals import take_stop_signals
 
 log = logging.getLogger("hub.notify")
 
@@ -22,9 +22,7 @@ def main(settings: Settings) -> int:
     from hub.notify.daemon import Notifier
 
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    take_stop_signals(lambda _signum: stop.set(), "hub-notifier-signals")  # hub/stopsignals.py says why
     notifier = Notifier(settings)
     notifier.start()
     try:

@@ -27,7 +27,6 @@ import faulthandler
 import logging
 import os
 import queue
-import signal
 import socket
 import threading
 import time
@@ -45,6 +44,7 @@ from hub.persister.stats import Stats, stats_file
 from hub.persister.trimmer import Trimmer
 from hub.persister.writer import BatchResult, Writer
 from hub.settings import Settings
+from hub.stopsignals import take_stop_signals
 from hub.storage.models import DeadLetter, Revision
 from hub.storage.store import Store
 
@@ -105,24 +105,8 @@ class Daemon:
         self.stopping.set()
 
     # -- life cycle -----------------------------------------------------------------
-    def _take_stop_signals(self) -> None:
-        """SIGTERM and SIGINT go to a thread of their own (`sigwait`), never to a handler in
-        the main thread: CPython 3.11's `SimpleQueue.get(timeout=...)`, interrupted by a
-        handler that outlasts the timeout, waits forever (the remaining time comes out
-        negative and is taken as "no timeout"), so a stop that lands inside `next_batch`
-        would hang. Blocked here, before any thread starts, so every thread inherits it."""
-        stop_signals = {signal.SIGTERM, signal.SIGINT}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-
-        def wait_for_signals() -> None:
-            while True:
-                self.request_stop(signal.sigwait(stop_signals))
-
-        threading.Thread(target=wait_for_signals, name="hub-persister-signals", daemon=True).start()
-
     def run(self) -> int:
-        if threading.current_thread() is threading.main_thread():
-            self._take_stop_signals()
+        take_stop_signals(self.request_stop, "hub-persister-signals")  # hub/stopsignals.py says why
         try:
             rc = self.wait_for_database()
             if rc is not None:
