@@ -13,7 +13,7 @@ times a second each, a browser-like token client watches every folder over webso
 (0.1.5, from .venv-rhizo/) send numbered values `--rate` times a second at QoS 0, as that
 client does, over MQTT on websockets. At random moments, each part in turn:
   mosquitto  stopped with SIGTERM (as systemd stops it) and started again,
-  persister  one of the two killed with -9,
+  persister  one of the two killed with -9, the next time the other stopped with SIGTERM,
   http       killed with -9,
   postgres   stopped for --pg-down seconds,
   notifier   killed with -9.
@@ -134,6 +134,11 @@ class Service:
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
+
+    def terminate(self) -> None:
+        """SIGTERM; the watcher starts it again once it has exited."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.2):
@@ -299,12 +304,15 @@ def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float,
         what = "SIGTERM, started again"
         back = wait(lambda: hub.broker_back(log_at), 120, "both persisters subscribed again")
         rz = f"; every rhizo-client connected again {restarts.back():.1f} s after that"
-    elif part == "persister":
-        p = hub.persisters[n % 2]
-        p.kill()
-        what = f"kill -9 {p.name}"
-        time.sleep(0.3)
-        back = wait(p.is_ready, 120, f"{p.name} back") + 0.3
+    elif part == "persister":  # in turn: a crash, and a stop as `systemctl restart` does it
+        p, old = hub.persisters[n % 2], hub.persisters[n % 2].proc
+        if n % 2 == 0:
+            p.kill()
+            what = f"kill -9 {p.name}"
+        else:
+            p.terminate()  # it stores what it holds, hands its share over and exits
+            what = f"SIGTERM {p.name}"
+        back = wait(lambda: p.proc is not old and p.is_ready(), 120, f"{p.name} back")
     elif part == "postgres":
         pg.stop("fast")
         time.sleep(pg_down)
