@@ -19,7 +19,7 @@ from hub.storage.db import Database, migrate
 from hub.storage.models import ApiKey, Change
 from hub.storage.store import Store
 from tests.support import free_port, write_settings_file
-from tests.support.broker import mqtt_client, start_broker
+from tests.support.broker import RunningBroker, mqtt_client, start_broker
 
 
 @pytest.fixture
@@ -35,6 +35,15 @@ def _poll(db: Database, cursor: changes.ChangeCursor) -> list[tuple[int, str, st
         rows = cursor.read(s, 100)
     cursor.consume(rows)
     return rows
+
+
+def _broker_on(db: Database, tmp_path: Path) -> RunningBroker:
+    """Mosquitto with the hub's plugin on `db`, no persister required."""
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24),
+        "DATABASE_URL": db.url, "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
+        "PASSWORD_HASH_ROUNDS": 4, "MQTT_REQUIRE_PERSISTER": False})
+    return start_broker(path)
 
 
 @pytest.mark.pg
@@ -105,11 +114,7 @@ def test_a_key_revoked_in_a_transaction_that_commits_late_is_kicked(pgdb: Databa
         bob = users.create_user(s, "bob@example.com", "correct horse battery", rounds=4)
         row, key = keys.create(s, user_id=alice.id)
         prefix, bob_id = row.prefix, bob.id
-    path = write_settings_file(tmp_path / "config.py", {
-        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24),
-        "DATABASE_URL": pgdb.url, "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
-        "PASSWORD_HASH_ROUNDS": 4, "MQTT_REQUIRE_PERSISTER": False})
-    broker = start_broker(path)
+    broker = _broker_on(pgdb, tmp_path)
     victim = None
     try:
         victim = mqtt_client(broker, key, client_id="victim")
@@ -143,11 +148,7 @@ def test_a_key_use_write_waiting_on_a_lock_does_not_hold_up_revocations(pgdb: Da
         alice = users.create_user(s, "alice@example.com", "correct horse battery", rounds=4)
         row, key = keys.create(s, user_id=alice.id)
         prefix, alice_id = row.prefix, alice.id
-    path = write_settings_file(tmp_path / "config.py", {
-        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24),
-        "DATABASE_URL": pgdb.url, "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port(),
-        "PASSWORD_HASH_ROUNDS": 4, "MQTT_REQUIRE_PERSISTER": False})
-    broker = start_broker(path)
+    broker = _broker_on(pgdb, tmp_path)
     holder, client = pgdb.session(), None
     try:
         s_hold = holder.__enter__()
