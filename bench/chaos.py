@@ -305,7 +305,8 @@ def fault(hub: Hub, part: str, n: int, ctls: Any, pg: PgCluster, pg_down: float,
         back = wait(lambda: hub.broker_back(log_at), 120, "both persisters subscribed again")
         rz = f"; every rhizo-client connected again {restarts.back():.1f} s after that"
     elif part == "persister":  # in turn: a crash, and a stop as `systemctl restart` does it
-        p, old = hub.persisters[n % 2], hub.persisters[n % 2].proc
+        p = hub.persisters[n % 2]
+        old = p.proc
         if n % 2 == 0:
             p.kill()
             what = f"kill -9 {p.name}"

@@ -29,6 +29,7 @@ from tests.support import (
     write_settings_file,
 )
 from tests.support.s3 import s3_client
+from tests.support.settings import LISTEN_PORTS
 
 # Each component's fixtures live in its own module under tests/fixtures/.
 pytest_plugins = ["tests.fixtures.broker", "tests.fixtures.persister", "tests.fixtures.http"]
@@ -151,7 +152,7 @@ def settings_factory(tmp_path: Path) -> SettingsFactory:
     overrides) and returns `(settings, path)`; give subprocesses
     `tests.support.clean_env(path)` so they load the same file through HUB_SETTINGS.
     (Never the default ports: tests run side by side on pytest-xdist's workers.)"""
-    ports = {"HTTP_PORT": free_port(), "MQTT_PORT": free_port(), "MQTT_WS_PORT": free_port()}
+    ports = {name: free_port() for name in LISTEN_PORTS}  # one set for every call of the test
 
     def make(**overrides: Any) -> tuple[Settings, Path]:
         values: dict[str, Any] = {"DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secrets.token_hex(24), **ports}
