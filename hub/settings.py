@@ -77,6 +77,34 @@ class Settings:
     MQTT_TOKEN_TTL: int = _s(900, "Lifetime in seconds of a browser's MQTT token; the broker ends a "
                                   "connection made with it then (the console reconnects with a newer one).")
     MOSQUITTO_BIN: str = _s("mosquitto", "Mosquitto executable started by run.py.")
+    # --- broker ------------------------------------------------------------
+    BROKER: str = _s("mosquitto", "mosquitto: one Mosquitto with the hub's plugin (the default, one box). rabbitmq: a "
+                     "RabbitMQ cluster answering to the hub's broker-auth service, persisters and notifier on AMQP "
+                     "quorum queues (docs/operations.md, \"A RabbitMQ cluster\").")
+    RABBITMQ_NODES: list = _s([], "With BROKER=rabbitmq: the nodes, each a dict {host, amqp, mqtt, web_mqtt, "
+                              "management, dist} (ports). Empty: RABBITMQ_LOCAL_NODES nodes on 127.0.0.1, node i "
+                              "on RABBITMQ_BASE_PORT+10i (AMQP), +1 MQTT, +2 Web MQTT, +3 management, +4 Erlang "
+                              "distribution; node 0 takes MQTT_PORT and MQTT_WS_PORT instead.")
+    RABBITMQ_LOCAL: bool = _s(True, "run.py --broker starts the RabbitMQ nodes itself, as plain processes under "
+                              "DATA_DIR/rabbitmq (development and tests). Off in production: each node is its own "
+                              "rabbitmq-server service.")
+    RABBITMQ_LOCAL_NODES: int = _s(3, "Nodes of the local cluster (3: client-id tracking needs a majority).")
+    RABBITMQ_BASE_PORT: int = _s(25670, "First port of the local cluster (see RABBITMQ_NODES); epmd takes +9.")
+    RABBITMQ_SERVER_BIN: str = _s("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server executable of the "
+                                  "local cluster (Debian's, run directly: not the wrapper that switches user).")
+    RABBITMQ_ADMIN_USER: str = _s("hub-admin", "RabbitMQ user (internal backend, administrator) the hub uses "
+                                  "for the management API (revocations) and to declare its queues.")
+    RABBITMQ_ADMIN_PASSWORD: str = _s("", "Its password. Empty: derived from SECRET_KEY (the local cluster "
+                                      "creates the user with it).")
+    RABBITMQ_QUEUE_PREFIX: str = _s("hub", "Names of the hub's quorum queues: PREFIX.persist, PREFIX.notify and "
+                                    "their dead-letter queues PREFIX.persist.dead, PREFIX.notify.dead.")
+    RABBITMQ_DELIVERY_LIMIT: int = _s(5, "Deliveries of one message to a persister or notifier (each ended by a "
+                                      "crash or a reject) before it is dead-lettered as poison.")
+    BROKER_AUTH_HOST: str = _s("127.0.0.1", "Address the broker-auth service binds (RabbitMQ's HTTP auth "
+                               "backend asks it). Keep it on loopback or a private network: the nodes are its "
+                               "only clients, and each request must also carry the secret path derived from "
+                               "SECRET_KEY.")
+    BROKER_AUTH_PORT: int = _s(8095, "Port of the broker-auth service.")
     # --- HTTP --------------------------------------------------------------
     HTTP_HOST: str = _s("127.0.0.1", "Address the HTTP server binds.")
     HTTP_PORT: int = _s(8080, "Port the HTTP server binds.")
@@ -265,6 +293,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None,
         s.SECRET_KEY = write_secret(path)
     if len(s.SECRET_KEY) < 32:
         raise SettingsError("SECRET_KEY must be at least 32 characters")
+    if s.BROKER not in ("mosquitto", "rabbitmq"):
+        raise SettingsError(f"setting BROKER must be mosquitto or rabbitmq, got {s.BROKER!r}")
     if s.COMPACT_AFTER_SECONDS != 0 and not 60 <= s.COMPACT_AFTER_SECONDS <= 10 * 366 * 86400:
         raise SettingsError(f"setting COMPACT_AFTER_SECONDS must be 0 (never compact) or from 60 to "
                             f"{10 * 366 * 86400} seconds, got {s.COMPACT_AFTER_SECONDS}")
