@@ -16,23 +16,31 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx chromium
+APT_PACKAGES := mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients nginx chromium rabbitmq-server
 
 .PHONY: setup system-packages plugin console rhizo-client run test lint clean constraints
 
 setup: system-packages $(STAMP) plugin console rhizo-client
 
 # Debian's mosquitto, its headers (for the plugin), the CLI clients, nginx (deployment test),
-# chromium (console tests) and Node.js (console build); only what is missing.
+# chromium (console tests), rabbitmq-server (BROKER=rabbitmq: the hub starts its own nodes)
+# and Node.js (console build); only what is missing. A policy-rc.d (when none is there) keeps
+# the packages from starting their system services: nothing is left running system-wide.
 system-packages:
 	@missing="$(APT_PACKAGES)"; \
 	if ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	if ! [ -x /usr/sbin/mosquitto ] || [ ! -f /usr/include/mosquitto_broker.h ] \
-	    || ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then \
+	    || ! [ -x /usr/sbin/nginx ] || ! [ -x /usr/bin/chromium ] || ! command -v npm >/dev/null \
+	    || ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
 	  echo "installing $$missing"; \
+	  rcd=; if ! [ -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+	    $(SUDO) chmod +x /usr/sbin/policy-rc.d && rcd=1; fi; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	    $$missing </dev/null; \
+	    $$missing </dev/null; rc=$$?; \
+	  if [ -n "$$rcd" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
+	  [ $$rc = 0 ]; \
 	fi
 
 $(PY):

@@ -237,7 +237,7 @@ class Settings:
 
     @property
     def mqtt_ws_path(self) -> str:
-        return "" if self.BROKER == "mosquitto" else "/ws"  # rabbitmq_web_mqtt's endpoint
+        return "" if self.BROKER == "mosquitto" else "/mqtt"  # rabbitmq_web_mqtt's web_mqtt.ws_path (paho's path)
 
     @property
     def mqtt_version(self) -> int:

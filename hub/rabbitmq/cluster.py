@@ -83,6 +83,7 @@ listeners.tcp.default = 127.0.0.1:{node.amqp}
 mqtt.listeners.tcp.default = 127.0.0.1:{node.mqtt}
 web_mqtt.tcp.ip = 127.0.0.1
 web_mqtt.tcp.port = {node.web_mqtt}
+web_mqtt.ws_path = /mqtt
 management.tcp.ip = 127.0.0.1
 management.tcp.port = {node.management}
 management.rates_mode = none

@@ -195,6 +195,8 @@ def mqtt_client(broker: RunningBroker, password: str | None, *, username: str | 
                        transport="websockets" if transport == "websockets" else "tcp",
                        reconnect_on_failure=False)
     c = Client(paho)
+    if transport == "websockets":  # Mosquitto takes any path; the hub sets rabbitmq_web_mqtt to /mqtt
+        paho.ws_set_options(path=getattr(broker, "ws_path", "/mqtt"))
     if username is not None or password is not None:
         paho.username_pw_set(username, password)
     if will is not None:

@@ -54,3 +54,19 @@ def free_port(host: str = "127.0.0.1") -> int:
             if _bindable(host, port):
                 return port
     raise RuntimeError(f"no free loopback port in {start}-{end - 1}")
+
+
+def free_block(count: int, host: str = "127.0.0.1") -> int:
+    """The first of `count` consecutive free ports (a local RabbitMQ cluster's layout)."""
+    for _ in range(200):
+        first = free_port(host)
+        if first + count > _share()[1]:  # past this process's share: another worker's ports
+            continue
+        if all(_bindable(host, first + i) for i in range(1, count)):
+            global _cursor
+            with _lock:  # the next picks start past the block
+                start, end = _share()
+                if _cursor is not None and first <= _cursor < first + count:
+                    _cursor = first + count if first + count < end else start
+            return first
+    raise RuntimeError(f"no {count} consecutive free loopback ports")
