@@ -106,9 +106,17 @@ class AuthService:
             log.info("hub-auth: refused AMQP login of %r: AMQP is for the hub's own services", username[:100])
             return False
         handle: Handle = ("mqtt", client_id) if client_id else ("amqp", username)
-        self.state.logins.pop(handle, None)
-        if not self.state.policy.authenticate(handle, client_id or f"amqp:{username}", username, password):
+        policy, label = self.state.policy, client_id or f"amqp:{username}"
+        # A refused attempt must leave the live connection of that client id (or the other
+        # persisters) alone: RabbitMQ keeps it open, so try the credential on a handle of its own.
+        probe = ("login", label)
+        accepted = policy.authenticate(probe, label, username, password)
+        policy.disconnected(probe, False)
+        if not accepted:
             return False
+        self.state.logins.pop(handle, None)
+        policy.authenticate(handle, label, username, password)  # the same answer: no await in between
+        self.state.counters.connects_allowed -= 1  # counted once
         st = self.state.policy.clients[handle]
         filters = self.state.reads.get(client_id, {}) if client_id else {}
         if any(not self.state.policy.decide(st, ACL_SUBSCRIBE, flt)[0] for flt in filters):

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from hub.broker_auth.keyuse import KeyUse
@@ -181,28 +182,30 @@ class AuthState:
         log.info("hub-auth: disconnecting client %r: %s", client_id, reason)
         self.revoker.kick(client_id, f"hub: {reason}", drop_queues=drop_queues)
 
-    async def caught_up(self, timeout: float) -> bool:
+    async def caught_up(self, timeout: float, enough: Callable[[], bool] | None = None) -> bool:
         """Make the reloader look now; True once a look begun after this call found nothing
-        new and its snapshot is installed (False: `timeout` seconds passed first)."""
+        new (all committed before the call is installed), or `enough()` holds; False when
+        `timeout` seconds passed first."""
         look = self.reloader.looks
         self.reloader.wake()
         deadline = time.monotonic() + timeout
         while True:
             done = self.reloader.up_to_date > look
-            self.apply_pending()
-            if done:
+            if self.apply_pending():
+                self.reloader.wake()  # it loaded something: the next look says whether that was all
+            if done or (enough is not None and enough()):
                 return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.02)
 
-    async def wait_for_folder(self, folder: str) -> None:
-        """A topic that names no folder yet: one made over HTTP a moment ago opens at once."""
-        deadline = time.monotonic() + max(0.0, self.settings.MQTT_FOLDER_SYNC_SECONDS)
-        while folder not in self.policy.snapshot.folders:
-            left = deadline - time.monotonic()
-            if left <= 0 or await self.caught_up(left):
-                return
+    async def wait_for_folder(self, folder: str) -> bool:
+        """A topic that names no folder yet: one made over HTTP a moment ago opens at once
+        (waits up to MQTT_FOLDER_SYNC_SECONDS). True if the folder is there now."""
+        folders = lambda: folder in self.policy.snapshot.folders  # noqa: E731
+        if not folders():
+            await self.caught_up(max(0.0, self.settings.MQTT_FOLDER_SYNC_SECONDS), folders)
+        return folders()
 
     async def _reconcile_loop(self) -> None:
         while True:

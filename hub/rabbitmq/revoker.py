@@ -17,6 +17,7 @@ for again every `RETRY_INTERVAL` until `SEARCH_SECONDS` have passed. Logs never 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ class Revoker:
     def __init__(self, management_urls: Sequence[str], admin: tuple[str, str], log: Callable[[str], None],
                  *, search_seconds: float = SEARCH_SECONDS) -> None:
         self.urls = list(management_urls)
-        self.auth = aiohttp.BasicAuth(*admin)
+        token = base64.b64encode(f"{admin[0]}:{admin[1]}".encode()).decode()
+        self._auth_header = {"Authorization": f"Basic {token}"}
         self.log = log
         self.search_seconds = search_seconds
         self.pending: dict[str, Kick] = {}
@@ -67,7 +69,8 @@ class Revoker:
         self._unreachable = False
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(auth=self.auth, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
+        self._session = aiohttp.ClientSession(headers=self._auth_header,
+                                              timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
         self._task = asyncio.get_running_loop().create_task(self._work(), name="hub-auth-revoker")
 
     async def close(self) -> None:
