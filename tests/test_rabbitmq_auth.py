@@ -264,8 +264,15 @@ def test_topic_rules(world: World) -> None:
               ("pi-01", "configure", "acme.greenhouse.pi-01")]
         for cid, perm, key in ok:
             assert await c.topic(cid, perm, key) == "allow", (cid, perm, key)
+        password = {"pi-01": world.ctl_key, "alice-1": world.alice_key}
         for cid, perm, key in no:
+            assert await c.login(cid, password[cid]) == "allow"  # a denied publish ends the login
             assert await c.topic(cid, perm, key) == "deny", (cid, perm, key)
+        # rabbitmq_mqtt closes a connection whose publish is denied: the service forgets that login
+        assert await c.login("pi-01", world.ctl_key) == "allow"
+        assert await c.topic("pi-01", "write", "other.pi-x") == "deny"
+        assert await c.topic("pi-01", "write", "acme.greenhouse.pi-01") == "deny"
+        assert await c.login("pi-01", world.ctl_key) == "allow"
         # checks name the client by client id and must come under the username it logged in with
         assert await c.topic("pi-01", "write", "acme.greenhouse.pi-01", username="someone") == "deny"
         assert await c.topic("pi-02", "write", "acme.greenhouse.pi-01") == "deny"
@@ -273,6 +280,17 @@ def test_topic_rules(world: World) -> None:
                            permission="write", routing_key="acme.greenhouse.pi-01") == "deny"  # no client id
 
     serve(world, body)
+
+
+def test_key_made_a_moment_ago_works_at_once(world: World) -> None:
+    async def body(c: Ctx) -> tuple[str, float]:
+        with world.db.session() as s:
+            _, key = keys.create(s, controller_path="acme/greenhouse/pi-01")
+        start = time.monotonic()
+        return await c.login("pi-01", key), time.monotonic() - start
+
+    answer, took = serve(world, body, reload_interval=30.0)
+    assert answer == "allow" and took < 1.0
 
 
 def test_folder_made_a_moment_ago_opens_at_once(world: World) -> None:

@@ -19,6 +19,9 @@ resource requests, topic requests carry it as `variable_map.client_id`; AMQP log
   filter; write: a publish), tags, routing_key, variable_map.{client_id,username,vhost}.
 
 Clients are `("mqtt", client_id)` or `("amqp", username)` (the hub's service users only).
+A key or folder made over HTTP a moment ago works at once: an unknown key prefix or a topic
+naming no folder has the reloader look now, waiting up to MQTT_FOLDER_SYNC_SECONDS. A denied
+publish makes rabbitmq_mqtt close the connection: the service forgets that login then.
 RabbitMQ never checks deliveries and keeps the last 12 topic decisions of a connection, so the
 service remembers each client's allowed subscription filters and recent publish topics; when a
 new snapshot denies one, or revokes the credential, `revoker.Revoker` closes the connection
@@ -106,6 +109,11 @@ class AuthService:
             log.info("hub-auth: refused AMQP login of %r: AMQP is for the hub's own services", username[:100])
             return False
         handle: Handle = ("mqtt", client_id) if client_id else ("amqp", username)
+        prefix = credentials.key_prefix(password or "")
+        if prefix is not None and prefix not in self.state.policy.snapshot.keys:
+            # a key made a moment ago over HTTP works at once (one look at the change log)
+            await self.state.caught_up(max(0.0, self.state.settings.MQTT_FOLDER_SYNC_SECONDS),
+                                       lambda: prefix in self.state.policy.snapshot.keys)
         policy, label = self.state.policy, client_id or f"amqp:{username}"
         # A refused attempt must leave the live connection of that client id (or the other
         # persisters) alone: RabbitMQ keeps it open, so try the credential on a handle of its own.
@@ -177,6 +185,8 @@ class AuthService:
             if handle not in self.state.policy.clients or self.state.logins.get(handle) is not login:
                 return False  # revoked (or logged in anew) while it waited
         allowed = self.state.policy.check(handle, access, topic.encode())
+        if not allowed and access == ACL_WRITE:
+            self.state.forget(handle)  # rabbitmq_mqtt closes a connection whose publish is denied
         if allowed and handle[0] == "mqtt":
             if access == ACL_WRITE:
                 self.state.remember_write(login, topic)

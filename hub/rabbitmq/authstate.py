@@ -174,12 +174,13 @@ class AuthState:
         return True
 
     def _kick(self, client_id: str, reason: str, drop_queues: bool = False, count: bool = False) -> None:
-        """`count`: Policy did not count it (a lost right, not a credential)."""
+        """`count`: Policy neither counted nor logged it (a lost right, not a credential)."""
         handle = ("mqtt", client_id)
         self.logins.pop(handle, None)
         self.policy.disconnected(handle, False)  # its next check is denied until it logs in again
         self.counters.kicks += count
-        log.info("hub-auth: disconnecting client %r: %s", client_id, reason)
+        if count:
+            log.info("hub-auth: disconnecting client %r: %s", client_id, reason)
         self.revoker.kick(client_id, f"hub: {reason}", drop_queues=drop_queues)
 
     async def caught_up(self, timeout: float, enough: Callable[[], bool] | None = None) -> bool:
@@ -248,3 +249,8 @@ class AuthState:
         login.writes.move_to_end(topic)
         while len(login.writes) > REMEMBER_WRITES:
             login.writes.popitem(last=False)
+
+    def forget(self, handle: Handle) -> None:
+        """The client's connection is gone (RabbitMQ closes it on a denied publish)."""
+        self.logins.pop(handle, None)
+        self.policy.disconnected(handle, False)
