@@ -61,6 +61,8 @@ class Reloader:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.announce = False  # the next tick says which change it works from (plugin.py)
+        self.looks = 0  # looks at the change log begun
+        self.up_to_date = 0  # the number (of `looks`) of the latest look that found nothing new
         self._failing = False
         self._not_before = 0.0
         self._thread = threading.Thread(target=self._run, name="hub-auth-reloader", daemon=True)
@@ -82,6 +84,11 @@ class Reloader:
         """Look at the change log now (any thread; never blocks)."""
         self._wake.set()
 
+    @property
+    def db_ok(self) -> bool:
+        """False while the database cannot be read (the last snapshot is in use)."""
+        return not self._failing
+
     def take(self) -> Snapshot | None:
         """The newest snapshot not yet taken, if any (broker thread)."""
         with self._lock:
@@ -97,9 +104,12 @@ class Reloader:
         and 10,000 keys), which the broker thread then waits for: after a reload, the next
         one waits twice as long as it took, so bursts of changes cost the broker at most a
         third of its time, and a fleet that size still sees revocations within a second or so."""
+        self.looks += 1
+        look = self.looks
         with self.db.session() as s:
             changed = self.cursor.read(s, PATCH_LIMIT)
             if not changed:
+                self.up_to_date = look  # all committed before this look began is in `current`
                 return False
             started = time.monotonic()
             snap = None
