@@ -42,6 +42,7 @@ class FakeManagement:
     closed: list[tuple[str, str]] = field(default_factory=list)  # (name, X-Reason)
     deleted_queues: list[str] = field(default_factory=list)
     auth_seen: set[str] = field(default_factory=set)
+    declared: bool = True  # the hub's queues exist
 
     def mqtt(self, client_id: str, user: str = "key") -> str:
         name = f"127.0.0.1:{40000 + len(self.connections)} -> 127.0.0.1:1883"
@@ -67,8 +68,14 @@ class FakeManagement:
             self.deleted_queues.append(request.match_info["name"])
             return web.Response(status=204)
 
+        async def queue(request: web.Request) -> web.Response:  # the hub's queues are declared
+            if self.declared and request.match_info["name"].startswith("hub."):
+                return web.json_response({"name": request.match_info["name"], "type": "quorum"})
+            return web.Response(status=404)
+
         app = web.Application()
         app.router.add_get("/api/connections", listing)
+        app.router.add_get("/api/queues/{vhost}/{name}", queue)
         app.router.add_delete("/api/connections/{name}", close)
         app.router.add_delete("/api/queues/{vhost}/{name}", delete_queue)
         return app
@@ -187,6 +194,21 @@ def test_routing_keys_map_back_or_deny() -> None:
 
 
 # -- logins ----------------------------------------------------------------------------
+def test_mqtt_logins_wait_for_the_hubs_queues(world: World) -> None:
+    world.mgmt.declared = False
+
+    async def body(ctx: Ctx) -> None:
+        assert await ctx.login("c-1", world.ctl_key) == "deny"  # a value now would go to no queue
+        persister_pw = credentials.service_password(world.settings.SECRET_KEY, credentials.PERSISTER_USERNAME)
+        assert await ctx.ask("user", username=credentials.PERSISTER_USERNAME, password=persister_pw) == "allow"
+        world.mgmt.declared = True
+        assert await ctx.login("c-1", world.ctl_key) == "allow"
+        world.mgmt.declared = False  # remembered: the queues are durable
+        assert await ctx.login("c-2", world.ctl_key) == "allow"
+
+    serve(world, body)
+
+
 def test_logins(world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "hub.rabbitmq.authservice")
     prefix = credentials.key_prefix(world.ctl_key)

@@ -122,6 +122,8 @@ class AuthService:
         policy.disconnected(probe, False)
         if not accepted:
             return False
+        if client_id and username not in SERVICE_USERS and not await self.state.hub_queues_declared():
+            return False
         self.state.logins.pop(handle, None)
         policy.authenticate(handle, label, username, password)  # the same answer: no await in between
         self.state.counters.connects_allowed -= 1  # counted once

@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from hub.broker_auth.keyuse import KeyUse
 from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_WRITE, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, Policy
@@ -74,6 +75,8 @@ class AuthState:
         self.admin_user = settings.RABBITMQ_ADMIN_USER
         names = nodes.queue_names(settings)
         self.persister_queues = {names["persist"], names["notify"]}
+        self.persist_queue = names["persist"]
+        self.queues_ready = False  # the hub's queues exist: until then no value could be kept
         self.db = Database(settings.database_url)
         try:
             with self.db.session() as s:
@@ -99,6 +102,19 @@ class AuthState:
         self._tasks: list[asyncio.Task[None]] = []
         log.info("hub-auth: ready (%s; %d live keys, %d folders, change %d)", self.db.safe_url,
                  len(snap.keys), len(snap.folders), snap.change_id)
+
+    async def hub_queues_declared(self) -> bool:
+        """Whether the persist queue exists (looked up until it does, then remembered: the
+        hub's queues are durable). Before it does, a value would be routed to no queue and
+        dropped after its PUBACK, so controllers and browsers wait (`run.py --broker`
+        declares the queues as soon as the nodes answer)."""
+        if not self.queues_ready:
+            got = await self.revoker.request("GET", f"/api/queues/%2F/{quote(self.persist_queue, safe='')}")
+            self.queues_ready = got is not None and got[0] == 200
+            if not self.queues_ready:
+                log.warning("hub-auth: refusing MQTT logins: the hub's queue %s is not declared yet "
+                            "(run.py --broker declares it once the nodes answer)", self.persist_queue)
+        return self.queues_ready
 
     # -- life cycle ---------------------------------------------------------------------
     async def start(self) -> None:

@@ -87,6 +87,7 @@ web_mqtt.ws_path = /mqtt
 management.tcp.ip = 127.0.0.1
 management.tcp.port = {node.management}
 management.rates_mode = none
+collect_statistics_interval = 1000
 cluster_formation.peer_discovery_backend = classic_config
 {peers}
 cluster_partition_handling = pause_minority
