@@ -33,6 +33,11 @@ from hub.rabbitmq import nodes
 from hub.settings import Settings
 
 log = logging.getLogger("hub.rabbitmq.feed")
+# pika logs each failed connection attempt at ERROR, with a traceback, from three modules: the
+# feed says it once, in a line of its own (`_failed`)
+for _name in ("pika.adapters.utils.io_services_utils", "pika.adapters.utils.connection_workflow",
+              "pika.adapters.blocking_connection"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 MIN_DELAY, MAX_DELAY = 0.25, 10.0
 POLL = 0.25  # s between looks at the stop flag (pending acks run at once: they wake the loop)
