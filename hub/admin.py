@@ -16,7 +16,7 @@ from hub.storage.models import ResourceType
 
 
 def _db(s: Settings) -> Database:
-    return Database(s.database_url)
+    return Database(s.database_url, dotless_folders=s.BROKER == "rabbitmq")
 
 
 def init_db(s: Settings) -> int:

@@ -34,6 +34,16 @@ def check_segment(name: str) -> str:
     return name
 
 
+def check_folder_name(name: str, dotless: bool) -> str:
+    """A folder's name is a topic level. On RabbitMQ (`dotless`) a topic's `/` becomes `.` in
+    its routing key, so `a/v1.2` and `a/v1/2` would be one topic: no `.` there."""
+    check_segment(name)
+    if dotless and "." in name:
+        raise BadPath(f"bad folder name {name!r}: this hub runs on RabbitMQ, where '.' separates topic "
+                      "levels; use '_' or '-' instead")
+    return name
+
+
 def normalize(path: str) -> str:
     """Return the canonical form of `path` or raise `BadPath`."""
     if not isinstance(path, str):

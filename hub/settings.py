@@ -220,8 +220,29 @@ class Settings:
         return p if p.is_absolute() else ROOT / p
 
     @property
+    def broker_has_mqtt5(self) -> bool:
+        """Mosquitto speaks MQTT 5 (PUBACK reason codes, $share); RabbitMQ 3.10 only 3.1.1."""
+        return self.BROKER == "mosquitto"
+
+    @property
+    def broker_has_plugin(self) -> bool:
+        """The broker decides from a snapshot the HTTP server must wait for after a folder
+        create (hub/http/brokersync.py): Mosquitto's plugin. RabbitMQ's broker-auth service
+        looks at the change log itself when a topic names no folder it knows."""
+        return self.BROKER == "mosquitto"
+
+    @property
     def mqtt_ws_url(self) -> str:
-        return self.MQTT_WS_URL or f"ws://{self.HTTP_HOST}:{self.MQTT_WS_PORT}"
+        return self.MQTT_WS_URL or f"ws://{self.HTTP_HOST}:{self.MQTT_WS_PORT}{self.mqtt_ws_path}"
+
+    @property
+    def mqtt_ws_path(self) -> str:
+        return "" if self.BROKER == "mosquitto" else "/ws"  # rabbitmq_web_mqtt's endpoint
+
+    @property
+    def mqtt_version(self) -> int:
+        """The MQTT protocol level clients should speak: 5, or 4 (3.1.1)."""
+        return 5 if self.broker_has_mqtt5 else 4
 
     @classmethod
     def help_rows(cls) -> list[tuple[str, Any, str]]:

@@ -28,7 +28,8 @@ export async function mqttToken() {
   else if (typeof data.expires_in === "number") expiresAt = Date.now() + data.expires_in * 1000;
   let url = data.url || data.ws_url;
   if (!url) url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:9001`;
-  return { token: data.token, url, username: data.username ?? "token", expiresAt };
+  const mqttVersion = data.mqtt_version === 4 ? 4 : 5; // 4 (3.1.1) on a RabbitMQ broker
+  return { token: data.token, url, username: data.username ?? "token", expiresAt, mqttVersion };
 }
 
 // -- resources --------------------------------------------------------------

@@ -54,7 +54,7 @@ class Live extends EventTarget {
     }
     if (generation !== this.generation || this.client) return;
     const client = mqtt.connect(token.url, {
-      protocolVersion: 5,
+      protocolVersion: token.mqttVersion,
       clean: true,
       clientId: `console-${crypto.randomUUID().slice(0, 18)}`,
       username: token.username,

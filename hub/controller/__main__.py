@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", help="the controller's folder, e.g. acme/greenhouse/pi-01")
     p.add_argument("--host", default=os.environ.get("HUB_MQTT_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("HUB_MQTT_PORT", "1883")))
+    p.add_argument("--mqtt-version", type=int, choices=(4, 5), default=int(os.environ.get("HUB_MQTT_VERSION", "5")),
+                   help="MQTT protocol level: 5 (Mosquitto), or 4 (3.1.1) for a hub on RabbitMQ (default 5 or "
+                        "$HUB_MQTT_VERSION)")
     p.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 in production)")
     p.add_argument("--ca-file", help="CA certificate to trust (default: the system's)")
     p.add_argument("--sequence", help="sequence name or path relative to --folder")
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reporter: StatusReporter | None = None
     c = Controller(args.key, args.folder, host=args.host, port=args.port, tls=args.tls,
-                   ca_certs=args.ca_file, on_command=show if args.listen else None)
+                   ca_certs=args.ca_file, on_command=show if args.listen else None, mqtt_version=args.mqtt_version)
     try:
         c.connect(wait=args.timeout)
         if (args.listen or args.demo) and args.status_interval > 0:

@@ -60,7 +60,11 @@ class Controller:
     def __init__(self, key: str, folder: str, *, host: str = "127.0.0.1", port: int = 1883,
                  tls: bool = False, ca_certs: str | None = None, client_id: str | None = None,
                  on_command: OnCommand | None = None, max_buffer: int = 100_000,
-                 max_inflight: int = 20, keepalive: int = 30) -> None:
+                 max_inflight: int = 20, keepalive: int = 30, mqtt_version: int = 5) -> None:
+        """`mqtt_version`: 5, or 4 (MQTT 3.1.1, for a RabbitMQ broker: no reason codes)."""
+        if mqtt_version not in (4, 5):
+            raise ValueError(f"mqtt_version must be 4 or 5, got {mqtt_version!r}")
+        self.mqtt_version = mqtt_version
         self.folder = paths.normalize(folder)
         self.host, self.port = host, port
         self.on_command, self.keepalive = on_command, keepalive
@@ -76,7 +80,7 @@ class Controller:
         self._ts_lock = threading.Lock()
         self._cv = threading.Condition()
         c = FastClient(CallbackAPIVersion.VERSION2, client_id=client_id or f"ctl-{secrets.token_hex(6)}",
-                       protocol=mqtt.MQTTv5)
+                       protocol=mqtt.MQTTv5 if mqtt_version == 5 else mqtt.MQTTv311)
         c.username_pw_set(self.folder, key)
         c.reconnect_delay_set(min_delay=1, max_delay=60)
         c.max_inflight_messages_set(max_inflight)
@@ -92,7 +96,10 @@ class Controller:
         """Start connecting (and reconnecting) in the background. With `wait`,
         block until connected: `Unauthenticated` if the broker refuses the key,
         `Unavailable` if it cannot be reached in time (the client keeps trying)."""
-        self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True)
+        if self.mqtt_version == 5:
+            self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True)
+        else:  # 3.1.1: a clean session is the client's default
+            self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
         self._started = True
         threading.Thread(target=self._retry_unrouted, name="controller-retry", daemon=True).start()

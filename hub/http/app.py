@@ -146,6 +146,9 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _broker_sync(app: web.Application) -> AsyncIterator[None]:
+    if not app[SETTINGS].broker_has_plugin:
+        yield  # nothing to wait for (`settle_created` answers at once)
+        return
     sync = BrokerSync(app[SETTINGS], asyncio.get_running_loop())
     sync.start()
     app[BROKER_SYNC] = sync

@@ -226,8 +226,11 @@ RESPONSES: dict[str, Any] = {
               ["via", "user", "controller", "memberships"]),
     "MqttToken": obj({"token": {"type": "string"}, "username": {"type": "string"},
                       "url": {"type": "string", "description": "the websocket URL to connect to"},
-                      "expires_at": {"type": "integer"}, "ttl": {"type": "integer"}},
-                     ["token", "username", "url", "expires_at", "ttl"]),
+                      "expires_at": {"type": "integer"}, "ttl": {"type": "integer"},
+                      "mqtt_version": {"type": "integer", "enum": [4, 5],
+                                       "description": "the MQTT protocol level to speak: 5, or 4 (3.1.1) on a "
+                                                      "RabbitMQ broker"}},
+                     ["token", "username", "url", "expires_at", "ttl", "mqtt_version"]),
     "Published": obj({"topic": {"type": "string"}, "type": {"type": "string"}}, ["topic", "type"]),
     "Health": obj({"status": {"type": "string", "enum": ["ok", "degraded", "down"]},
                    "failing": {"type": "array", "items": {"type": "string", "enum": [

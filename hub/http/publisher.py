@@ -74,7 +74,8 @@ class Publisher:
         self.connected = threading.Event()
         self.published = self.refused = 0
         self._acks: dict[int, ReasonCode] = {}  # mid -> the reason code of its PUBACK, until read
-        self.client = service_client(settings, "hub-http", protocol=MQTTProtocolVersion.MQTTv5)
+        self.client = service_client(settings, "hub-http", protocol=MQTTProtocolVersion.MQTTv5
+                                     if settings.broker_has_mqtt5 else MQTTProtocolVersion.MQTTv311)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish

@@ -69,10 +69,13 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
 class Database:
     """Owns the engine and the session scope; shared by every process."""
 
-    def __init__(self, url: str, **engine_kw: Any) -> None:
+    def __init__(self, url: str, *, dotless_folders: bool = False, **engine_kw: Any) -> None:
+        """`dotless_folders`: folder names may not hold `.` (BROKER=rabbitmq, where a topic's
+        `/` becomes `.`: `paths.check_folder_name`); sessions carry it in `Session.info`."""
         self.url = url
         self.engine = make_engine(url, **engine_kw)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False,
+                                      info={"dotless_folders": dotless_folders})
         # Reads that need no transaction: on PostgreSQL in autocommit, so a one-query
         # read is one round trip (no BEGIN, no COMMIT). SQLite's driver begins only
         # before writes anyway.

@@ -93,6 +93,8 @@ def create(s: Session, path: str, type: str, *, attributes: dict[str, Any] | Non
         parent = get_folder(s, parent_path)
         organization_id = parent.organization_id
     full = paths.normalize(path)
+    if type in FOLDER_TYPES:
+        paths.check_folder_name(name, bool(s.info.get("dotless_folders")))
     if find(s, full) is not None:
         raise Conflict(f"{full} already exists")
     r = Resource(parent_id=parent.id if parent else None, organization_id=organization_id, name=name,
@@ -144,6 +146,8 @@ def move(s: Session, path: str, new_path: str) -> Resource:
         raise Conflict("organization folders cannot be moved or renamed")
     new_parent_path, new_name = paths.split(new_path)
     target = paths.normalize(new_path)
+    if r.type in FOLDER_TYPES:
+        paths.check_folder_name(new_name, bool(s.info.get("dotless_folders")))
     if new_parent_path is None:
         raise Conflict("only organizations live at the top level")
     if paths.is_within(target, r.path):

@@ -28,7 +28,7 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: Settings, **engine_kw: object) -> Store:
-        return cls(Database(settings.database_url, **engine_kw),
+        return cls(Database(settings.database_url, dotless_folders=settings.BROKER == "rabbitmq", **engine_kw),
                    open_bulk(settings.bulk_storage_url, endpoint_url=settings.S3_ENDPOINT_URL,
                              region=settings.S3_REGION),
                    settings.BULK_THRESHOLD)

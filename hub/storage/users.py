@@ -190,7 +190,7 @@ def subject_for_user(s: Session, u: User, *, key_prefix: str | None = None) -> S
 
 def create_organization(s: Session, name: str, full_name: str = "") -> Organization:
     """An organization and its top-level folder of the same name."""
-    paths.check_segment(name)
+    paths.check_folder_name(name, bool(s.info.get("dotless_folders")))
     if s.scalar(select(Organization.id).where(Organization.name == name)) is not None or \
             s.scalar(select(Resource.id).where(Resource.path == name, ~Resource.deleted)):
         raise Conflict(f"organization {name} already exists")

@@ -30,7 +30,7 @@ def websocket_url(settings: Settings, request: web.Request) -> str:
     if settings.HTTP_HOST in _WILDCARD_HOSTS:
         host = request.url.raw_host or "127.0.0.1"
         scheme = "wss" if request.secure else "ws"
-        return f"{scheme}://{host}:{settings.MQTT_WS_PORT}"
+        return f"{scheme}://{host}:{settings.MQTT_WS_PORT}{settings.mqtt_ws_path}"
     return settings.mqtt_ws_url
 
 
@@ -47,4 +47,5 @@ async def mqtt_token(request: web.Request) -> web.Response:
     token = credentials.issue_token(settings.SECRET_KEY, user_id, settings.MQTT_TOKEN_TTL, now=now, session=session)
     return web.json_response({
         "token": token, "username": f"user-{user_id}", "url": websocket_url(settings, request),
-        "expires_at": int(now + settings.MQTT_TOKEN_TTL), "ttl": settings.MQTT_TOKEN_TTL})
+        "expires_at": int(now + settings.MQTT_TOKEN_TTL), "ttl": settings.MQTT_TOKEN_TTL,
+        "mqtt_version": settings.mqtt_version})
