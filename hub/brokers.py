@@ -90,9 +90,10 @@ def mqtt_endpoint(settings: Settings) -> tuple[str, int, MQTTProtocolVersion]:
     """(host, port, paho protocol) an MQTT client of the hub's own (an extension's publisher) uses."""
     import paho.mqtt.client as mqtt
 
+    protocol = mqtt.MQTTv5 if settings.broker_has_mqtt5 else mqtt.MQTTv311
     if is_rabbitmq(settings):
         from hub.rabbitmq import nodes
 
         first = nodes.nodes(settings)[0]
-        return first.host, first.mqtt, mqtt.MQTTv311
-    return settings.MQTT_HOST, settings.MQTT_PORT, mqtt.MQTTv5
+        return first.host, first.mqtt, protocol
+    return settings.MQTT_HOST, settings.MQTT_PORT, protocol

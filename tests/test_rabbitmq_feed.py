@@ -1,5 +1,5 @@
 """The persister and the notifier on RabbitMQ's quorum queues, against a real node
-(Debian's rabbitmq-server, one node started for this module on free ports).
+(Debian's rabbitmq-server: a one-node LocalCluster for this module, on free ports).
 
 - the topology: declared twice is fine; a queue of other arguments is a clear error;
 - a real persister Daemon (SQLite) stores what is published to amq.topic (as RabbitMQ's MQTT
@@ -20,13 +20,7 @@ import json
 import os
 import queue
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import threading
-import time
-import urllib.error
 import urllib.request
 from base64 import b64encode
 from collections.abc import Callable, Iterator
@@ -45,6 +39,7 @@ from hub import credentials, wire
 from hub.persister.batcher import Incoming
 from hub.persister.writer import BatchResult
 from hub.rabbitmq import nodes, topology
+from hub.rabbitmq.cluster import LocalCluster
 from hub.rabbitmq.feed import Feed
 from hub.settings import Settings, load
 from hub.storage import controllers, resources
@@ -54,36 +49,27 @@ from tests.support import free_port, write_settings_file
 from tests.support.notify import seed, smtp_server, wait_for
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
-ADMIN_PASSWORD = "admin-" + secrets.token_hex(8)
-START_TIMEOUT = 90.0
+SECRET_KEY = secrets.token_hex(24)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SERVER), reason="rabbitmq-server is not installed")
 
 
 @dataclass
 class Node:
-    root: Path
-    name: str
-    ports: dict[str, int]
-    epmd: int
-    proc: subprocess.Popen[bytes]
+    """The module's one-node LocalCluster."""
+
+    cluster: LocalCluster
+    spec: dict[str, Any]
+    base_port: int
 
     @property
-    def spec(self) -> dict[str, Any]:
-        return {"host": "127.0.0.1", **{k: self.ports[k] for k in nodes.PORT_KEYS}}
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "HOME": str(self.root), "RABBITMQ_NODENAME": self.name,
-                "RABBITMQ_NODE_PORT": str(self.ports["amqp"]), "RABBITMQ_DIST_PORT": str(self.ports["dist"]),
-                "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"), "RABBITMQ_LOG_BASE": str(self.root / "log"),
-                "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
-                "ERL_EPMD_PORT": str(self.epmd)}
+    def ports(self) -> dict[str, int]:
+        return self.spec
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        auth = "Basic " + b64encode(f"hub-admin:{ADMIN_PASSWORD}".encode()).decode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.ports['management']}/api/{path}", method=method,
+        user, password = nodes.admin_credentials(self.cluster.s)
+        auth = "Basic " + b64encode(f"{user}:{password}".encode()).decode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.spec['management']}/api/{path}", method=method,
                                      data=None if body is None else json.dumps(body).encode(),
                                      headers={"Authorization": auth, "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - our own node
@@ -91,79 +77,46 @@ class Node:
         return json.loads(raw) if raw else None
 
     def log_tail(self) -> str:
-        logs = sorted((self.root / "log").glob("*.log")) + [self.root / "out.log"]
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in logs if p.exists())
+        logs = sorted(self.cluster.node_dir(0).glob("log/*.log"))
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in logs)
 
 
-def start_node(root: Path) -> Node:
-    root.mkdir(parents=True, exist_ok=True)
-    cookie = root / ".erlang.cookie"
-    cookie.write_text(secrets.token_hex(16))
-    cookie.chmod(0o600)
-    ports = {k: free_port() for k in nodes.PORT_KEYS}
-    (root / "rabbitmq.conf").write_text("\n".join([
-        f"listeners.tcp.default = 127.0.0.1:{ports['amqp']}",
-        f"mqtt.listeners.tcp.default = 127.0.0.1:{ports['mqtt']}",
-        f"web_mqtt.tcp.port = {ports['web_mqtt']}", "web_mqtt.tcp.ip = 127.0.0.1",
-        f"management.tcp.port = {ports['management']}", "management.tcp.ip = 127.0.0.1",
-        "default_user = hub-admin", f"default_pass = {ADMIN_PASSWORD}",
-        "default_user_tags.administrator = true", "loopback_users = none", "log.console = false", ""]))
-    (root / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_mqtt,rabbitmq_web_mqtt].\n")
-    epmd = free_port()
-    name = f"rabbit-feed-{secrets.token_hex(3)}@localhost"
-    node = Node(root, name, ports, epmd, None)  # type: ignore[arg-type]
-    with open(root / "out.log", "wb") as out:
-        node.proc = subprocess.Popen([SERVER], env=node.env(), stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            node.api("GET", "overview")
-            socket.create_connection(("127.0.0.1", ports["amqp"]), timeout=2).close()  # listens after the API
-            return node
-        except (OSError, urllib.error.HTTPError):
-            if node.proc.poll() is not None or time.monotonic() > deadline:
-                stop_node(node)
-                raise RuntimeError("RabbitMQ node did not start:\n" + node.log_tail()) from None
-            time.sleep(0.2)
-
-
-def stop_node(node: Node) -> None:
-    subprocess.run([CTL, "-n", node.name, "stop"], env=node.env(), capture_output=True, timeout=60, check=False)
-    try:
-        node.proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(node.proc.pid, signal.SIGKILL)
-        node.proc.wait(10)
-    epmd = shutil.which("epmd") or "/usr/bin/epmd"
-    subprocess.run([epmd, "-port", str(node.epmd), "-kill"], capture_output=True, timeout=10, check=False)
+def _ports() -> tuple[dict[str, Any], int]:
+    """Free ports for one node, and a RABBITMQ_BASE_PORT whose +9 (the cluster's epmd) is free."""
+    spec: dict[str, Any] = {"host": "127.0.0.1", **{k: free_port() for k in nodes.PORT_KEYS}}
+    return spec, free_port() - 9
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    n = start_node(tmp_path_factory.mktemp("rabbitmq"))
+    root = tmp_path_factory.mktemp("rabbitmq")
+    spec, base = _ports()
+    s = load(write_settings_file(root / "config.py", {
+        "DATA_DIR": str(root / "data"), "SECRET_KEY": SECRET_KEY, "BROKER": "rabbitmq",
+        "RABBITMQ_NODES": [spec], "RABBITMQ_BASE_PORT": base}), env={})
+    cluster = LocalCluster(s)
     try:
-        yield n
+        cluster.start()
+        yield Node(cluster, spec, base)
     finally:
-        stop_node(n)
+        cluster.stop()
 
 
 @pytest.fixture
 def hub_settings(node: Node, tmp_path: Path) -> Iterator[Callable[..., Settings]]:
     """`make(**overrides)`: settings for BROKER=rabbitmq on `node`, with this test's own queue
-    prefix; the node knows hub-persister (internal user) and the queues are declared."""
+    prefix; the node knows hub-persister (internal user: no broker-auth service here)."""
     prefix = "t" + secrets.token_hex(4)
-    secret = secrets.token_hex(24)
     user = credentials.PERSISTER_USERNAME
-    node.api("PUT", f"users/{user}", {"password": credentials.service_password(secret, user), "tags": ""})
+    node.api("PUT", f"users/{user}", {"password": credentials.service_password(SECRET_KEY, user), "tags": ""})
     node.api("PUT", f"permissions/%2F/{user}", {"configure": ".*", "write": ".*", "read": ".*"})
     made: list[Settings] = []
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": secret, "BROKER": "rabbitmq",
+            "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": SECRET_KEY, "BROKER": "rabbitmq",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}", "RABBITMQ_NODES": [node.spec],
-            "RABBITMQ_ADMIN_PASSWORD": ADMIN_PASSWORD, "RABBITMQ_QUEUE_PREFIX": prefix,
+            "RABBITMQ_BASE_PORT": node.base_port, "RABBITMQ_QUEUE_PREFIX": prefix,
             "RABBITMQ_DELIVERY_LIMIT": 3, "MQTT_PORT": free_port(), "HTTP_PORT": free_port(), **overrides}
         s = load(write_settings_file(tmp_path / "config.py", values), env={})
         made.append(s)
@@ -309,7 +262,7 @@ def test_persister_stores_once_and_acks_after_commit(hub_settings: Callable[...,
     assert ready(s, "persist") == 0  # every message acknowledged (a held one would be back)
     # a message as a controller sends it: MQTT (3.1.1) to the node's MQTT port
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, client_id="ctl-" + secrets.token_hex(3))
-    c.username_pw_set("hub-admin", ADMIN_PASSWORD)
+    c.username_pw_set(*nodes.admin_credentials(s))
     c.connect("127.0.0.1", node.ports["mqtt"])
     c.loop_start()
     try:
@@ -428,3 +381,79 @@ def test_settings_without_rabbitmq_use_the_mosquitto_feeds(tmp_path: Path) -> No
     assert isinstance(brokers.persister_intake(s, queue.SimpleQueue(), "p", 20), Intake)
     assert isinstance(brokers.notifier_feed(s, "n", lambda *_a: None, lambda: None, 10), MqttFeed)
     assert brokers.mqtt_endpoint(s) == (s.MQTT_HOST, s.MQTT_PORT, mqtt.MQTTv5)
+
+
+# -- a cluster of three ------------------------------------------------------------------------
+def test_on_three_nodes_the_persister_moves_to_another_node_when_its_node_dies(tmp_path: Path) -> None:
+    """Replicas on three nodes; the node the persister consumes from is killed with -9: it
+    reconnects to another (round robin), where the queue goes on (two of three replicas), and
+    what it held unacknowledged comes again there: everything is stored once."""
+    from hub.persister.daemon import Daemon
+
+    specs = [{"host": "127.0.0.1", **{k: free_port() for k in nodes.PORT_KEYS}} for _ in range(3)]
+    s = load(write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(tmp_path / "data"), "SECRET_KEY": SECRET_KEY, "BROKER": "rabbitmq",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}", "RABBITMQ_NODES": specs,
+        "RABBITMQ_BASE_PORT": free_port() - 9, "MQTT_PORT": free_port(), "HTTP_PORT": free_port(),
+        "PERSISTER_CLIENT_ID": "persister-3", "PERSISTER_BATCH_SIZE": 10}), env={})
+    with LocalCluster(s) as cluster:
+        api = Node(cluster, specs[0], 0).api
+        user = credentials.PERSISTER_USERNAME
+        api("PUT", f"users/{user}", {"password": credentials.service_password(SECRET_KEY, user), "tags": ""})
+        api("PUT", f"permissions/%2F/{user}", {"configure": ".*", "write": ".*", "read": ".*"})
+        topology.declare(s)
+        assert topology.queue_arguments(s, "persist")["x-quorum-initial-group-size"] == 3
+        assert wait_until(lambda: len(topology.describe(s)[nodes.queue_names(s)["persist"]]["members"]) == 3)
+        migrate(s.database_url)
+        db = Database(s.database_url)
+        with db.session() as ses:
+            resources.create(ses, "acme", "organization")
+            resources.create(ses, "acme/pi-01", "controller")
+        db.dispose()
+
+        def send(first: int, count: int, via: int) -> int:
+            """Publish with confirms, each until confirmed, as a QoS 1 publisher would: right
+            after a node dies a channel may keep refusing (nack), so a refused publish is sent
+            again on a new connection. Returns how many were refused."""
+            refused = 0
+            conn = pika.BlockingConnection(topology.admin_parameters(s, nodes.nodes(s)[via]))
+            try:
+                ch = conn.channel()
+                ch.confirm_delivery()
+                for i in range(first, first + count):
+                    body = wire.update_message("temperature", i + 0.5, f"2024-05-01T12:{i // 60:02d}:{i % 60:02d}Z")
+                    while True:
+                        try:
+                            ch.basic_publish(topology.TOPIC_EXCHANGE, "acme.pi-01", body,
+                                             pika.BasicProperties(delivery_mode=2))
+                            break
+                        except pika.exceptions.NackError:
+                            refused += 1
+                            assert refused < 100, "the queue refused publishes for too long"
+                            daemon.stopping.wait(0.1)
+                            conn.close()
+                            conn = pika.BlockingConnection(topology.admin_parameters(s, nodes.nodes(s)[via]))
+                            ch = conn.channel()
+                            ch.confirm_delivery()
+            finally:
+                conn.close()
+            return refused
+
+        daemon = Daemon(s)
+        t = threading.Thread(target=daemon.run, daemon=True)
+        t.start()
+        try:
+            assert daemon.intake.subscribed.wait(20)
+            send(0, 50, 0)
+            assert wait_until(lambda: _rows(s.database_url) == 50)
+            feed = daemon.intake.feed  # type: ignore[attr-defined]
+            victim = feed.node.index
+            cluster.kill(victim)
+            alive = next(i for i in range(3) if i != victim)
+            refused = send(50, 50, alive)
+            assert wait_until(lambda: _rows(s.database_url) == 100, 60)
+            assert daemon.intake.generation >= 2 and feed.node is not None and feed.node.index != victim
+        finally:
+            daemon.request_stop()
+            t.join(30)
+        assert _rows(s.database_url) == 100, refused
