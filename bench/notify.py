@@ -54,7 +54,8 @@ def bench_filter(n: int, root: Path) -> dict[str, float]:
         msgs.append(m)
     t0 = time.perf_counter()
     for i in range(n):
-        notifier._on_message(notifier.client, None, msgs[i % 1000])
+        m = msgs[i % 1000]
+        notifier._on_message(m.topic, m.payload, m.mid, m.qos)
     notifier_s = time.perf_counter() - t0
     payloads = [m.payload for m in msgs]
     t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 """The notifier's call site: extensions' message handlers, by message type.
 
-paho's thread only offers each message (`offer`): a byte check for the handled types
+The notifier's feed thread only offers each message (`offer`): a byte check for the handled types
 and a bounded queue. One worker thread of this router parses them and calls the
-handlers, so a slow handler holds back neither the broker, nor paho's loop, nor the
+handlers, so a slow handler holds back neither the broker, nor the feed's loop, nor the
 notifier's own work. Delivery to handlers is at most once: a message queued when the
 notifier stops, or dropped while the queue is full (logged, counted), is not handled
 again.
@@ -48,12 +48,15 @@ class RouterStats:
 
 
 class KeyPublisher:
-    """One extension's MQTT connection, with its API key (MQTT 5, so a refusal is heard)."""
+    """One extension's MQTT connection, with its API key (MQTT 5 on Mosquitto, so a refusal is
+    heard; MQTT 3.1.1 on RabbitMQ, which closes the connection instead: `hub.brokers.mqtt_endpoint`)."""
 
     def __init__(self, settings: Settings, ext: Extension, key: str) -> None:
-        self.host, self.port, self.name = settings.MQTT_HOST, settings.MQTT_PORT, ext.name
-        self.limit = settings.MQTT_MAX_PAYLOAD
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+        from hub import brokers
+
+        self.host, self.port, self.protocol = brokers.mqtt_endpoint(settings)
+        self.name, self.limit = ext.name, settings.MQTT_MAX_PAYLOAD
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=self.protocol,
                         client_id=f"hub-ext-{ext.name}-{os.getpid()}-{secrets.token_hex(3)}")
         c.username_pw_set("key", key)
         c.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -94,6 +97,10 @@ class KeyPublisher:
             raise Unavailable(f"extension {self.name}: not connected to the broker at {self.host}:{self.port}")
         info = self.client.publish(wire.folder_of_topic(folder), payload, qos=1)
         info.wait_for_publish(PUBLISH_TIMEOUT)
+        if not info.is_published() and self.protocol != mqtt.MQTTv5 and not self.connected.is_set():
+            # MQTT 3.1.1 (RabbitMQ) has no refusal in its PUBACK: the broker closes the connection
+            raise Forbidden(f"extension {self.name} may not publish to {folder}: the broker closed the "
+                            "connection on the publish (how an MQTT 3.1.1 broker refuses one)")
         if not info.is_published():
             raise Unavailable(f"extension {self.name}: the broker did not acknowledge within {PUBLISH_TIMEOUT} s")
         with self._lock:
@@ -151,26 +158,6 @@ class Router:
     def active(self) -> bool:
         return bool(self.handlers)
 
-    def attach(self, client: mqtt.Client) -> None:
-        """Offer every message `client` receives to the handlers, before its own callback
-        sees it, and start the worker and the extensions' connections."""
-        if not self.active:
-            return
-        inner = client.on_message
-
-        def on_message(c: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
-            try:
-                self.offer(m.topic, bytes(m.payload))
-            except UnicodeDecodeError:
-                pass  # a topic that is not UTF-8 names no folder
-            except Exception:  # noqa: BLE001 - never in the way of the notifier's own handling
-                log.exception("extensions: offering a message failed")
-            if inner is not None:
-                inner(c, userdata, m)
-
-        client.on_message = on_message
-        self.start()
-
     def start(self) -> None:
         if not self.active or self._thread is not None:
             return
@@ -193,7 +180,7 @@ class Router:
                 ctx.publisher.stop()
 
     def offer(self, topic: str, payload: bytes) -> None:
-        """From paho's thread: queue the message if it may be of a handled type (a byte
+        """From the notifier feed's thread: queue the message if it may be of a handled type (a byte
         check only; the worker parses it)."""
         if not self._markers or not (any(m in payload for m in self._markers)
                                      or self._rhizo_lines and payload[:2] == b"s,"):

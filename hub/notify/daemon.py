@@ -1,10 +1,12 @@
 """The notifier: one MQTT subscriber that sends emails and text messages, keeps
 controller status and runs the watchdog.
 
-- Subscribes with the `hub-persister` service credential to `$share/<NOTIFY_GROUP>/#`
-  (QoS 1, a persistent session of SESSION_EXPIRY s), so it sees every message once per
-  notifier group, independently of the persisters' group.
-- paho's thread only notes "topic heard at t" and queues the few messages it acts on
+- Its feed (`hub.brokers.notifier_feed`): on Mosquitto it subscribes with the `hub-persister`
+  service credential to `$share/<NOTIFY_GROUP>/#` (QoS 1, a persistent session of
+  SESSION_EXPIRY s, `hub.notify.mqttfeed`), so it sees every message once per notifier
+  group, independently of the persisters' group; on RabbitMQ it consumes the durable
+  quorum queue PREFIX.notify over AMQP (`hub.rabbitmq.intake.AmqpNotifyFeed`).
+- The feed's thread only notes "topic heard at t" and queues the few messages it acts on
   (`send_email`, `send_text_message` / `send_sms`, `status`, `connected`); worker
   threads do the slow part (SMTP, HTTP, the database). One controller's `status` and
   `connected` messages are handled one after the other in the order they arrived (a lane
@@ -31,15 +33,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
-from hub import credentials, wire
+from hub import brokers, wire
 from hub.errors import HubError
-from hub.notify import outbox, parse
+from hub.notify import mqttfeed, outbox, parse
 from hub.notify.acks import InOrderAcks, Ticket
 from hub.notify.dispatch import Dispatcher, Stats
 from hub.notify.lanes import Lanes
@@ -50,7 +46,7 @@ from hub.storage.store import Store
 
 log = logging.getLogger("hub.notify")
 
-SESSION_EXPIRY = 3600  # s Mosquitto queues messages for a stopped notifier
+SESSION_EXPIRY = mqttfeed.SESSION_EXPIRY
 WORKERS = 4
 STATUS, CONNECTED, WATCHDOG = "status", "connected", "watchdog"
 SEND_TYPES = frozenset({parse.SEND_EMAIL, parse.SEND_TEXT, parse.SEND_SMS})
@@ -84,10 +80,7 @@ class Notifier:
 
         self.extensions = Router(settings, self.store)
         self.client_id = client_id_of(settings)
-        self.topic = f"$share/{settings.NOTIFY_GROUP}/#"
         self.received = 0
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
         self.stopping = threading.Event()
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=MAX_JOBS)
         self.lanes: Lanes[Job] = Lanes(MAX_JOBS)
@@ -95,27 +88,17 @@ class Notifier:
         self._seen_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._last_purge = 0.0
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
-        c.username_pw_set(credentials.PERSISTER_USERNAME,
-                          credentials.service_password(settings.SECRET_KEY, credentials.PERSISTER_USERNAME))
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
-        c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
-        c.on_subscribe = self._on_subscribe
-        self.client = c
-        self.acks = InOrderAcks(lambda mid: c.ack(mid, 1))
+        # the broker's feed (Mosquitto or RabbitMQ, hub/brokers.py): its thread calls
+        # _on_connect on each new connection, then _on_message for each message
+        self.feed = brokers.notifier_feed(settings, self.client_id, self._on_message, self._on_connect, MAX_JOBS)
+        self.topic = self.feed.topic
+        self.connected, self.subscribed = self.feed.connected, self.feed.subscribed
+        self.acks = InOrderAcks(self.feed.ack)
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY
-        props.ReceiveMaximum = MAX_JOBS
-        log.info("notifier connecting to %s:%s as %s (client id %s, %s)", self.settings.MQTT_HOST,
-                 self.settings.MQTT_PORT, credentials.PERSISTER_USERNAME, self.client_id, self.topic)
-        self.client.connect_async(self.settings.MQTT_HOST, self.settings.MQTT_PORT, keepalive=30,
-                                  clean_start=False, properties=props)
-        self.extensions.attach(self.client)  # they see each message first, and handle it on their thread
-        self.client.loop_start()
+        self.extensions.start()  # they see each message first (_on_message), and handle it on their thread
+        self.feed.start()
         for i in range(WORKERS):
             self._spawn(self._work, f"hub-notify-{i}")
         self._spawn(self._watch, "hub-watchdog")
@@ -136,50 +119,32 @@ class Notifier:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))
-        if self.client.is_connected():
-            self.client.disconnect()  # what came after the sentinels comes again next time
-        self.client.loop_stop()
+        self.feed.stop()  # what came after the sentinels comes again next time
         self.extensions.stop()
         try:
             self.check_watchdogs()  # record what was heard last
         except Exception as e:  # noqa: BLE001 - stopping anyway
             log.warning("could not record the last-heard times on stop: %s", e)
 
-    # -- paho's thread -----------------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.error("the broker refused the notifier: %s; it needs the same SECRET_KEY as the broker", reason)
-            return
+    # -- the feed's thread -------------------------------------------------------------
+    def _on_connect(self) -> None:
         self.acks.reset()  # what the last connection left unacknowledged comes again
-        self.connected.set()
-        client.subscribe(self.topic, options=SubscribeOptions(qos=1))
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
-        if any(r.is_failure for r in reasons):
-            log.error("the broker refused the subscription %s: %s", self.topic, reasons[0])
-        else:
-            self.subscribed.set()
-            log.info("notifier subscribed to %s", self.topic)
-
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        self.connected.clear()
-        self.subscribed.clear()
-        if not self.stopping.is_set():
-            log.warning("notifier lost the broker (%s); reconnecting", reason)
-
-    def _on_message(self, c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
-        ticket = self.acks.take(m.mid, m.qos)
-        if not self._take(m, ticket):
+    def _on_message(self, topic: str | None, payload: bytes, mid: int, qos: int) -> None:
+        if topic is not None and self.extensions.active:
+            try:
+                self.extensions.offer(topic, payload)
+            except Exception:  # noqa: BLE001 - never in the way of the notifier's own handling
+                log.exception("extensions: offering a message failed")
+        ticket = self.acks.take(mid, qos)
+        if not self._take(topic, payload, ticket):
             self.acks.done(ticket)  # a worker acks what it took, once done
 
-    def _take(self, m: mqtt.MQTTMessage, ticket: Ticket | None = None) -> bool:
-        """Note what `m` says; True if a worker took it (with its `ticket`)."""
+    def _take(self, topic: str | None, payload: bytes, ticket: Ticket | None = None) -> bool:
+        """Note what the message says; True if a worker took it (with its `ticket`)."""
         self.received += 1
-        try:
-            topic = m.topic
-        except UnicodeDecodeError:
+        if topic is None:  # not UTF-8: names no folder
             return False
-        payload = bytes(m.payload)
         if payload[:2] in (b"s,", b"d,"):  # rhizo's text lines: sequence values
             self._heard(topic)
             return False

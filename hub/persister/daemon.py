@@ -36,10 +36,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from hub import brokers
 from hub.errors import Unavailable
 from hub.persister import deadletters
 from hub.persister.batcher import Incoming, drain, next_batch
-from hub.persister.intake import Intake
 from hub.persister.stats import Stats, stats_file
 from hub.persister.trimmer import Trimmer
 from hub.persister.writer import BatchResult, Writer
@@ -86,7 +86,7 @@ class Daemon:
         self.batch_size = max(1, settings.PERSISTER_BATCH_SIZE)
         self.batch_wait = max(0, settings.PERSISTER_BATCH_MS) / 1000
         self.q: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
-        self.intake = Intake(settings, self.q, self.client_id, receive_maximum=4 * self.batch_size)
+        self.intake = brokers.persister_intake(settings, self.q, self.client_id, receive_maximum=4 * self.batch_size)
         self.stats = Stats(stats_file(settings, self.client_id), self.client_id)
         self.trimmer = Trimmer(self.store, settings.PERSISTER_TRIM_SECONDS, settings.PERSISTER_DEAD_LETTERS,
                                settings.COMPACT_AFTER_SECONDS)
