@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--notifier", action="store_true",
                    help="run only the notifier (send_email, send_text_message, controller status, watchdog)")
     g.add_argument("--http", action="store_true", help="run only the HTTP server")
-    g.add_argument("--broker", action="store_true", help="run only Mosquitto with the hub's plugin")
+    g.add_argument("--broker", action="store_true",
+                   help="run only the broker: Mosquitto with the hub's plugin or, with BROKER=rabbitmq, the local "
+                        "RabbitMQ cluster (RABBITMQ_LOCAL) and the hub's queues")
+    g.add_argument("--broker-auth", action="store_true",
+                   help="with BROKER=rabbitmq: run only the broker-auth service the RabbitMQ nodes ask")
     g.add_argument("--check", action="store_true",
                    help="check settings, database, bulk storage and broker; say what is wrong")
     p.add_argument("--ext", nargs=argparse.REMAINDER, metavar="NAME ARG",
@@ -139,6 +143,8 @@ def _dispatch(args: argparse.Namespace, s: Settings) -> int:
         return supervisor.run_one(s, "http")
     if args.broker:
         return supervisor.run_one(s, "broker")
+    if args.broker_auth:
+        return supervisor.run_one(s, "broker-auth")
     return supervisor.run_all(s)
 
 

@@ -30,6 +30,8 @@ from hub.supervisor_status import WRITE_INTERVAL, exit_text, status_path, write_
 log = logging.getLogger("hub.supervisor")
 RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
 ORDER = ("broker", "persister", "notifier", "http")
+RABBITMQ_ORDER = ("broker-auth", "broker", "persister", "notifier", "http")
+BROKERS = ("broker", "broker-auth")  # stopped last, after their clients
 RESTART_DELAY = 2.0  # seconds before the first restart (the units' RestartSec)
 MAX_DELAY = 30.0
 RESTART_LIMIT = 5  # restarts of one part within RESTART_WINDOW (the units' StartLimitBurst)
@@ -39,10 +41,18 @@ STOP_TIMEOUT = 25.0  # the persister ends within 20 s of SIGTERM (its stop guard
 
 def run_one(s: Settings, name: str) -> int:
     """Run one component in this process (what the systemd units call)."""
+    if name == "broker" and s.BROKER == "rabbitmq":
+        from hub.rabbitmq import runner as rabbitmq_runner
+
+        return rabbitmq_runner.run(s)
     if name == "broker":
         from hub.broker_auth import runner
 
         return runner.exec_broker(s)
+    if name == "broker-auth":
+        from hub.rabbitmq import authservice
+
+        return authservice.run(s)
     if name == "persister":
         from hub import persister
 
@@ -97,11 +107,16 @@ class Part:
                 "restarts": self.restarts, "last_exit": self.last_exit}
 
 
+def order(s: Settings) -> tuple[str, ...]:
+    """The parts, in the order they start (the broker-auth service before the nodes ask it)."""
+    return RABBITMQ_ORDER if s.BROKER == "rabbitmq" else ORDER
+
+
 def run_all(s: Settings) -> int:
     from hub.storage.db import migrate
 
     migrate(s.database_url)
-    parts = {name: Part(name) for name in ORDER}
+    parts = {name: Part(name) for name in order(s)}
     signals: list[int] = []
     status_file = status_path(s)
     written = 0.0
@@ -125,13 +140,14 @@ def run_all(s: Settings) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        for name in ORDER:
+        for name in parts:
             parts[name].start()
-            if name == "broker":
-                _wait_port(s.MQTT_HOST, s.MQTT_PORT, parts[name].proc, signals)  # type: ignore[arg-type]
+            if name == "broker":  # a local RabbitMQ cluster takes 20-60 s
+                _wait_port(s.MQTT_HOST, s.MQTT_PORT, parts[name].proc, signals,  # type: ignore[arg-type]
+                           timeout=15 if s.BROKER == "mosquitto" else 180)
         report()
         print(f"hub running: http://{s.HTTP_HOST}:{s.HTTP_PORT}/  mqtt://{s.MQTT_HOST}:{s.MQTT_PORT}  "
-              f"ws://{s.MQTT_HOST}:{s.MQTT_WS_PORT}  (Ctrl-C stops all)", flush=True)
+              f"{s.mqtt_ws_url}  (Ctrl-C stops all)", flush=True)
         while not signals:
             now, changed = time.monotonic(), False
             for part in parts.values():
@@ -165,7 +181,7 @@ def run_all(s: Settings) -> int:
 
 def _stop_all(parts: dict[str, Part]) -> None:
     """SIGTERM the broker's clients and wait for them, then the broker; kill what hangs."""
-    for names in ([n for n in reversed(ORDER) if n != "broker"], ["broker"]):
+    for names in ([n for n in reversed(parts) if n not in BROKERS], [n for n in BROKERS if n in parts]):
         procs = [p.proc for n in names if (p := parts[n]).proc is not None and p.running()]
         for proc in procs:
             proc.terminate()

@@ -16,7 +16,8 @@ from hub.storage import resources, revisions
 from hub.storage.db import Database
 from tests.support.console_stack import HubStack, _start_persister, _wait_persister, hub_stack
 from tests.support.processes import log_size, stop_process
-from tests.test_rhizo_client import RHIZO_PYTHON, Drive, _config, hub_logs
+from tests.support.rhizo_drive import RHIZO_PYTHON, Drive, _config
+from tests.test_rhizo_client import hub_logs
 
 COUNT = 150
 INTERVAL = 0.05

@@ -53,9 +53,12 @@ def queue_arguments(s: Settings, kind: str) -> dict[str, Any]:
     names = nodes.queue_names(s)
     args: dict[str, Any] = {"x-queue-type": "quorum", "x-quorum-initial-group-size": group_size(s)}
     if not kind.endswith("_dead"):
+        # at-least-once dead-lettering (3.10+): a poison message leaves its queue only once its
+        # dead queue has it, whatever node fails meanwhile (it needs reject-publish overflow)
         args.update({"x-delivery-limit": int(s.RABBITMQ_DELIVERY_LIMIT),
                      "x-dead-letter-exchange": names["dead_exchange"],
-                     "x-dead-letter-routing-key": names[f"{kind}_dead"]})
+                     "x-dead-letter-routing-key": names[f"{kind}_dead"],
+                     "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
     return args
 
 
