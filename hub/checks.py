@@ -79,6 +79,10 @@ def bulk_storage(s: Settings) -> str:
 
 
 def broker(s: Settings) -> str:
+    if not s.broker_has_plugin:  # a RabbitMQ cluster: its nodes, queues and broker-auth service
+        from hub.rabbitmq.checks import broker as rabbitmq_broker
+
+        return rabbitmq_broker(s)
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 

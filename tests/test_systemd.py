@@ -22,11 +22,14 @@ from hub.settings import ROOT, Settings
 
 SYSTEMD = ROOT / "systemd"
 PREFIX = "/opt/hub"
-HUB_UNITS = ["hub-http.service", "hub-http@.service", "hub-persister@.service", "hub-notifier.service"]
+HUB_UNITS = ["hub-http.service", "hub-http@.service", "hub-persister@.service", "hub-notifier.service",
+             "hub-broker-auth.service"]
 INSTANCES = {"hub-http.service": "hub-http.service", "hub-http@.service": "hub-http@8081.service",
-             "hub-persister@.service": "hub-persister@1.service", "hub-notifier.service": "hub-notifier.service"}
+             "hub-persister@.service": "hub-persister@1.service", "hub-notifier.service": "hub-notifier.service",
+             "hub-broker-auth.service": "hub-broker-auth.service"}
 COMPONENTS = {"hub-http.service": "--http", "hub-http@.service": "--http",
-              "hub-persister@.service": "--persister", "hub-notifier.service": "--notifier"}
+              "hub-persister@.service": "--persister", "hub-notifier.service": "--notifier",
+              "hub-broker-auth.service": "--broker-auth"}
 DROP_IN = "mosquitto.service.d/hub.conf"
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,

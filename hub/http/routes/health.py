@@ -3,7 +3,8 @@
 Checks the database (a query), bulk storage (reachable, writable), the broker
 (the publisher's connection, else a TCP connect), the persisters (as the broker
 plugin's storage gate sees them: none subscribed, or one away) and the notifier
-(none subscribed, once one was since the broker started), and includes the
+(none subscribed, once one was since the broker started; on RabbitMQ: the broker-auth
+service, and the consumers of the hub's queues), and includes the
 persister's and broker plugin's counters when those components publish them. 200 when
 the database and bulk storage work ("degraded" if the broker, a persister or the
 notifier is away, or history blocks are damaged: `hub.storage.blocks`), 503 otherwise.
@@ -105,7 +106,16 @@ async def health(request: web.Request) -> web.Response:
         _check(request, _database), _check(request, _bulk), _check(request, _broker)), strict=True))
     stats = await in_thread(request, component_stats, request.app[SETTINGS])
     persisters = _persisters(stats.get("broker_plugin"))
-    if persisters is not None:
+    if not request.app[SETTINGS].broker_has_plugin:  # RabbitMQ: its broker-auth service and queues
+        from hub.rabbitmq.checks import health as rabbitmq_health
+
+        try:
+            checks.update(await asyncio.wait_for(in_thread(request, rabbitmq_health, request.app[SETTINGS]),
+                                                 CHECK_TIMEOUT * 2))
+        except TimeoutError:
+            checks["broker_auth"] = {"ok": False, "detail": "the broker-auth service or the management API "
+                                                            f"did not answer within {CHECK_TIMEOUT * 2:.0f} s"}
+    elif persisters is not None:
         checks["persister"] = persisters
         notifiers = (stats.get("broker_plugin") or {}).get("notifiers_subscribed")
         if notifiers is not None:  # once a notifier has subscribed since the broker started

@@ -1,0 +1,109 @@
+"""`run.py --check`'s broker line under BROKER=rabbitmq: the nodes, the broker-auth service,
+the hub's queues, and an MQTT 3.1.1 connect with the hub's service credentials (which goes
+through the broker-auth service, so a service reading another SECRET_KEY shows here)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.request
+from typing import Any
+
+from hub.errors import HubError
+from hub.rabbitmq import nodes, topology
+from hub.settings import Settings
+
+MQTT_TIMEOUT = 5.0
+
+
+def broker(s: Settings) -> str:
+    running = _nodes_running(s)
+    auth = _auth_service(s)
+    queues = topology.describe(s)
+    missing = [name for name, q in queues.items() if q is None]
+    if missing:
+        raise HubError(f"the hub's RabbitMQ queues {', '.join(missing)} are not declared: `run.py --broker` "
+                       "declares them (controllers are refused until they exist)")
+    persist = queues[nodes.queue_names(s)["persist"]]
+    _mqtt_connect(s)
+    return (f"RabbitMQ: {len(running)} of {len(nodes.nodes(s))} nodes running; broker-auth at change "
+            f"{auth.get('change_id')}; {nodes.queue_names(s)['persist']}: {persist['messages']} waiting, "
+            f"{persist['consumers']} persisters, {len(persist['members'])} replicas; MQTT at "
+            f"{s.MQTT_HOST}:{s.MQTT_PORT} accepts the hub's service credentials")
+
+
+def _nodes_running(s: Settings) -> list[str]:
+    got = topology.management_get(s, "nodes")
+    running = [n["name"] for n in got or [] if n.get("running")]
+    if len(running) * 2 <= len(nodes.nodes(s)):
+        raise HubError(f"only {len(running)} of {len(nodes.nodes(s))} RabbitMQ nodes run: quorum queues and "
+                       "client-id tracking need a majority; start the others")
+    return running
+
+
+def _auth_service(s: Settings) -> dict[str, Any]:
+    url = f"http://{s.BROKER_AUTH_HOST}:{s.BROKER_AUTH_PORT}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 - the hub's own service
+            health = dict(json.load(r))
+    except OSError as e:
+        raise HubError(f"the broker-auth service at {url} does not answer ({e}): RabbitMQ refuses every "
+                       "client without it; start it (`run.py --broker-auth`, hub-broker-auth.service)") from None
+    if not health.get("ok"):
+        raise HubError(f"the broker-auth service says it is not ok: {health}")
+    return health
+
+
+def _mqtt_connect(s: Settings) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from hub.credentials import SERVICE_USERNAME, service_password
+
+    answer: dict[str, Any] = {}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-check-{secrets.token_hex(4)}",
+                         protocol=mqtt.MQTTv311)
+    client.username_pw_set(SERVICE_USERNAME, service_password(s.SECRET_KEY, SERVICE_USERNAME))
+    client.on_connect = lambda _c, _u, _f, reason, _p: answer.setdefault("reason", reason)
+    client.on_disconnect = lambda _c, _u, _f, reason, _p: answer.setdefault("reason", reason)
+    where = f"{s.MQTT_HOST}:{s.MQTT_PORT}"
+    try:
+        client.connect(s.MQTT_HOST, s.MQTT_PORT, keepalive=10)
+        deadline = time.monotonic() + MQTT_TIMEOUT
+        while "reason" not in answer and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+    except (OSError, ValueError) as e:
+        raise HubError(f"RabbitMQ's MQTT listener at {where}: {e}") from None
+    finally:
+        reason = answer.get("reason")
+        client.disconnect()
+    if reason is None or reason.is_failure:
+        raise HubError(f"RabbitMQ at {where} refused the hub's service credentials ({reason}): the "
+                       "broker-auth service must read this same settings file (SECRET_KEY)")
+
+
+def health(s: Settings) -> dict[str, dict[str, Any]]:
+    """/health's checks of the parts only this broker has: the broker-auth service (without
+    it every node refuses every client), and the persisters and the notifier as their queues'
+    consumers."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        auth = _auth_service(s)
+        out["broker_auth"] = {"ok": True, "detail": f"at change {auth.get('change_id')}, "
+                                                    f"{auth.get('clients', 0)} clients"}
+    except HubError as e:
+        out["broker_auth"] = {"ok": False, "detail": e.message[:300]}
+    try:
+        queues = topology.describe(s)
+    except Exception as e:  # noqa: BLE001 - reported: the broker check says why
+        return {**out, "persister": {"ok": False, "detail": f"cannot see the queues: {e}"[:300]}}
+    names = nodes.queue_names(s)
+    for part, kind in (("persister", "persist"), ("notifier", "notify")):
+        q = queues.get(names[kind])
+        if q is None:
+            out[part] = {"ok": False, "detail": f"queue {names[kind]} is not declared: `run.py --broker` declares it"}
+        else:
+            out[part] = {"ok": q["consumers"] > 0,
+                         "detail": f"{q['consumers']} consuming {names[kind]}, {q['messages']} waiting"}
+    return out
