@@ -525,3 +525,49 @@ def test_rhizo_client_works_on_the_cluster(hub: RabbitHub, tmp_path: Path) -> No
         drive.next("done")
     finally:
         drive.stop()
+
+
+def test_check_sees_the_cluster_and_folders_no_client_could_reach(hub: RabbitHub) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.settings import clean_env
+
+    def check() -> str:
+        r = subprocess.run([sys.executable, "run.py", "--check"], cwd=Path(__file__).resolve().parent.parent,
+                           env=clean_env(hub.settings_path), capture_output=True, text=True, timeout=60)
+        return r.stdout + r.stderr
+
+    out = check()
+    assert "ok    broker: RabbitMQ: 3 of 3 nodes running" in out, out
+    assert "2 persisters, 3 replicas" in out, out
+    db = Database(hub.settings.database_url)  # the rule is the Store's: a hub that ran on Mosquitto has these
+    try:
+        with db.session() as s:
+            resources.create(s, "acme/site/v1.2", ResourceType.FOLDER.value)
+        assert "FAIL  broker: 1 folders have a '.' in their name (acme/site/v1.2)" in check()
+        with db.session() as s:
+            resources.delete(s, "acme/site/v1.2")
+    finally:
+        db.dispose()
+    assert "ok    broker: RabbitMQ" in check()
+
+
+def test_without_the_broker_auth_service_the_nodes_refuse_and_health_says_so(hub: RabbitHub,
+                                                                            clients: list[Client]) -> None:
+    from tests.support.processes import stop_process
+
+    stop_process(hub.auth)
+    try:
+        refused = connect(hub.on_node(1), clients, hub.people.keys["controller"])
+        refused.answered.wait(10)
+        assert not refused.connected.is_set()  # fails closed
+        r = requests.get(hub.http.api("/health"), timeout=30)
+        body = r.json()
+        assert r.status_code == 200 and body["status"] == "degraded" and "broker_auth" in body["failing"], body
+        assert "does not answer" in body["checks"]["broker_auth"]["detail"]
+    finally:
+        hub.restart_auth()
+    assert connect(hub.on_node(1), clients, hub.people.keys["controller"]).connected.is_set()
+    body = requests.get(hub.http.api("/health"), timeout=30).json()
+    assert body["checks"]["broker_auth"]["ok"] and body["checks"]["persister"]["ok"], body

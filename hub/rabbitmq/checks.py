@@ -18,6 +18,11 @@ MQTT_TIMEOUT = 5.0
 
 
 def broker(s: Settings) -> str:
+    dotted = dotted_folders(s)
+    if dotted:
+        raise HubError(f"{len(dotted)} folders have a '.' in their name ({', '.join(dotted[:5])}): on RabbitMQ "
+                       "a '.' separates topic levels, so no client reaches them; rename them (PATCH "
+                       "/api/v1/resources/PATH with a new name, or move them) before switching BROKER")
     running = _nodes_running(s)
     auth = _auth_service(s)
     queues = topology.describe(s)
@@ -31,6 +36,24 @@ def broker(s: Settings) -> str:
             f"{auth.get('change_id')}; {nodes.queue_names(s)['persist']}: {persist['messages']} waiting, "
             f"{persist['consumers']} persisters, {len(persist['members'])} replicas; MQTT at "
             f"{s.MQTT_HOST}:{s.MQTT_PORT} accepts the hub's service credentials")
+
+
+def dotted_folders(s: Settings, limit: int = 100) -> list[str]:
+    """Live folders whose name holds a '.' (a hub moving from Mosquitto may have some)."""
+    from sqlalchemy import select
+
+    from hub.storage.db import Database
+    from hub.storage.models import Resource
+    from hub.storage.resources import FOLDER_TYPES
+
+    db = Database(s.database_url)
+    try:
+        with db.session() as sess:
+            return list(sess.scalars(select(Resource.path).where(
+                Resource.name.contains("."), Resource.type.in_(FOLDER_TYPES), ~Resource.deleted)
+                .order_by(Resource.path).limit(limit)))
+    finally:
+        db.dispose()
 
 
 def _nodes_running(s: Settings) -> list[str]:

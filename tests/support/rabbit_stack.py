@@ -96,6 +96,12 @@ class RabbitHub:
         proc, _log = self.persisters.pop(name)
         stop_process(proc, 25)
 
+    def restart_auth(self) -> None:
+        """Stop the broker-auth service (SIGTERM) and start it again; back once /health answers."""
+        stop_process(self.auth)
+        self.auth = _start_auth(self.settings_path, self.auth_log)
+        _wait_health(self)
+
     def auth_log_tail(self, chars: int = 3000) -> str:
         return log_since(self.auth_log)[-chars:]
 
@@ -105,6 +111,13 @@ class RabbitHub:
         url = f"http://{self.settings.BROKER_AUTH_HOST}:{self.settings.BROKER_AUTH_PORT}/health"
         with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 - the test's own service
             return dict(json.loads(r.read()))
+
+
+def _start_auth(settings_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--broker-auth"], cwd=ROOT,
+                                env=clean_env(settings_path), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
 
 
 def _wait_health(hub: RabbitHub, timeout: float = READY_TIMEOUT) -> None:
@@ -153,13 +166,10 @@ def rabbit_hub(root: Path, seed: Callable[[Database], Any] | None = None, *, per
             db.dispose()
     with ExitStack() as stack:
         auth_log = root / "broker-auth.log"
-        with open(auth_log, "ab") as out:
-            auth = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--broker-auth"], cwd=ROOT,
-                                    env=clean_env(settings_path), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT)
-        stack.callback(stop_process, auth)
+        auth = _start_auth(settings_path, auth_log)
         cluster = LocalCluster(settings)
         hub = RabbitHub(settings, settings_path, root, cluster, auth, auth_log, people)
+        stack.callback(lambda: stop_process(hub.auth))  # the one running at the end
         _wait_health(hub)
         stack.callback(cluster.stop)
         cluster.start()
