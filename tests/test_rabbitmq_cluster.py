@@ -538,6 +538,12 @@ def test_check_sees_the_cluster_and_folders_no_client_could_reach(hub: RabbitHub
                            env=clean_env(hub.settings_path), capture_output=True, text=True, timeout=60)
         return r.stdout + r.stderr
 
+    from hub.rabbitmq import topology
+
+    # the management API counts a consumer at its node's next statistics emission (1 s)
+    deadline = time.monotonic() + 10
+    while topology.describe(hub.settings)["hub.persist"]["consumers"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     out = check()
     assert "ok    broker: RabbitMQ: 3 of 3 nodes running" in out, out
     assert "2 persisters, 3 replicas" in out, out
