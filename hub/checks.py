@@ -15,10 +15,13 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import HubError
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from paho.mqtt.enums import MQTTProtocolVersion
 
 MQTT_TIMEOUT = 5.0
 
@@ -78,25 +81,17 @@ def bulk_storage(s: Settings) -> str:
     return f"{s.bulk_storage_url} (write, read and delete work)"
 
 
-def broker(s: Settings) -> str:
-    if not s.broker_has_plugin:  # a RabbitMQ cluster: its nodes, queues and broker-auth service
-        from hub.rabbitmq.checks import broker as rabbitmq_broker
-
-        return rabbitmq_broker(s)
+def service_login(s: Settings, protocol: MQTTProtocolVersion, broker_name: str) -> Any:
+    """Log in at MQTT_HOST:MQTT_PORT as `hub-service`: the CONNACK's (or the disconnect's)
+    reason code, None without an answer within MQTT_TIMEOUT."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     from hub.credentials import SERVICE_USERNAME, service_password
 
-    where = f"{s.MQTT_HOST}:{s.MQTT_PORT}"
-    try:
-        socket.create_connection((s.MQTT_HOST, s.MQTT_PORT), timeout=3).close()
-    except OSError as e:
-        raise HubError(f"cannot reach Mosquitto at {where} ({e.strerror or e}): is it running "
-                       "(`systemctl status mosquitto`, or plain `run.py`) and are MQTT_HOST/MQTT_PORT right?") from None
     answer: dict[str, Any] = {}
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-check-{secrets.token_hex(4)}",
-                         protocol=mqtt.MQTTv5)
+                         protocol=protocol)
     client.username_pw_set(SERVICE_USERNAME, service_password(s.SECRET_KEY, SERVICE_USERNAME))
     client.on_connect = lambda _c, _u, _f, reason, _p: answer.setdefault("reason", reason)
     client.on_disconnect = lambda _c, _u, _f, reason, _p: answer.setdefault("reason", reason)
@@ -106,10 +101,27 @@ def broker(s: Settings) -> str:
         while "reason" not in answer and time.monotonic() < deadline:
             client.loop(timeout=0.1)
     except (OSError, ValueError) as e:
-        raise HubError(f"Mosquitto at {where}: {e}") from None
+        raise HubError(f"{broker_name} at {s.MQTT_HOST}:{s.MQTT_PORT}: {e}") from None
     finally:
         reason = answer.get("reason")  # before disconnect(), which reports its own success
         client.disconnect()
+    return reason
+
+
+def broker(s: Settings) -> str:
+    if not s.broker_has_plugin:  # a RabbitMQ cluster: its nodes, queues and broker-auth service
+        from hub.rabbitmq.checks import broker as rabbitmq_broker
+
+        return rabbitmq_broker(s)
+    import paho.mqtt.client as mqtt
+
+    where = f"{s.MQTT_HOST}:{s.MQTT_PORT}"
+    try:
+        socket.create_connection((s.MQTT_HOST, s.MQTT_PORT), timeout=3).close()
+    except OSError as e:
+        raise HubError(f"cannot reach Mosquitto at {where} ({e.strerror or e}): is it running "
+                       "(`systemctl status mosquitto`, or plain `run.py`) and are MQTT_HOST/MQTT_PORT right?") from None
+    reason = service_login(s, mqtt.MQTTv5, "Mosquitto")
     if reason is None:
         raise HubError(f"something listens at {where} but did not answer an MQTT connect within "
                        f"{MQTT_TIMEOUT:.0f} s: is MQTT_PORT Mosquitto's plain MQTT listener (not TLS or websockets)?")

@@ -185,23 +185,32 @@ class Plugin:
                            f"{len(snap.folders)} folders, {len(kicks)} clients disconnected")
 
     def close(self) -> None:
-        try:
-            if self.rhizo_checks is not None:
-                self.rhizo_checks.stop()
-            self.reloader.stop()
-            self.reloader.write_stats()
-            self.key_use.flush(self.db, force=True)
-        finally:
-            self.db.dispose()
+        close_parts(self.rhizo_checks, self.reloader, self.key_use, self.db)
+
+
+def close_parts(rhizo_checks: SlowChecks | None, reloader: Reloader, key_use: KeyUse, db: Database) -> None:
+    """Stop what a Policy's owner runs beside it (this plugin, or RabbitMQ's broker-auth
+    service): the rhizo key checks, the reloader (last stats), the key-use writes, the engine."""
+    try:
+        if rhizo_checks is not None:
+            rhizo_checks.stop()
+        reloader.stop()
+        reloader.write_stats()
+        key_use.flush(db, force=True)
+    finally:
+        db.dispose()
+
+
+def failure_reason(e: BaseException) -> str:
+    """Why the access rule's owner cannot start, and what to do (a database error says which)."""
+    orig = getattr(e, "orig", None)  # SQLAlchemy's wrapper around the driver's error
+    if orig is not None:
+        first = (str(orig).strip().splitlines() or [""])[0]
+        return (f"cannot read the database ({type(orig).__name__}: {first}); check DATABASE_URL, "
+                "and run `run.py --init-db` if the database is new")
+    return getattr(e, "message", None) or f"{type(e).__name__}: {e}"
 
 
 def describe_failure(e: BaseException) -> tuple[int, str]:
     """The log line for a plugin that cannot start."""
-    orig = getattr(e, "orig", None)  # SQLAlchemy's wrapper around the driver's error
-    if orig is not None:
-        first = (str(orig).strip().splitlines() or [""])[0]
-        msg = (f"cannot read the database ({type(orig).__name__}: {first}); check DATABASE_URL, "
-               "and run `run.py --init-db` if the database is new")
-    else:
-        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-    return LOG_ERR, f"hub-auth: cannot start, so Mosquitto will not either: {msg}"
+    return LOG_ERR, f"hub-auth: cannot start, so Mosquitto will not either: {failure_reason(e)}"

@@ -43,6 +43,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hub import credentials
+from hub.broker_auth.plugin import failure_reason
 from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_WRITE, KEY, PERSISTER, TOKEN
 from hub.broker_auth.reloader import POLL_INTERVAL
 from hub.rabbitmq.authstate import AuthState, Handle, Login
@@ -215,14 +216,8 @@ class AuthService:
 # -- the process --------------------------------------------------------------------------
 def describe_failure(e: BaseException) -> str:
     """The log line for a service that cannot start."""
-    orig = getattr(e, "orig", None)  # SQLAlchemy's wrapper around the driver's error
-    if orig is not None:
-        first = (str(orig).strip().splitlines() or [""])[0]
-        msg = (f"cannot read the database ({type(orig).__name__}: {first}); check DATABASE_URL, "
-               "and run `run.py --init-db` if the database is new")
-    else:
-        msg = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-    return f"hub-auth: the broker-auth service cannot start, so RabbitMQ refuses every hub login: {msg}"
+    return ("hub-auth: the broker-auth service cannot start, so RabbitMQ refuses every hub login: "
+            f"{failure_reason(e)}")
 
 
 async def serve(service: AuthService, host: str, port: int, stop: asyncio.Event) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hub.broker_auth.keyuse import KeyUse
+from hub.broker_auth.plugin import close_parts
 from hub.broker_auth.policy import ACL_SUBSCRIBE, ACL_WRITE, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, Policy
 from hub.broker_auth.reloader import POLL_INTERVAL, Reloader
 from hub.broker_auth.rhizo_keys import SlowChecks
@@ -134,14 +135,7 @@ class AuthState:
         await asyncio.get_running_loop().run_in_executor(None, self._close_sync)
 
     def _close_sync(self) -> None:
-        try:
-            if self.rhizo_checks is not None:
-                self.rhizo_checks.stop()
-            self.reloader.stop()
-            self.reloader.write_stats()
-            self.key_use.flush(self.db, force=True)
-        finally:
-            self.db.dispose()
+        close_parts(self.rhizo_checks, self.reloader, self.key_use, self.db)
 
     def extra_stats(self) -> dict[str, object]:
         return {"clients_online": len(self.logins), "bad_secret": self.bad_secret,

@@ -5,8 +5,6 @@ through the broker-auth service, so a service reading another SECRET_KEY shows h
 from __future__ import annotations
 
 import json
-import secrets
-import time
 import urllib.request
 from typing import Any
 
@@ -80,30 +78,13 @@ def _auth_service(s: Settings) -> dict[str, Any]:
 
 def _mqtt_connect(s: Settings) -> None:
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    from hub.credentials import SERVICE_USERNAME, service_password
+    from hub.checks import service_login
 
-    answer: dict[str, Any] = {}
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-check-{secrets.token_hex(4)}",
-                         protocol=mqtt.MQTTv311)
-    client.username_pw_set(SERVICE_USERNAME, service_password(s.SECRET_KEY, SERVICE_USERNAME))
-    client.on_connect = lambda _c, _u, _f, reason, _p: answer.setdefault("reason", reason)
-    client.on_disconnect = lambda _c, _u, _f, reason, _p: answer.setdefault("reason", reason)
-    where = f"{s.MQTT_HOST}:{s.MQTT_PORT}"
-    try:
-        client.connect(s.MQTT_HOST, s.MQTT_PORT, keepalive=10)
-        deadline = time.monotonic() + MQTT_TIMEOUT
-        while "reason" not in answer and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
-    except (OSError, ValueError) as e:
-        raise HubError(f"RabbitMQ's MQTT listener at {where}: {e}") from None
-    finally:
-        reason = answer.get("reason")
-        client.disconnect()
+    reason = service_login(s, mqtt.MQTTv311, "RabbitMQ's MQTT listener")
     if reason is None or reason.is_failure:
-        raise HubError(f"RabbitMQ at {where} refused the hub's service credentials ({reason}): the "
-                       "broker-auth service must read this same settings file (SECRET_KEY)")
+        raise HubError(f"RabbitMQ at {s.MQTT_HOST}:{s.MQTT_PORT} refused the hub's service credentials "
+                       f"({reason}): the broker-auth service must read this same settings file (SECRET_KEY)")
 
 
 def health(s: Settings) -> dict[str, dict[str, Any]]:
