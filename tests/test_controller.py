@@ -15,6 +15,7 @@ from hub.controller import Controller
 from hub.errors import Unauthenticated, Unavailable
 from hub.storage.db import Database
 from tests.fixtures.persister import controller_key
+from tests.support import free_port
 from tests.support.broker import mqtt_client
 from tests.test_persister_e2e import history, wait_count, wait_for
 
@@ -119,6 +120,29 @@ def test_offline_updates_are_buffered_and_sent_on_reconnect(broker, persister):
         broker.start()
         assert c.flush(30)
     assert wait_count(db, 201, timeout=30) == 201
+    db.dispose()
+
+
+def test_a_node_that_cannot_be_reached_is_passed_over_for_the_next(broker, persister):
+    """`brokers`: the nodes of a cluster. The first refuses connections (nothing listens on
+    its port); the client goes on to the next within a second or so. A wrong key is not
+    tried on every node in turn: it is refused once and stays refused."""
+    db = Database(broker.settings.database_url)
+    folder, key = controller_key(broker)
+    dead = free_port()
+    with Controller(key, folder, port=dead, brokers=[("127.0.0.1", broker.port)]) as c:
+        assert c.port == broker.port
+        c.update("v", 1.0)
+        assert c.flush(5)
+    assert wait_count(db, 1) == 1
+    with pytest.raises(Unauthenticated, match="refused the key"):
+        Controller(key + "x", folder, port=broker.port, brokers=[("127.0.0.1", dead)]).connect(wait=10)
+    r = cli(broker, "--key", key, "--folder", folder, "--host", f"127.0.0.1:{dead},127.0.0.1",
+            "--sequence", "v", "--value", "2")  # the second node takes --port
+    assert r.returncode == 0, r.stderr
+    assert wait_count(db, 2) == 2
+    r = cli(broker, "--key", key, "--folder", folder, "--host", "127.0.0.1:x", "--sequence", "v", "--value", "3")
+    assert r.returncode == 2 and "'127.0.0.1:x' is not HOST or HOST:PORT" in r.stderr
     db.dispose()
 
 

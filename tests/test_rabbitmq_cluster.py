@@ -378,27 +378,47 @@ class Publisher:
 
 
 def test_acknowledged_values_are_stored_once_while_a_node_is_killed(hub: RabbitHub) -> None:
+    """Six plain paho publishers and two of the hub's controllers (`brokers`: all three
+    nodes) publish while node 1 is killed with -9. Every one of them is acknowledged
+    again while the node is still down (they moved to another node), and every value
+    acknowledged is stored exactly once."""
     db = hub.db()
     made = []
     try:
         with db.session() as s:
-            for i in range(6):
+            for i in range(8):
                 folder = f"acme/site/kill-{i}"
                 resources.create(s, folder, ResourceType.CONTROLLER.value)
                 made.append((folder, keys.create(s, controller_path=folder)[1]))
     finally:
         db.dispose()
     ports = [n.mqtt for n in hub.cluster.nodes]
-    pubs = [Publisher(folder, key, ports, i % 3) for i, (folder, key) in enumerate(made)]
+    pubs = [Publisher(folder, key, ports, i % 3) for i, (folder, key) in enumerate(made[:6])]
+    ctls = [Controller(key, folder, port=ports[1], mqtt_version=4, keepalive=10,
+                       brokers=[("127.0.0.1", p) for p in ports]).connect(wait=20) for folder, key in made[6:]]
     stop = threading.Event()
+    sent = 0
 
     def drive() -> None:
-        n = 0
+        nonlocal sent
         while not stop.is_set():
             for p in pubs:
-                p.publish(n)
-            n += 1
+                p.publish(sent)
+            for c in ctls:
+                c.update("n", sent)
+            sent += 1
             stop.wait(0.05)
+
+    def progress() -> list[int]:
+        return [len(p.acked) for p in pubs] + [c.acknowledged for c in ctls]
+
+    def wait_progress(since: list[int], more: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while any(now < then + more for now, then in zip(progress(), since, strict=True)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     try:
         deadline = time.monotonic() + 20
@@ -406,25 +426,27 @@ def test_acknowledged_values_are_stored_once_while_a_node_is_killed(hub: RabbitH
             time.sleep(0.05)
         driver = threading.Thread(target=drive, daemon=True)
         driver.start()
-        deadline = time.monotonic() + 30
-        while min(len(p.acked) for p in pubs) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_progress([0] * len(pubs + ctls), 20, 30)
         hub.cluster.kill(1)
-        time.sleep(3)
+        moved = wait_progress(progress(), 20, 20)  # before the node is started again
+        assert moved, f"not acknowledged again while node 1 was down: {progress()}"
+        assert all(c.port != ports[1] for c in ctls)
         hub.cluster.restart(1)
-        before = {p.folder: len(p.acked) for p in pubs}
-        deadline = time.monotonic() + 60
-        while any(len(p.acked) < before[p.folder] + 20 for p in pubs) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert wait_progress(progress(), 20, 60)
         stop.set()
         driver.join()
         deadline = time.monotonic() + 60
         while any(p.pending for p in pubs) and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert all(c.flush(60) for c in ctls)
     finally:
+        stop.set()
         for p in pubs:
             p.close()
+        for c in ctls:
+            c.close()
     acked = {f"{p.folder}/n": set(p.acked) for p in pubs}
+    acked.update({f"{c.folder}/n": set(range(sent)) for c in ctls})  # flushed: every one acknowledged
     assert all(len(v) >= 40 for v in acked.values()), {k: len(v) for k, v in acked.items()}
     deadline = time.monotonic() + 60
     got = stored(hub, "acme/site/kill-%/n")

@@ -40,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provision", metavar="URL",
                    help="get a key with a PIN from the hub's HTTP API at URL and save it to --key-file (0600)")
     p.add_argument("--folder", help="the controller's folder, e.g. acme/greenhouse/pi-01")
-    p.add_argument("--host", default=os.environ.get("HUB_MQTT_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("HUB_MQTT_PORT", "1883")))
+    p.add_argument("--host", default=os.environ.get("HUB_MQTT_HOST", "127.0.0.1"),
+                   help="the broker's host (default 127.0.0.1 or $HUB_MQTT_HOST); for a cluster, its nodes "
+                        "separated by commas, each HOST or HOST:PORT (mq1,mq2,mq3:8884): when one is lost the "
+                        "next is tried")
+    p.add_argument("--port", type=int, default=int(os.environ.get("HUB_MQTT_PORT", "1883")),
+                   help="the broker's port, for each --host without one (default 1883 or $HUB_MQTT_PORT)")
     p.add_argument("--mqtt-version", type=int, choices=(4, 5), default=int(os.environ.get("HUB_MQTT_VERSION", "5")),
                    help="MQTT protocol level: 5 (Mosquitto), or 4 (3.1.1) for a hub on RabbitMQ (default 5 or "
                         "$HUB_MQTT_VERSION)")
@@ -60,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "seconds, and a `connected` message on each connect; 0: off")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker")
     return p
+
+
+def parse_nodes(hosts: str, port: int) -> list[tuple[str, int]]:
+    """`mq1,mq2:8884,[::1]:1885` -> [("mq1", port), ("mq2", 8884), ("::1", 1885)]; a bare IPv6
+    address takes `port`. ValueError says what is wrong."""
+    nodes = []
+    for item in (i.strip() for i in hosts.split(",")):
+        if item.startswith("["):
+            host, bracket, rest = item[1:].partition("]")
+            sep, p = rest[:1], rest[1:]
+            ok = bool(bracket) and (rest == "" or sep == ":")
+        elif item.count(":") == 1:
+            host, sep, p = item.partition(":")
+            ok = True
+        else:
+            host, sep, p, ok = item, "", "", True
+        if not (ok and host and (not sep or (p.isdigit() and 0 < int(p) < 65536))):
+            raise ValueError(f"--host: {item!r} is not HOST or HOST:PORT (e.g. mq1 or mq1:8883)")
+        nodes.append((host, int(p) if sep else port))
+    return nodes
 
 
 def parse_value(text: str) -> Any:
@@ -97,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.listen or args.demo or (args.sequence and args.value is not None)):
         print("error: give --sequence and --value, or --demo sine, or --listen", file=sys.stderr)
         return 2
+    try:
+        nodes = parse_nodes(args.host, args.port)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     take_stop_signals(lambda _signum: stop.set(), "hub-controller-signals")  # hub/stopsignals.py says why
 
@@ -104,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"topic": topic, "type": kind, "parameters": params}), flush=True)
 
     reporter: StatusReporter | None = None
-    c = Controller(args.key, args.folder, host=args.host, port=args.port, tls=args.tls,
-                   ca_certs=args.ca_file, on_command=show if args.listen else None, mqtt_version=args.mqtt_version)
+    (host, port), *others = nodes
+    c = Controller(args.key, args.folder, host=host, port=port, tls=args.tls, ca_certs=args.ca_file,
+                   on_command=show if args.listen else None, mqtt_version=args.mqtt_version, brokers=others)
     try:
         c.connect(wait=args.timeout)
         if (args.listen or args.demo) and args.status_interval > 0:

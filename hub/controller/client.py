@@ -10,6 +10,9 @@
 
 - Connects over MQTT 5 with the API key as the password (the username is the
   controller's folder), reconnecting by itself with backoff (1 s to 60 s).
+- On a broker cluster, `brokers` names the other nodes: when the connection is
+  lost or cannot be made, the next node in the list is tried, so a node that
+  dies costs about a second rather than its whole restart.
 - Every update carries a timestamp (strictly increasing within this client),
   so the persister stores it exactly once even when it is redelivered.
 - At most `max_inflight` updates are unacknowledged at once (20: Mosquitto's
@@ -38,7 +41,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -60,15 +63,20 @@ class Controller:
     def __init__(self, key: str, folder: str, *, host: str = "127.0.0.1", port: int = 1883,
                  tls: bool = False, ca_certs: str | None = None, client_id: str | None = None,
                  on_command: OnCommand | None = None, max_buffer: int = 100_000,
-                 max_inflight: int = 20, keepalive: int = 30, mqtt_version: int = 5) -> None:
-        """`mqtt_version`: 5, or 4 (MQTT 3.1.1, for a RabbitMQ broker: no reason codes)."""
+                 max_inflight: int = 20, keepalive: int = 30, mqtt_version: int = 5,
+                 brokers: Sequence[tuple[str, int]] = ()) -> None:
+        """`mqtt_version`: 5, or 4 (MQTT 3.1.1, for a RabbitMQ broker: no reason codes).
+        `brokers`: other `(host, port)` nodes of the same broker, tried in turn after
+        `host`:`port` when a connection is lost or fails."""
         if mqtt_version not in (4, 5):
             raise ValueError(f"mqtt_version must be 4 or 5, got {mqtt_version!r}")
         self.mqtt_version = mqtt_version
         self.folder = paths.normalize(folder)
         self.host, self.port = host, port
+        self.nodes = [(host, port)] + [n for n in brokers if n != (host, port)]
+        self._at = 0
         self.on_command, self.keepalive = on_command, keepalive
-        self._started = self._closing = False
+        self._started = self._closing = self._gave_up = False
         self._held_logged = False  # "closed before accepting" is logged once per outage
         self._unrouted: list[tuple[str, bytes]] = []
         self._stop = threading.Event()
@@ -89,6 +97,7 @@ class Controller:
             c.tls_set(ca_certs=ca_certs)
         c.on_connect, c.on_disconnect, c.on_publish = self._on_connect, self._on_disconnect, self._on_publish
         c.on_message, c.on_subscribe = self._on_message, self._on_subscribe
+        c.on_connect_fail = self._on_connect_fail
         self.client = c
 
     # -- connection ------------------------------------------------------------------
@@ -96,10 +105,7 @@ class Controller:
         """Start connecting (and reconnecting) in the background. With `wait`,
         block until connected: `Unauthenticated` if the broker refuses the key,
         `Unavailable` if it cannot be reached in time (the client keeps trying)."""
-        if self.mqtt_version == 5:
-            self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True)
-        else:  # 3.1.1: a clean session is the client's default
-            self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        self._aim()
         self.client.loop_start()
         self._started = True
         threading.Thread(target=self._retry_unrouted, name="controller-retry", daemon=True).start()
@@ -126,6 +132,25 @@ class Controller:
         c = self.client
         c.on_connect = c.on_disconnect = c.on_publish = c.on_message = c.on_subscribe = None
 
+    def _aim(self) -> None:
+        """Point the client at `self.host`:`self.port` for its next (re)connect."""
+        if self.mqtt_version == 5:
+            self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True)
+        else:  # 3.1.1: a clean session is the client's default
+            self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+
+    def _next_node(self) -> None:
+        """In paho's thread, after a lost or failed connection: aim at the next node."""
+        if len(self.nodes) < 2 or self._closing or self._gave_up:
+            return
+        self._at = (self._at + 1) % len(self.nodes)
+        self.host, self.port = self.nodes[self._at]
+        log.info("trying the broker node at %s:%s next", self.host, self.port)
+        self._aim()  # paho's public way to change the address: its loop reconnects there, with its backoff
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self._next_node()
+
     def __enter__(self) -> Controller:
         return self if self._started else self.connect()
 
@@ -137,7 +162,8 @@ class Controller:
             self.refused = str(reason)
             log.error("broker at %s:%s refused %s: %s", self.host, self.port, self.folder, reason)
             if str(reason) in ("Bad user name or password", "Not authorized"):
-                client.disconnect()  # a wrong key does not get better by retrying
+                self._gave_up = True
+                client.disconnect()  # a wrong key does not get better by retrying, nor on another node
             return
         self.refused = None
         if self._held_logged:
@@ -160,6 +186,7 @@ class Controller:
                         self.host, self.port)
         self.connected.clear()
         self.listening.clear()
+        self._next_node()
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         if any(r.is_failure for r in reasons):
