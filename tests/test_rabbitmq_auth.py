@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub import credentials
-from hub.rabbitmq import nodes
+from hub.rabbitmq import nodes, revoker
 from hub.rabbitmq.authservice import AuthService
 from hub.rabbitmq.routing import literal_folder, to_topic
 from hub.settings import Settings
@@ -44,17 +44,24 @@ class FakeManagement:
     auth_seen: set[str] = field(default_factory=set)
     declared: bool = True  # the hub's queues exist
 
-    def mqtt(self, client_id: str, user: str = "key") -> str:
+    def mqtt(self, client_id: str, user: str = "key", listed: bool = True) -> str:
+        """`listed`: the node has emitted its statistics since it opened (else only the
+        connection-tracking table, the user-name route, knows of it: a young connection)."""
         name = f"127.0.0.1:{40000 + len(self.connections)} -> 127.0.0.1:1883"
         self.connections.append({"name": name, "user": user, "protocol": "MQTT 3.1.1",
                                  "client_properties": {"client_id": client_id, "product": "MQTT client"},
-                                 "variable_map": {"client_id": client_id}})
+                                 "variable_map": {"client_id": client_id}, "listed": listed})
         return name
 
     def app(self) -> web.Application:
         async def listing(request: web.Request) -> web.Response:
             self.auth_seen.add(request.headers.get("Authorization", ""))
-            return web.json_response(self.connections)
+            return web.json_response([{k: v for k, v in c.items() if k != "listed"}
+                                      for c in self.connections if c["listed"]])
+
+        async def of_user(request: web.Request) -> web.Response:  # tracked: no client id shown
+            return web.json_response([{"name": c["name"], "user": c["user"], "vhost": "/"}
+                                      for c in self.connections if c["user"] == request.match_info["user"]])
 
         async def close(request: web.Request) -> web.Response:
             name = request.match_info["name"]
@@ -62,6 +69,12 @@ class FakeManagement:
             self.connections = [c for c in self.connections if c["name"] != name]
             self.closed.append((name, request.headers.get("X-Reason", "")))
             return web.Response(status=204 if len(self.connections) < before else 404)
+
+        async def close_user(request: web.Request) -> web.Response:  # every one of the name's
+            gone = [c for c in self.connections if c["user"] == request.match_info["user"]]
+            self.connections = [c for c in self.connections if c not in gone]
+            self.closed += [(c["name"], request.headers.get("X-Reason", "")) for c in gone]
+            return web.Response(status=204)
 
         async def delete_queue(request: web.Request) -> web.Response:
             assert request.match_info["vhost"] == "/"
@@ -75,6 +88,8 @@ class FakeManagement:
 
         app = web.Application()
         app.router.add_get("/api/connections", listing)
+        app.router.add_get("/api/connections/username/{user}", of_user)
+        app.router.add_delete("/api/connections/username/{user}", close_user)
         app.router.add_get("/api/queues/{vhost}/{name}", queue)
         app.router.add_delete("/api/connections/{name}", close)
         app.router.add_delete("/api/queues/{vhost}/{name}", delete_queue)
@@ -387,6 +402,63 @@ def test_revoked_key_is_kicked_and_refused(world: World) -> None:
     assert topic == "deny" and again == "deny"
     assert "no longer valid" in reason and world.ctl_key not in reason
     assert any("Basic" in a for a in world.mgmt.auth_seen)  # with the admin's credentials
+
+
+def test_a_young_connection_is_closed_by_its_user_name(world: World) -> None:
+    """Revoked a moment after it connected: the listing does not show the connection yet
+    (nor can it be closed by its name), the user name's tracked connections do. When no other
+    live login uses that user name, all its connections are closed at once; other names stay."""
+    async def body(c: Ctx) -> tuple[float, int]:
+        assert await c.login("pi-01", world.ctl_key, username="acme/greenhouse/pi-01") == "allow"
+        young = world.mgmt.mqtt("pi-01", user="acme/greenhouse/pi-01", listed=False)
+        other = world.mgmt.mqtt("pi-x", user="other/pi-x", listed=False)
+        with world.db.session() as s:
+            keys.revoke(s, credentials.key_prefix(world.ctl_key) or "")
+        took = await until(lambda: any(n == young for n, _ in world.mgmt.closed), 2.0)
+        assert await c.service.state.revoker.idle(2)
+        assert [n for n, _ in world.mgmt.closed] == [young], other
+        return took, c.service.state.revoker.closed_young
+
+    took, closed_young = serve(world, body, reload_interval=0.25)
+    assert took < 1.0 and closed_young == 1
+
+
+def test_a_young_connection_of_a_shared_user_name_waits_for_the_listing(world: World) -> None:
+    """Another live login uses the same user name ("key"): closing the name's connections
+    would close it too, so the kick waits until the listing shows the client's own."""
+    async def body(c: Ctx) -> list[str]:
+        assert await c.login("pi-01", world.ctl_key) == "allow"
+        assert await c.login("alice-1", world.alice_key) == "allow"
+        young = world.mgmt.mqtt("pi-01", listed=False)
+        world.mgmt.mqtt("alice-1")
+        with world.db.session() as s:
+            keys.revoke(s, credentials.key_prefix(world.ctl_key) or "")
+        await until(lambda: bool(c.service.state.revoker.pending), 2.0)
+        await asyncio.sleep(1.0)
+        assert world.mgmt.closed == []
+        next(x for x in world.mgmt.connections if x["name"] == young)["listed"] = True  # statistics emitted
+        await until(lambda: bool(world.mgmt.closed), 2.0)
+        assert await c.service.state.revoker.idle(2)
+        return [n for n, _ in world.mgmt.closed] + [young]
+
+    closed = serve(world, body, reload_interval=0.25)
+    assert closed[:-1] == [closed[-1]]  # the client's own connection, and only it
+
+
+def test_an_old_login_is_never_closed_by_its_user_name(world: World) -> None:
+    """A login older than the statistics lag whose client is not listed has gone: another
+    connection of its user name, come since, is not closed for it."""
+    async def body(c: Ctx) -> list[tuple[str, str]]:
+        assert await c.login("pi-01", world.ctl_key, username="acme/greenhouse/pi-01") == "allow"
+        c.service.state.logins[("mqtt", "pi-01")].since -= revoker.YOUNG_SECONDS + 1
+        world.mgmt.mqtt("pi-01-new", user="acme/greenhouse/pi-01", listed=False)  # another key's, say
+        with world.db.session() as s:
+            keys.revoke(s, credentials.key_prefix(world.ctl_key) or "")
+        await until(lambda: bool(c.service.state.revoker.pending), 2.0)
+        await asyncio.sleep(1.0)
+        return world.mgmt.closed
+
+    assert serve(world, body, reload_interval=0.25) == []
 
 
 def test_lost_read_drops_subscription_queues(world: World) -> None:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -65,6 +65,38 @@ class Login:
         self.writes: OrderedDict[str, None] = OrderedDict()
 
 
+class Logins(MutableMapping[Handle, Login]):
+    """The accepted logins by handle, and how many of them use each user name."""
+
+    def __init__(self) -> None:
+        self._by: dict[Handle, Login] = {}
+        self._names: Counter[str] = Counter()
+
+    def __getitem__(self, handle: Handle) -> Login:
+        return self._by[handle]
+
+    def __setitem__(self, handle: Handle, login: Login) -> None:
+        if handle in self._by:
+            del self[handle]
+        self._by[handle] = login
+        self._names[login.username] += 1
+
+    def __delitem__(self, handle: Handle) -> None:
+        name = self._by.pop(handle).username
+        self._names[name] -= 1
+        if not self._names[name]:
+            del self._names[name]
+
+    def __iter__(self) -> Iterator[Handle]:
+        return iter(self._by)
+
+    def __len__(self) -> int:
+        return len(self._by)
+
+    def using(self, username: str) -> int:
+        return self._names.get(username, 0)
+
+
 class AuthState:
     def __init__(self, settings: Settings, *, revoker: Revoker | None = None,
                  reload_interval: float = POLL_INTERVAL) -> None:
@@ -97,7 +129,8 @@ class AuthState:
         self.key_use = KeyUse()
         self.revoker = revoker or Revoker([n.management_url for n in nodes.nodes(settings)],
                                           nodes.admin_credentials(settings), log.info)
-        self.logins: dict[Handle, Login] = {}
+        self.logins = Logins()
+        self.revoker.name_in_use = lambda name: self.logins.using(name) > 0
         self.reads: OrderedDict[str, dict[str, None]] = OrderedDict()  # client id -> allowed filters
         self.bad_secret = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,7 +173,8 @@ class AuthState:
     def extra_stats(self) -> dict[str, object]:
         return {"clients_online": len(self.logins), "bad_secret": self.bad_secret,
                 "kicks_pending": len(self.revoker.pending), "connections_closed": self.revoker.closed,
-                "queues_deleted": self.revoker.queues_deleted, "management_errors": self.revoker.errors}
+                "connections_closed_young": self.revoker.closed_young, "queues_deleted": self.revoker.queues_deleted,
+                "management_errors": self.revoker.errors}
 
     # -- snapshots ----------------------------------------------------------------------
     async def _apply_loop(self) -> None:
@@ -186,12 +220,16 @@ class AuthState:
     def _kick(self, client_id: str, reason: str, drop_queues: bool = False, count: bool = False) -> None:
         """`count`: Policy neither counted nor logged it (a lost right, not a credential)."""
         handle = ("mqtt", client_id)
-        self.logins.pop(handle, None)
+        login = self.logins.pop(handle, None)
         self.policy.disconnected(handle, False)  # its next check is denied until it logs in again
         self.counters.kicks += count
         if count:
             log.info("hub-auth: disconnecting client %r: %s", client_id, reason)
-        self.revoker.kick(client_id, f"hub: {reason}", drop_queues=drop_queues)
+        # its user name and login time: a young connection, not listed yet, is closed by its name
+        # when no other live login uses that name (revoker.py)
+        self.revoker.kick(client_id, f"hub: {reason}", drop_queues=drop_queues,
+                          username=login.username if login is not None else None,
+                          logged_in=login.since if login is not None else None)
 
     async def caught_up(self, timeout: float, enough: Callable[[], bool] | None = None) -> bool:
         """Make the reloader look now; True once a look begun after this call found nothing

@@ -8,10 +8,16 @@ the client (`DELETE /api/connections/{name}`, header `X-Reason`) and, for a clie
 read access to a subscription, first deletes its subscription queues (`DELETE
 /api/queues/%2F/mqtt-subscription-<id>qos0|qos1`): that stops deliveries at once.
 
-Each request tries the nodes in turn until one answers. The management API lists a
-connection only once the node has emitted its statistics (every `collect_statistics_interval`,
-5 s by default): a connection younger than that may be missing, so an unfound client is looked
-for again every `RETRY_INTERVAL` until `SEARCH_SECONDS` have passed. Logs never hold secrets.
+Each request tries the nodes in turn until one answers. `GET /api/connections` lists a
+connection only once its node has emitted statistics (every `collect_statistics_interval`, 5 s
+by default), so a connection younger than that is missing there. The connections of one user
+name are known at once (`GET /api/connections/username/{name}` reads the connection-tracking
+table), and `DELETE /api/connections/username/{name}` closes them all. So a client that logged
+in less than `YOUNG_SECONDS` ago and is not listed is closed by its user name, if no other live
+login uses that name (`name_in_use`, asked at each try); otherwise the kick waits for the
+listing. An unfound
+client is looked for again every `RETRY_INTERVAL` until `SEARCH_SECONDS` have passed. Logs never
+hold secrets.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import aiohttp
 
 from hub.rabbitmq.routing import subscription_queues
 
+YOUNG_SECONDS = 10.0  # a login older than this is listed if its connection is alive (statistics lag)
 SEARCH_SECONDS = 8.0  # how long an unlisted client is looked for (statistics lag: 5 s by default)
 RETRY_INTERVAL = 0.3
 REQUEST_TIMEOUT = 5.0
@@ -39,6 +46,8 @@ class Kick:
     reason: str
     drop_queues: bool
     deadline: float
+    username: str | None = None  # the client's, to close it by while it is young
+    young_until: float = 0.0
     queues_dropped: bool = False
 
 
@@ -60,7 +69,11 @@ class Revoker:
         self.log = log
         self.search_seconds = search_seconds
         self.pending: dict[str, Kick] = {}
+        # whether another live login uses a user name (AuthState sets it): then closing by that
+        # name would close that one too, and a kick waits for the listing instead
+        self.name_in_use: Callable[[str], bool] = lambda _name: True
         self.closed = 0  # connections closed
+        self.closed_young = 0  # ... of them, found by user name before the listing showed them
         self.queues_deleted = 0
         self.errors = 0
         self._session: aiohttp.ClientSession | None = None
@@ -83,13 +96,20 @@ class Revoker:
         if self._session is not None:
             await self._session.close()
 
-    def kick(self, client_id: str, reason: str, drop_queues: bool = False) -> None:
-        """Close the client's connections soon (event loop thread; never blocks)."""
+    def kick(self, client_id: str, reason: str, drop_queues: bool = False, username: str | None = None,
+             logged_in: float | None = None) -> None:
+        """Close the client's connections soon (event loop thread; never blocks). `username`
+        and `logged_in` (its login's time.monotonic()): to close it by its user name while its
+        connection may be too young to be listed."""
+        young_until = (logged_in + YOUNG_SECONDS) if logged_in is not None else 0.0
         k = self.pending.get(client_id)
         if k is None:
-            self.pending[client_id] = Kick(reason, drop_queues, time.monotonic() + self.search_seconds)
+            self.pending[client_id] = Kick(reason, drop_queues, time.monotonic() + self.search_seconds,
+                                           username, young_until)
         else:
             k.drop_queues = k.drop_queues or drop_queues
+            if username is not None:
+                k.username, k.young_until = username, young_until
             k.deadline = time.monotonic() + self.search_seconds
         self._wakeup.set()
 
@@ -131,6 +151,20 @@ class Revoker:
         if got is None or got[0] != 200 or not isinstance(got[1], list):
             return None
         return [c for c in got[1] if isinstance(c, dict)]
+
+    async def tracked_names(self, username: str) -> list[str] | None:
+        """The names of `username`'s connections on every node, known from the moment they open."""
+        got = await self.request("GET", f"/api/connections/username/{quote(username, safe='')}")
+        if got is None or got[0] != 200 or not isinstance(got[1], list):
+            return None
+        return [str(c["name"]) for c in got[1] if isinstance(c, dict) and "name" in c]
+
+    async def close_user(self, username: str, reason: str) -> bool:
+        """Close every connection of `username` (the tracking table's: young ones too; a
+        connection not yet listed cannot be closed by its name)."""
+        got = await self.request("DELETE", f"/api/connections/username/{quote(username, safe='')}",
+                                 headers={"X-Reason": reason[:200]})
+        return got is not None and got[0] in (200, 204)
 
     async def close_connection(self, name: str, reason: str) -> bool:
         got = await self.request("DELETE", f"/api/connections/{quote(name, safe='')}",
@@ -175,12 +209,21 @@ class Revoker:
                     self.log(f"hub-auth: gave up disconnecting client {client_id!r}: no management API answered")
                 continue
             names = [str(c.get("name")) for c in listing if client_id_of(c) == client_id]
-            closed = [name for name in names if await self.close_connection(name, k.reason)]
+            young = (not names and k.username is not None and now < k.young_until
+                     and not self.name_in_use(k.username))
+            if k.username is not None and young:  # not listed yet: close its user name's connections
+                listed = {str(c.get("name")) for c in listing}
+                unlisted = [n for n in await self.tracked_names(k.username) or [] if n not in listed]
+                closed = unlisted if unlisted and await self.close_user(k.username, k.reason) else []
+            else:
+                closed = [name for name in names if await self.close_connection(name, k.reason)]
             if closed or now > k.deadline:
                 self._done(client_id, k)
                 self.closed += len(closed)
+                self.closed_young += len(closed) if young else 0
                 queues = ", its subscription queues deleted" if k.drop_queues and k.queues_dropped else ""
                 what = f"closed {len(closed)} connection(s)" if closed else "no live connection found"
+                what += " by its user name (not listed yet)" if closed and young else ""
                 self.log(f"hub-auth: kicked client {client_id!r} ({k.reason}): {what}{queues}")
 
     def _done(self, client_id: str, k: Kick) -> None:
