@@ -15,9 +15,8 @@ name are known at once (`GET /api/connections/username/{name}` reads the connect
 table), and `DELETE /api/connections/username/{name}` closes them all. So a client that logged
 in less than `YOUNG_SECONDS` ago and is not listed is closed by its user name, if no other live
 login uses that name (`name_in_use`, asked at each try); otherwise the kick waits for the
-listing. An unfound
-client is looked for again every `RETRY_INTERVAL` until `SEARCH_SECONDS` have passed. Logs never
-hold secrets.
+listing. An unfound client is looked for again every `RETRY_INTERVAL` until `SEARCH_SECONDS`
+have passed. Logs never hold secrets.
 """
 
 from __future__ import annotations
