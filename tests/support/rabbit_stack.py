@@ -59,6 +59,22 @@ class RabbitHub:
     persisters: dict[str, tuple[subprocess.Popen[bytes], Path]] = field(default_factory=dict)
     host: str = "127.0.0.1"
     ws_path: str = "/mqtt"
+    notifiers: int = 0
+
+    def wait_counted(self, timeout: float = 20.0) -> None:
+        """Until the management API counts every persister and notifier as its queue's
+        consumer: it does at the node's next statistics emission, 0.5-5 s after they
+        subscribed (and /health and --check read it)."""
+        want = {"hub.persist": len(self.persisters), "hub.notify": self.notifiers}
+        deadline = time.monotonic() + timeout
+        while True:
+            queues = topology.describe(self.settings)
+            got = {name: queues.get(name, {}).get("consumers", 0) for name in want}
+            if all(got[name] >= n for name, n in want.items()):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the management API counts {got} consumers, not {want}, after {timeout:.0f} s")
+            time.sleep(0.2)
 
     @property
     def url(self) -> str:
@@ -186,6 +202,8 @@ def rabbit_hub(root: Path, seed: Callable[[Database], Any] | None = None, *, per
             stack.callback(stop_process, proc)
             if not wait_log(log, NOTIFIER_CONSUMING, READY_TIMEOUT, 0, proc):
                 raise RuntimeError(f"the notifier did not start consuming:\n{log_since(log)[-3000:]}")
+            hub.notifiers = 1
+        hub.wait_counted()
         if http:
             hub.http = stack.enter_context(start_http_server(settings, settings_path, migrate_db=False))
         yield hub
