@@ -122,14 +122,14 @@ class Daemon:
             if self.settings.PERSISTER_HANDOVER_ON_STOP and self.hand_over():
                 log.info("stopped; handed over: nothing is left queued for this persister")
                 return 0
-            arrived = self.q.qsize()  # what arrived before the stop; later ones stay with Mosquitto
+            arrived = self.q.qsize()  # what arrived before the stop; later ones stay with the broker
             while arrived > 0 and time.monotonic() < self.stop_deadline:
                 batch = drain(self.q, min(arrived, self.batch_size))
                 arrived -= len(batch)
                 if not batch or not self.commit(batch):
                     break
             left = self.q.qsize()
-            log.info("stopped; %d messages not stored are left to Mosquitto to redeliver", left)
+            log.info("stopped; %d messages not stored are left to the broker to deliver again", left)
             return 0
         finally:
             self.intake.stop()

@@ -21,6 +21,7 @@ from hub.stopsignals import take_stop_signals
 
 log = logging.getLogger("hub.rabbitmq")
 RETRY_MAX = 10.0
+STOP_SECONDS = 15.0  # then the nodes are killed: within the supervisor's 25 s, so none is left behind
 
 
 def declare_with_retry(s: Settings, stop: threading.Event) -> bool:
@@ -48,11 +49,15 @@ def run(s: Settings) -> int:
     stop = threading.Event()
     take_stop_signals(lambda *_a: stop.set(), "hub-broker-signals")
     cluster = LocalCluster(s) if s.RABBITMQ_LOCAL else None
+    if cluster is not None:
+        cluster.stopping = stop.is_set  # a stop signal while the nodes start ends the start
     try:
         if cluster is not None:
             try:
                 cluster.start()
             except ClusterError as e:
+                if stop.is_set():
+                    return 0
                 log.error("cannot start the local RabbitMQ cluster: %s", e)
                 return 1
         if not declare_with_retry(s, stop):
@@ -74,4 +79,5 @@ def run(s: Settings) -> int:
     finally:
         if cluster is not None:
             log.info("stopping the local RabbitMQ cluster")
-            cluster.stop()
+            cluster.stop(STOP_SECONDS)
+            log.info("the local RabbitMQ cluster has stopped")
