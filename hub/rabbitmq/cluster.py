@@ -173,7 +173,9 @@ log.file.level = info
     def _start_epmd(self) -> None:
         if _port_open("127.0.0.1", self.epmd_port):
             return
-        subprocess.run([EPMD, "-port", str(self.epmd_port), "-daemon"], env=self.env(), check=True)
+        # -relaxed_command_check: `epmd -kill` works while a killed node is still registered
+        subprocess.run([EPMD, "-port", str(self.epmd_port), "-daemon", "-relaxed_command_check"], env=self.env(),
+                       check=True)
         for _ in range(100):
             if _port_open("127.0.0.1", self.epmd_port):
                 return
