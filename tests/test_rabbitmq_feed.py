@@ -8,7 +8,8 @@
   connection (the old one's acks are dropped) and are stored once;
 - a message whose handler raises every time is dead-lettered after RABBITMQ_DELIVERY_LIMIT
   deliveries and does not hold up the queue;
-- the notifier on the notify queue sends a `send_email` and keeps a `status`.
+- the notifier on the notify queue sends a `send_email` and keeps a `status`;
+- `run.py --broker` stopped while its own local node boots leaves no process behind.
 
 Each test uses its own queue prefix (its own queues, deleted after it). Without the broker-auth
 service here, the node knows hub-persister as an internal user with its derived password.
@@ -381,3 +382,66 @@ def test_settings_without_rabbitmq_use_the_mosquitto_feeds(tmp_path: Path) -> No
     assert isinstance(brokers.persister_intake(s, queue.SimpleQueue(), "p", 20), Intake)
     assert isinstance(brokers.notifier_feed(s, "n", lambda *_a: None, lambda: None, 10), MqttFeed)
     assert brokers.mqtt_endpoint(s) == (s.MQTT_HOST, s.MQTT_PORT, mqtt.MQTTv5)
+
+
+# -- run.py --broker's local cluster: nothing left behind ---------------------------------
+def _left_behind(data_dir: Path) -> list[str]:
+    """Processes whose command line names `data_dir` (a node's beam names its home there)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(data_dir) in cmd and p.name.isdigit() and int(p.name) != os.getpid():
+            found.append(f"{p.name}: {cmd[:120]}")
+    return found
+
+
+def test_run_py_broker_stopped_while_its_node_boots_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM (as the supervisor sends at Ctrl-C) while the local node boots, the worst
+    case: a booting node does not stop on SIGTERM. `run.py --broker` gives up the start, kills
+    the node after 15 s, within the supervisor's 25 s, and no beam or epmd of its cluster is
+    left. (Stopping a running cluster is what every RabbitMQ test module's teardown does.)"""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.ports import free_block
+    from tests.support.processes import wait_log
+    from tests.support.settings import clean_env
+
+    data = tmp_path / "data"
+    path = write_settings_file(tmp_path / "config.py", {
+        "DATA_DIR": str(data), "SECRET_KEY": secrets.token_hex(24), "BROKER": "rabbitmq",
+        "RABBITMQ_LOCAL_NODES": 1, "RABBITMQ_BASE_PORT": free_block(30), "MQTT_PORT": free_port(),
+        "MQTT_WS_PORT": free_port()})
+    epmd = nodes.epmd_port(load(path, env={}))
+    log = tmp_path / "broker.log"
+    root = Path(__file__).resolve().parent.parent
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, str(root / "run.py"), "--broker"], cwd=root, env=clean_env(path),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert wait_log(log, "starting RabbitMQ node", 90, 0, proc), log.read_text()[-3000:]
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(25) == 0, log.read_text()[-3000:]
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 20, took
+    deadline = time.monotonic() + 5  # a killed beam's children go a moment after it
+    while (_left_behind(data) or _port_open(epmd)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _left_behind(data) == [] and not _port_open(epmd), (_left_behind(data), log.read_text()[-2000:])
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
