@@ -40,7 +40,7 @@ from hub import credentials, wire
 from hub.persister.batcher import Incoming
 from hub.persister.writer import BatchResult
 from hub.rabbitmq import nodes, topology
-from hub.rabbitmq.cluster import LocalCluster
+from hub.rabbitmq.cluster import LocalCluster, port_open
 from hub.rabbitmq.feed import Feed
 from hub.settings import Settings, load
 from hub.storage import controllers, resources
@@ -434,14 +434,7 @@ def test_run_py_broker_stopped_while_its_node_boots_leaves_nothing(tmp_path: Pat
             proc.kill()
     assert took < 20, took
     deadline = time.monotonic() + 5  # a killed beam's children go a moment after it
-    while (_left_behind(data) or _port_open(epmd)) and time.monotonic() < deadline:
+    while (_left_behind(data) or port_open("127.0.0.1", epmd)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _left_behind(data) == [] and not _port_open(epmd), (_left_behind(data), log.read_text()[-2000:])
+    assert _left_behind(data) == [] and not port_open("127.0.0.1", epmd), (_left_behind(data), log.read_text()[-2000:])
 
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -51,7 +51,7 @@ def management_get(s: Settings, node: Node, path: str, timeout: float = 3.0) -> 
         return json.loads(r.read())
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
@@ -152,12 +152,11 @@ log.file.level = info
         self.write_files()
         self._start_epmd()
         deadline = time.monotonic() + timeout
-        first, *others = self.nodes
+        others = self.nodes
         if not self.formed():
+            first, *others = self.nodes
             self.start_node(first.index)
             self.wait_node(first.index, deadline - time.monotonic())
-        else:
-            others = self.nodes
         for node in others:
             self.start_node(node.index)
         for node in others:
@@ -171,13 +170,13 @@ log.file.level = info
             raise ClusterError(f"asked to stop while {what}")
 
     def _start_epmd(self) -> None:
-        if _port_open("127.0.0.1", self.epmd_port):
+        if port_open("127.0.0.1", self.epmd_port):
             return
         # -relaxed_command_check: `epmd -kill` works while a killed node is still registered
         subprocess.run([EPMD, "-port", str(self.epmd_port), "-daemon", "-relaxed_command_check"], env=self.env(),
                        check=True)
         for _ in range(100):
-            if _port_open("127.0.0.1", self.epmd_port):
+            if port_open("127.0.0.1", self.epmd_port):
                 return
             time.sleep(0.05)
         raise ClusterError(f"epmd did not open 127.0.0.1:{self.epmd_port}")
@@ -185,7 +184,7 @@ log.file.level = info
     def start_node(self, i: int) -> None:
         node = self.nodes[i]
         for port in (node.amqp, node.mqtt, node.web_mqtt, node.management, node.dist):
-            if _port_open("127.0.0.1", port):
+            if port_open("127.0.0.1", port):
                 raise ClusterError(f"port {port} of RabbitMQ node {i} is taken: another cluster or "
                                    "program uses it (set RABBITMQ_BASE_PORT, MQTT_PORT, MQTT_WS_PORT)")
         d = self.node_dir(i)
@@ -208,7 +207,7 @@ log.file.level = info
                                    f"{self.node_dir(i) / 'log'} and {self.node_dir(i) / 'stdout.log'}")
             try:
                 management_get(self.s, node, "/api/overview", timeout=1.0)
-                if _port_open(node.host, node.mqtt):
+                if port_open(node.host, node.mqtt):
                     return
             except (OSError, urllib.error.URLError, ValueError):
                 pass
@@ -266,7 +265,7 @@ log.file.level = info
         the cluster's epmd."""
         procs, self.procs = self.procs, {}
         self._terminate(procs, timeout)
-        if _port_open("127.0.0.1", self.epmd_port):
+        if port_open("127.0.0.1", self.epmd_port):
             subprocess.run([EPMD, "-port", str(self.epmd_port), "-kill"], env=self.env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 

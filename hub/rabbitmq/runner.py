@@ -18,10 +18,13 @@ import time
 from hub.rabbitmq.cluster import ClusterError, LocalCluster
 from hub.settings import Settings
 from hub.stopsignals import take_stop_signals
+from hub.supervisor import STOP_TIMEOUT
 
 log = logging.getLogger("hub.rabbitmq")
 RETRY_MAX = 10.0
-STOP_SECONDS = 15.0  # then the nodes are killed: within the supervisor's 25 s, so none is left behind
+# then the nodes are killed: well within the supervisor's wait before it kills this process,
+# so no node outlives it
+STOP_SECONDS = STOP_TIMEOUT - 10.0
 
 
 def declare_with_retry(s: Settings, stop: threading.Event) -> bool:
